@@ -1,0 +1,1 @@
+"""Analysis of finished runs: penultimate-layer projections, result tables, figures."""

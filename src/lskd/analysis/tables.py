@@ -1,0 +1,321 @@
+"""Paper-layout result table (PAPER.md §4) from the runs' ``metrics.json`` files.
+
+Rows: ``Teacher <arch>``, then ``Student <arch>, T=<T>`` by T ascending. Columns:
+``alpha = <a>`` (the teacher's label-smoothing factor) by alpha ascending. A cell
+is ``top1 / top5`` (%) or, with several seeds, ``mean ± std`` (sample std) and
+``(n=k)``; an empty cell is ``–``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lskd.atomic import atomic_path
+from lskd.errors import DataError
+
+log = logging.getLogger(__name__)
+
+MISSING = "–"
+EPOCH_TEXT = {
+    "last": "last epoch",
+    "best_val": (
+        "epoch with the best held-out validation top-1 "
+        "(never selected on the reported split)"
+    ),
+}
+_LATEX = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "±": r"\ensuremath{\pm}",
+    "–": "--",
+    "→": r"\ensuremath{\rightarrow}",
+    "α": r"\ensuremath{\alpha}",
+    "²": r"\textsuperscript{2}",
+    "·": r"\ensuremath{\cdot}",
+    "§": r"\S{}",
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    """The fields of one ``metrics.json`` that the table uses."""
+
+    source: str
+    role: str
+    task: str
+    arch: str
+    teacher_arch: str
+    alpha: float
+    T: float | None
+    seed: int
+    teacher_seed: int | None
+    selection: str
+    eval_split: str
+    top1: float
+    top5: float
+
+
+def _get(metrics: dict[str, Any], key: str, kind: type | tuple, source: str) -> Any:
+    """``metrics[key]`` checked against ``kind``; errors name the file and key."""
+    if key not in metrics:
+        raise DataError(f"{source}: missing key '{key}'")
+    value = metrics[key]
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise DataError(f"{source}: key '{key}' has bad value {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise DataError(f"{source}: key '{key}' is not finite: {value!r}")
+    return value
+
+
+def parse_run(metrics: dict[str, Any], source: str) -> Run:
+    """Validate one ``metrics.json`` dict and keep the fields the table uses."""
+    num = (int, float)
+    role = _get(metrics, "role", str, source)
+    if role not in ("teacher", "student"):
+        raise DataError(f"{source}: key 'role' must be 'teacher' or 'student'")
+    selection = _get(metrics, "selection", str, source)
+    if selection not in EPOCH_TEXT:
+        raise DataError(f"{source}: key 'selection' must be one of {list(EPOCH_TEXT)}")
+    arch = _get(metrics, "arch", str, source)
+    alpha = float(_get(metrics, "alpha", num, source))
+    T, teacher_arch, teacher_seed = None, arch, None
+    if role == "student":
+        T = float(_get(metrics, "T", num, source))
+        teacher = _get(metrics, "teacher", dict, source)
+        teacher_arch = _get(teacher, "arch", str, f"{source}: key 'teacher'")
+        teacher_seed = teacher.get("seed")
+        if teacher.get("alpha") is not None and teacher["alpha"] != alpha:
+            raise DataError(f"{source}: key 'alpha' differs from 'teacher.alpha'")
+    return Run(
+        source=source,
+        role=role,
+        task=_get(metrics, "task", str, source),
+        arch=arch,
+        teacher_arch=teacher_arch,
+        alpha=alpha,
+        T=T,
+        seed=_get(metrics, "seed", int, source),
+        teacher_seed=teacher_seed,
+        selection=selection,
+        eval_split=_get(metrics, "eval_split", str, source),
+        top1=float(_get(metrics, "top1", num, source)),
+        top5=float(_get(metrics, "top5", num, source)),
+    )
+
+
+def _check_consistent(runs: Sequence[Run]) -> None:
+    """All runs must share task, teacher arch, student arch, selection, split."""
+    fields = {
+        "task": runs,
+        "teacher_arch": runs,
+        "arch": [r for r in runs if r.role == "student"],
+        "selection": runs,
+        "eval_split": runs,
+    }
+    for field, group in fields.items():
+        for run in group[1:]:
+            ref, value = getattr(group[0], field), getattr(run, field)
+            if value != ref:
+                what = "student arch" if field == "arch" else field.replace("_", " ")
+                raise DataError(
+                    f"{run.source}: {what} {value!r} differs from {ref!r} "
+                    f"in {group[0].source}"
+                )
+    seen: dict[tuple, str] = {}
+    for run in runs:
+        key = (run.role, run.alpha, run.T, run.seed, run.teacher_seed)
+        if key in seen:
+            raise DataError(f"{run.source}: duplicate of run {seen[key]}")
+        seen[key] = run.source
+
+
+def format_alpha(alpha: float) -> str:
+    """Column label, at least one decimal: ``alpha = 0.0``, ``alpha = 0.05``."""
+    text = format(alpha, "g")
+    if not re.search(r"[.e]", text):
+        text += ".0"
+    return f"alpha = {text}"
+
+
+def format_cell(runs: Sequence[Run]) -> str:
+    """``top1 / top5`` for one run; ``mean ± std / mean ± std (n=k)`` for several."""
+    if not runs:
+        return MISSING
+    top1 = np.array([r.top1 for r in runs])
+    top5 = np.array([r.top5 for r in runs])
+    if len(runs) == 1:
+        return f"{top1[0]:.2f} / {top5[0]:.2f}"
+    return (
+        f"{top1.mean():.2f} ± {top1.std(ddof=1):.2f} / "
+        f"{top5.mean():.2f} ± {top5.std(ddof=1):.2f} (n={len(runs)})"
+    )
+
+
+def _parse_all(
+    metrics: Sequence[dict[str, Any]], sources: Sequence[str] | None
+) -> list[Run]:
+    if not metrics:
+        raise DataError("no metrics.json given")
+    if sources is None:
+        sources = [f"metrics[{i}]" for i in range(len(metrics))]
+    if len(sources) != len(metrics):
+        raise DataError("sources and metrics differ in length")
+    runs = [parse_run(m, s) for m, s in zip(metrics, sources, strict=True)]
+    _check_consistent(runs)
+    return runs
+
+
+def build_table(
+    metrics: Sequence[dict[str, Any]], sources: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """Paper-layout table; ``sources`` (e.g. file names) are named in errors."""
+    runs = _parse_all(metrics, sources)
+    teacher_arch = runs[0].teacher_arch
+    students = [r for r in runs if r.role == "student"]
+    alphas = sorted({r.alpha for r in runs})
+    temps = sorted({r.T for r in students if r.T is not None})
+    rows: list[tuple[str, str, float | None]] = [
+        (f"Teacher {teacher_arch}", "teacher", None)
+    ]
+    if students:
+        arch = students[0].arch
+        rows += [(f"Student {arch}, T={format(t, 'g')}", "student", t) for t in temps]
+    cells = {
+        label: [
+            format_cell([r for r in runs if (r.role, r.T, r.alpha) == (role, t, alpha)])
+            for alpha in alphas
+        ]
+        for label, role, t in rows
+    }
+    table = pd.DataFrame.from_dict(
+        cells, orient="index", columns=[format_alpha(a) for a in alphas]
+    )
+    table.index.name = "model"
+    return table
+
+
+def table_caption(
+    metrics: Sequence[dict[str, Any]], sources: Sequence[str] | None = None
+) -> str:
+    """One sentence: task, teacher→student, split, selected epoch, KD loss."""
+    runs = _parse_all(metrics, sources)
+    first = runs[0]
+    students = [r for r in runs if r.role == "student"]
+    pair = f"teacher {first.teacher_arch}"
+    kd = ""
+    if students:
+        pair += f" → student {students[0].arch}"
+        kd = (
+            " and students are trained with KD at temperature T as in PAPER.md §2.2 "
+            "(T²·KL, no hard-label term)"
+        )
+    return (
+        f"{first.task}, {pair}: cells are top-1 / top-5 accuracy (%) on the "
+        f"{first.eval_split} split at the {EPOCH_TEXT[first.selection]}, "
+        "as mean ± sample std with the number of seeds n when there are several; "
+        f"alpha is the teacher's label-smoothing factor{kd}."
+    )
+
+
+def latex_escape(text: str) -> str:
+    """Escape LaTeX special characters; map ±, –, →, α, ², ·, § to LaTeX."""
+    return "".join(_LATEX.get(char, char) for char in text)
+
+
+def to_latex(table: pd.DataFrame, caption: str, label: str) -> str:
+    """``table`` inside a ``table`` environment with an escaped ``\\caption``."""
+    tex = table.reset_index().map(lambda v: latex_escape(str(v)))
+    tex.columns = [latex_escape(str(c).replace("alpha", "α")) for c in tex.columns]
+    return tex.to_latex(
+        index=False,
+        escape=False,
+        caption=latex_escape(caption),
+        label=label,
+        position="htbp",
+        column_format="l" + "c" * (len(tex.columns) - 1),
+    )
+
+
+def read_metrics(path: Path) -> dict[str, Any]:
+    """Read one ``metrics.json``; a missing or invalid file is a ValueError."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except json.JSONDecodeError as err:
+        raise DataError(
+            f"{path}: invalid JSON ({err.msg}, line {err.lineno})"
+        ) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: cannot read ({err})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a JSON object")
+    return data
+
+
+def to_html(table: pd.DataFrame, caption: str) -> str:
+    """A small self-contained HTML page (what the Snakemake report shows inline)."""
+    body = table.to_html(border=0, classes="lskd-table", na_rep="–")
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><style>'
+        "body{font-family:sans-serif;font-size:14px}"
+        "table{border-collapse:collapse}th,td{padding:4px 10px;border-bottom:1px solid #ccc}"
+        f"</style></head><body><p>{html.escape(caption)}</p>\n{body}\n</body></html>\n"
+    )
+
+
+def write_table(
+    metric_paths: Sequence[Path],
+    out_csv: Path,
+    out_md: Path,
+    out_tex: Path,
+    out_html: Path | None = None,
+) -> pd.DataFrame:
+    """Build the table from ``metric_paths``; write CSV, Markdown, LaTeX (and HTML)."""
+    paths = [Path(p) for p in metric_paths]
+    metrics = [read_metrics(p) for p in paths]
+    sources = [str(p) for p in paths]
+    table = build_table(metrics, sources)
+    caption = table_caption(metrics, sources)
+    first = next(parse_run(m, s) for m, s in zip(metrics, sources, strict=True))
+    pair = f"{first.task}-{first.teacher_arch}-{_student_arch(metrics, sources)}"
+    label = "tab:" + re.sub(r"[^A-Za-z0-9]+", "-", pair)
+    texts = {
+        Path(out_md): f"{caption}\n\n{table.to_markdown()}\n",
+        Path(out_tex): to_latex(table, caption, label),
+    }
+    if out_html is not None:
+        texts[Path(out_html)] = to_html(table, caption)
+    with atomic_path(Path(out_csv)) as tmp:
+        table.to_csv(tmp)
+    for dest, text in texts.items():
+        with atomic_path(dest) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    log.info("wrote %s and %d more files from %d runs", out_csv, len(texts), len(paths))
+    return table
+
+
+def _student_arch(metrics: Sequence[dict], sources: Sequence[str]) -> str:
+    runs = [parse_run(m, s) for m, s in zip(metrics, sources, strict=True)]
+    return next((r.arch for r in runs if r.role == "student"), "teacher")

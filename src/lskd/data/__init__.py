@@ -1,0 +1,1 @@
+"""Datasets: raw readers (one module per dataset) and the in-memory batch iterator."""

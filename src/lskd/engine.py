@@ -1,0 +1,180 @@
+"""The training loop: seeding, one epoch of training, evaluation, and `fit` with resume.
+
+`fit` is shaped like pytorch/examples' ImageNet loop. What differs between a teacher and a
+student is only the `step_loss(model, x, y) -> (loss, logits)` callable it is given.
+At every epoch boundary it atomically writes `last.pt` next to the outputs (never a declared
+Snakemake output), so a killed job resumes from its last finished epoch with the same RNG
+and data-order state.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Iterable
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from lskd import checkpoint
+from lskd.config import Recipe
+from lskd.losses import topk_correct
+
+log = logging.getLogger("lskd")
+StepLoss = Callable[[nn.Module, Tensor, Tensor], tuple[Tensor, Tensor]]
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:
+    """Seed python, numpy and torch; return the generator that drives data order."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    return torch.Generator().manual_seed(seed)
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA; float32 elsewhere."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                           nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
+
+
+def make_scheduler(opt: torch.optim.Optimizer, recipe: Recipe,
+                   steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """Per-iteration schedule: linear warm-up, then cosine to 0 or step decay."""
+    sched = torch.optim.lr_scheduler
+    total = recipe.epochs * steps_per_epoch
+    warm = min(int(recipe.warmup_epochs * steps_per_epoch), total - 1)
+    if recipe.schedule == "cosine":
+        main = sched.CosineAnnealingLR(opt, T_max=max(total - warm, 1))
+    else:
+        main = sched.StepLR(opt, step_size=recipe.step_epochs * steps_per_epoch,
+                            gamma=recipe.gamma)
+    if warm <= 0:
+        return main
+    ramp = sched.LinearLR(opt, start_factor=1.0 / warm, total_iters=warm)
+    return sched.SequentialLR(opt, [ramp, main], milestones=[warm])
+
+
+def train_one_epoch(model: nn.Module, step_loss: StepLoss, batches: Iterable,
+                    opt: torch.optim.Optimizer, scheduler, device: torch.device) -> dict:
+    model.train()
+    total_loss, correct, seen, start = 0.0, 0, 0, time.perf_counter()
+    for x, y in batches:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with autocast(device):
+            loss, logits = step_loss(model, x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        scheduler.step()
+        total_loss += float(loss.detach()) * len(y)
+        correct += topk_correct(logits.detach(), y, (1,))[0]
+        seen += len(y)
+    seconds = time.perf_counter() - start
+    return {"loss": total_loss / seen, "top1": 100.0 * correct / seen,
+            "images_per_s": seen / seconds, "seconds": seconds}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches: Iterable, device: torch.device) -> dict:
+    """Plain cross-entropy, top-1 and top-5 (percent) over a whole split."""
+    model.eval()
+    loss, hits1, hits5, seen = 0.0, 0, 0, 0
+    for x, y in batches:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with autocast(device):
+            logits = model(x)
+        loss += float(nn.functional.cross_entropy(logits.float(), y, reduction="sum"))
+        c1, c5 = topk_correct(logits, y, (1, 5))
+        hits1, hits5, seen = hits1 + c1, hits5 + c5, seen + len(y)
+    return {"loss": loss / seen, "top1": 100.0 * hits1 / seen, "top5": 100.0 * hits5 / seen}
+
+
+def _resume(path: Path, recipe: Recipe, model, opt, scheduler, gen) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    state = checkpoint.load(path)
+    if state.get("recipe") != recipe.to_dict():
+        log.info("ignoring %s: written with another recipe", path)
+        return None
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    gen.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    log.info("resumed from %s at epoch %d", path, state["epoch"])
+    return state
+
+
+def fit(model: nn.Module, step_loss: StepLoss, train: Any, val: Iterable, test: Iterable,
+        recipe: Recipe, gen: torch.Generator, device: torch.device,
+        resume_path: Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """Train for `recipe.epochs`; return (metrics, chosen state_dict).
+
+    Validation (held out from the training set) is evaluated after every epoch; the test split
+    only at the end, for the last epoch and for the best-validation epoch.
+    """
+    opt = make_optimizer(model, recipe)
+    scheduler = make_scheduler(opt, recipe, len(train))
+    state = _resume(resume_path, recipe, model, opt, scheduler, gen)
+    history = state["history"] if state else []
+    best_state = state["best_state"] if state else None
+    train_seconds = state["train_seconds"] if state else 0.0
+    for epoch in range(len(history) + 1, recipe.epochs + 1):
+        lr = opt.param_groups[0]["lr"]
+        stats = train_one_epoch(model, step_loss, train, opt, scheduler, device)
+        val_stats = evaluate(model, val, device)
+        train_seconds += stats["seconds"]
+        history.append({"epoch": epoch, "lr": lr, "train_loss": stats["loss"],
+                        "train_top1": stats["top1"], "val_top1": val_stats["top1"],
+                        "val_top5": val_stats["top5"], "images_per_s": stats["images_per_s"]})
+        if best_state is None or val_stats["top1"] > max(h["val_top1"] for h in history[:-1]):
+            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+        log.info("epoch %d/%d loss=%.4f top1=%.2f val_top1=%.2f img/s=%.0f lr=%.5f",
+                 epoch, recipe.epochs, stats["loss"], stats["top1"], val_stats["top1"],
+                 stats["images_per_s"], lr)
+        checkpoint.save({"epoch": epoch, "recipe": recipe.to_dict(), "model": model.state_dict(),
+                         "optimizer": opt.state_dict(), "scheduler": scheduler.state_dict(),
+                         "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+                         "history": history, "best_state": best_state,
+                         "train_seconds": train_seconds}, resume_path)
+    return _summarise(model, best_state, history, test, recipe, device, train_seconds)
+
+
+def _summarise(model, best_state, history, test, recipe, device, train_seconds):
+    best = max(history, key=lambda h: h["val_top1"])
+    last_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    picks = {}
+    for name, entry, weights in (("last", history[-1], last_state), ("best", best, best_state)):
+        model.load_state_dict(weights)
+        result = evaluate(model, test, device)
+        picks[name] = {"epoch": entry["epoch"], "val_top1": entry["val_top1"],
+                       "val_top5": entry["val_top5"], "test_top1": result["top1"],
+                       "test_top5": result["top5"], "test_loss": result["loss"]}
+    chosen = "last" if recipe.selection == "last" else "best"
+    chosen_state = last_state if chosen == "last" else best_state
+    model.load_state_dict(chosen_state)
+    images = sum(h["images_per_s"] for h in history) / len(history)
+    metrics = {"selection": recipe.selection, "eval_split": "test",
+               "chosen_epoch": picks[chosen]["epoch"], "top1": picks[chosen]["test_top1"],
+               "top5": picks[chosen]["test_top5"], "last": picks["last"], "best": picks["best"],
+               "epochs": recipe.epochs, "train_seconds": train_seconds,
+               "train_images_per_s": images, "history": history}
+    return metrics, chosen_state

@@ -1,0 +1,96 @@
+"""Projection grid figure from synthetic projections."""
+
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pytest
+from matplotlib.colors import to_rgb
+
+from lskd.analysis.figures import COLOURS, plot_projection_grid
+from lskd.analysis.projection import project_file
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+CLASS_NAMES = np.array(["miniature_poodle", "standard_poodle", "submarine"])
+
+
+def _projection(tmp_path: Path, name: str, seed: int) -> Path:
+    """A projection.npz made by ``project_file`` from random 3-cluster features."""
+    rng = np.random.default_rng(seed)
+    d = 8
+    weight = rng.normal(size=(3, d))
+    labels = np.repeat(np.arange(3), 30)
+    centres = 3.0 * weight  # clusters along the templates: well separated
+    train = centres[labels] + rng.normal(size=(labels.size, d))
+    test = centres[labels[::3]] + rng.normal(size=(labels.size // 3, d))
+    src = tmp_path / f"{name}_penultimate.npz"
+    np.savez(
+        src,
+        train_features=train.astype(np.float32),
+        train_labels=labels,
+        test_features=test.astype(np.float32),
+        test_labels=labels[::3],
+        weight=weight.astype(np.float32),
+        bias=rng.normal(size=3).astype(np.float32),
+        classes=np.array([266, 267, 833]),
+        class_names=CLASS_NAMES,
+    )
+    out = tmp_path / f"{name}_projection.npz"
+    project_file(src, out)
+    return out
+
+
+def _grid(tmp_path: Path, n_rows: int, n_alphas: int) -> list[list[Path]]:
+    return [
+        [_projection(tmp_path, f"r{r}a{a}", 10 * r + a) for a in range(n_alphas)]
+        for r in range(n_rows)
+    ]
+
+
+def _has_colour(image: np.ndarray, colour: str, tol: float = 0.02) -> bool:
+    return bool(np.any(np.all(np.abs(image[..., :3] - to_rgb(colour)) < tol, -1)))
+
+
+@pytest.mark.parametrize(("n_rows", "n_alphas"), [(2, 2), (3, 1)])
+def test_grid_writes_png_and_pdf(tmp_path: Path, n_rows: int, n_alphas: int):
+    grid = _grid(tmp_path, n_rows, n_alphas)
+    out_png, out_pdf = tmp_path / "fig" / "grid.png", tmp_path / "fig" / "grid.pdf"
+    plot_projection_grid(
+        grid,
+        row_labels=[f"Student, T={t}" for t in (1, 3, 64)[:n_rows]],
+        alphas=[0.0, 0.1][:n_alphas],
+        title="synthetic",
+        out_png=out_png,
+        out_pdf=out_pdf,
+    )
+    assert out_png.read_bytes()[:8] == PNG_MAGIC
+    assert out_pdf.read_bytes()[:5] == b"%PDF-" and out_pdf.stat().st_size > 1000
+    image = matplotlib.image.imread(out_png)
+    height, width = image.shape[:2]
+    n_cols = 2 * n_alphas  # train and test panel per alpha
+    # The panels are square, so the picture's aspect follows the panel grid.
+    if n_cols > n_rows:
+        assert width > 1.4 * height
+    else:
+        assert height > 1.2 * width
+    for colour in COLOURS:  # opaque centroid stars in each class colour
+        assert _has_colour(image, colour)
+    assert sorted(p.name for p in out_png.parent.iterdir()) == ["grid.pdf", "grid.png"]
+
+
+def test_grid_shape_must_match_labels(tmp_path: Path):
+    grid = _grid(tmp_path, 1, 2)
+    with pytest.raises(ValueError, match="1 rows x 3 alphas"):
+        plot_projection_grid(
+            grid, ["T=1"], [0.0, 0.1, 0.2], "t", tmp_path / "a.png", tmp_path / "a.pdf"
+        )
+
+
+def test_bad_projection_file_names_file_and_key(tmp_path: Path):
+    bad = tmp_path / "bad_projection.npz"
+    np.savez(bad, train_2d=np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=r"bad_projection\.npz: missing key"):
+        plot_projection_grid(
+            [[bad]], ["T=1"], [0.0], "t", tmp_path / "a.png", tmp_path / "a.pdf"
+        )
+    assert not (tmp_path / "a.png").exists()

@@ -1,0 +1,192 @@
+"""Paper-layout table built from hand-made metrics.json files."""
+
+import json
+import statistics
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lskd.analysis.tables import (
+    build_table,
+    latex_escape,
+    read_metrics,
+    table_caption,
+    write_table,
+)
+
+ALPHAS = (0.1, 0.0)  # deliberately not sorted
+TEMPS = (64.0, 2.0, 1.0, 3.0)
+MISSING_CELL = (0.1, 64.0)  # (alpha, T) with no run
+TWO_SEEDS = (0.1, 2.0)  # (alpha, T) with seeds 0 and 1
+
+
+def _run(role: str, alpha: float, T: float | None, seed: int, rng) -> dict:
+    return {
+        "role": role,
+        "task": "fmnist",
+        "arch": "cnn_m" if role == "teacher" else "cnn_s",
+        "alpha": alpha,
+        "T": T,
+        "seed": seed,
+        "teacher": None
+        if role == "teacher"
+        else {"arch": "cnn_m", "alpha": alpha, "seed": 0},
+        "selection": "last",
+        "chosen_epoch": 3,
+        "top1": round(float(rng.uniform(60, 92)), 3),
+        "top5": round(float(rng.uniform(95, 100)), 3),
+        "eval_split": "test",
+        "wall_s": 12.5,
+    }
+
+
+def _runs() -> list[dict]:
+    rng = np.random.default_rng(0)
+    runs = [_run("teacher", a, None, 0, rng) for a in ALPHAS]
+    for alpha in ALPHAS:
+        for T in TEMPS:
+            if (alpha, T) == MISSING_CELL:
+                continue
+            seeds = (0, 1) if (alpha, T) == TWO_SEEDS else (0,)
+            runs += [_run("student", alpha, T, s, rng) for s in seeds]
+    return runs
+
+
+def _write(tmp_path: Path, runs: list[dict]) -> list[Path]:
+    paths = []
+    for i, run in enumerate(runs):
+        path = tmp_path / "runs" / f"run{i}" / "metrics.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(run))
+        paths.append(path)
+    return paths
+
+
+def _expected_cell(runs: list[dict]) -> str:
+    top1 = [r["top1"] for r in runs]
+    top5 = [r["top5"] for r in runs]
+    if len(runs) == 1:
+        return f"{top1[0]:.2f} / {top5[0]:.2f}"
+    return (
+        f"{statistics.mean(top1):.2f} ± {statistics.stdev(top1):.2f} / "
+        f"{statistics.mean(top5):.2f} ± {statistics.stdev(top5):.2f} (n={len(runs)})"
+    )
+
+
+def test_layout_and_cells_match_inputs():
+    runs = _runs()
+    table = build_table(runs)
+    assert list(table.index) == [
+        "Teacher cnn_m",
+        "Student cnn_s, T=1",
+        "Student cnn_s, T=2",
+        "Student cnn_s, T=3",
+        "Student cnn_s, T=64",
+    ]
+    assert list(table.columns) == ["alpha = 0.0", "alpha = 0.1"]
+    for alpha in ALPHAS:
+        column = f"alpha = {alpha:.1f}"
+        teacher = [r for r in runs if r["role"] == "teacher" and r["alpha"] == alpha]
+        assert table.loc["Teacher cnn_m", column] == _expected_cell(teacher)
+        for T in TEMPS:
+            row = f"Student cnn_s, T={T:g}"
+            group = [r for r in runs if (r["alpha"], r["T"]) == (alpha, T)]
+            if (alpha, T) == MISSING_CELL:
+                assert table.loc[row, column] == "–"
+            else:
+                assert table.loc[row, column] == _expected_cell(group)
+    two = table.loc["Student cnn_s, T=2", "alpha = 0.1"]
+    assert two.endswith("(n=2)") and two.count("±") == 2
+
+
+def test_order_of_inputs_does_not_matter():
+    runs = _runs()
+    pd.testing.assert_frame_equal(build_table(runs), build_table(runs[::-1]))
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "what"),
+    [
+        ("task", "cifar10", "task"),
+        ("selection", "best_val", "selection"),
+        ("arch", "resnet18", "student arch"),
+        ("teacher", {"arch": "resnet50"}, "teacher arch"),
+    ],
+)
+def test_mixed_runs_are_rejected_naming_the_file(tmp_path, key, value, what):
+    runs = _runs()
+    runs[-1][key] = {**runs[-1][key], **value} if isinstance(value, dict) else value
+    paths = _write(tmp_path, runs)
+    with pytest.raises(ValueError, match=rf"run{len(runs) - 1}/metrics\.json: {what}"):
+        write_table(paths, *(tmp_path / f"t.{e}" for e in ("csv", "md", "tex")))
+
+
+def test_bad_metrics_name_file_and_key(tmp_path):
+    runs = _runs()
+    del runs[3]["top5"]
+    paths = _write(tmp_path, runs)
+    with pytest.raises(ValueError, match=r"run3/metrics\.json: missing key 'top5'"):
+        build_table([read_metrics(p) for p in paths], [str(p) for p in paths])
+    with pytest.raises(ValueError, match=r"metrics\[0\]: key 'role'"):
+        build_table([{**runs[0], "role": "student_of_student"}])
+
+
+def test_missing_or_invalid_file(tmp_path):
+    with pytest.raises(ValueError, match=r"absent\.json: file not found"):
+        read_metrics(tmp_path / "absent.json")
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"role": ')
+    with pytest.raises(ValueError, match=r"broken\.json: invalid JSON"):
+        read_metrics(broken)
+
+
+def test_caption_names_task_pair_split_and_epoch():
+    runs = _runs()
+    caption = table_caption(runs)
+    for text in ("fmnist", "cnn_m → student cnn_s", "test split", "last epoch"):
+        assert text in caption
+    assert "§2.2" in caption and "T²·KL" in caption
+    best = [{**r, "selection": "best_val"} for r in runs]
+    assert "never selected on the reported split" in table_caption(best)
+
+
+def test_write_table_files(tmp_path):
+    runs = _runs()
+    paths = _write(tmp_path, runs)
+    out = {e: tmp_path / "tables" / f"table.{e}" for e in ("csv", "md", "tex")}
+    table = write_table(paths, out["csv"], out["md"], out["tex"])
+    pd.testing.assert_frame_equal(table, build_table(runs))
+    csv = pd.read_csv(out["csv"], index_col=0, keep_default_na=False)
+    assert csv.equals(table)
+    md = out["md"].read_text(encoding="utf-8")
+    assert md.splitlines()[0] == table_caption(runs)
+    assert "Student cnn_s, T=64" in md
+    tex = out["tex"].read_text(encoding="utf-8")
+    assert r"\begin{table}" in tex and r"\caption{fmnist, teacher cnn\_m" in tex
+    assert r"\ensuremath{\pm}" in tex and "±" not in tex and "–" not in tex
+    for char in "_%#":
+        assert tex.count(char) == tex.count("\\" + char), char
+    assert tex.count("$") % 2 == 0
+    assert sorted(p.name for p in out["csv"].parent.iterdir()) == [
+        "table.csv",
+        "table.md",
+        "table.tex",
+    ]
+
+
+def test_teacher_only_table():
+    teachers = [r for r in _runs() if r["role"] == "teacher"]
+    table = build_table(teachers)
+    assert list(table.index) == ["Teacher cnn_m"]
+    caption = table_caption(teachers)
+    assert "teacher cnn_m:" in caption and "→" not in caption and "KD" not in caption
+
+
+def test_latex_escape_special_characters():
+    text = "a_b & 50% $x$ #1 {y} ~^ \\ ± – α"
+    assert latex_escape(text) == (
+        r"a\_b \& 50\% \$x\$ \#1 \{y\} \textasciitilde{}\textasciicircum{} "
+        r"\textbackslash{} \ensuremath{\pm} -- \ensuremath{\alpha}"
+    )

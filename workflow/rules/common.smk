@@ -1,0 +1,146 @@
+# Config validation, wildcard constraints and every helper the rules use (no rules here).
+import json
+import sys
+from pathlib import Path
+
+from lskd.config import check_data_roots, validate_config
+from lskd.errors import ConfigError
+
+try:
+    validate_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
+    if not workflow.dryrun:  # a dry run must work without the data
+        check_data_roots(config)
+except ConfigError as err:
+    sys.exit(f"lskd: config error: {err}")
+
+RUN = config["run"]
+TASKS = {name: config["tasks"][name] for name in RUN["tasks"]}
+ALPHAS = [format(a, "g") for a in RUN["alphas"]]
+TEMPS = [format(T, "g") for T in RUN["temperatures"]]
+SEEDS = [str(s) for s in RUN["seeds"]]
+ARCHS = sorted({a for t in TASKS.values() for a in t["teacher_archs"] + t["student_archs"]})
+
+wildcard_constraints:
+    task="|".join(TASKS),
+    tarch="|".join(ARCHS),
+    sarch="|".join(ARCHS),
+    alpha=r"\d+(\.\d+)?",
+    T=r"\d+(\.\d+)?",
+    tseed=r"\d+",
+    seed=r"\d+",
+    run=r"[a-z0-9]+/teacher_[^/]+(/student_[^/]+)?",
+
+
+TEACHER = "results/{task}/teacher_{tarch}_a{alpha}_s{tseed}"
+STUDENT = TEACHER + "/student_{sarch}_T{T}_s{seed}"
+
+
+def dataset(wildcards):
+    """Prepared dataset of the task named by the `task` or the `run` wildcard."""
+    task = wildcards.get("task") or wildcards.run.split("/")[0]
+    return f"resources/data/{task}/dataset.npz"
+
+
+def hparams(kind):
+    """Named param function: the task's recipe for `kind` (teacher|student) as JSON."""
+
+    def params(wildcards):
+        return json.dumps(config["tasks"][wildcards.task][kind], sort_keys=True)
+
+    return params
+
+
+def augment(wildcards):
+    return json.dumps(config["tasks"][wildcards.task]["augment"], sort_keys=True)
+
+
+def run_flags(wildcards):
+    return "" if RUN["deterministic"] else "--nondeterministic"
+
+
+def gpu_resources(kind):
+    """Per-job needs, for any executor; profiles override them per rule (set-resources)."""
+    return {"gpu": 0, "mem_mb": 4000, "runtime": 60 if kind == "light" else 240}
+
+
+
+def row_temps(task):
+    return [format(T, "g") for T in TASKS[task]["penultimate"]["temperatures"] or RUN["temperatures"]]
+
+
+def table_inputs(wildcards):
+    """metrics.json of every teacher and student one table needs (all alphas and seeds)."""
+    w = dict(task=wildcards.task, tarch=wildcards.tarch, sarch=wildcards.sarch)
+    teachers = [TEACHER.format(**w, alpha=a, tseed=s) + "/metrics.json" for a in ALPHAS for s in SEEDS]
+    students = [
+        STUDENT.format(**w, alpha=a, tseed=s, T=T, seed=s) + "/metrics.json"
+        for T in TEMPS
+        for a in ALPHAS
+        for s in SEEDS
+    ]
+    return teachers + students
+
+
+def student_projections(wildcards):
+    """Row-major projection files of the student figure: rows = T, columns = alpha."""
+    w = dict(task=wildcards.task, tarch=wildcards.tarch, sarch=wildcards.sarch, tseed=SEEDS[0], seed=SEEDS[0])
+    return [STUDENT.format(**w, alpha=a, T=T) + "/projection.npz" for T in row_temps(wildcards.task) for a in ALPHAS]
+
+
+def teacher_projections(wildcards):
+    w = dict(task=wildcards.task, tarch=wildcards.tarch, tseed=SEEDS[0])
+    return [TEACHER.format(**w, alpha=a) + "/projection.npz" for a in ALPHAS]
+
+
+def figure_rows(wildcards):
+    return " ".join(f"'T = {T}'" for T in row_temps(wildcards.task))
+
+
+def pairs():
+    for task, t in TASKS.items():
+        for tarch in t["teacher_archs"]:
+            for sarch in t["student_archs"]:
+                yield task, tarch, sarch
+
+
+def final_targets():
+    tables = [f"results/tables/{t}_{a}-{s}.{ext}" for t, a, s in pairs() for ext in ("csv", "md", "tex", "html")]
+    figures = [f"results/figures/penultimate_{t}_{a}-{s}.png" for t, a, s in pairs()]
+    teachers = {f"results/figures/penultimate_{t}_{a}_teachers.png" for t, a, _ in pairs()}
+    return tables + figures + sorted(teachers)
+
+
+def prepare_args(wildcards):
+    data = config["tasks"][wildcards.task]["data"]
+    args = f"--dataset {data['dataset']} --root {data['root']!r} --val-size {data['val_size']} --split-seed {data['split_seed']}"
+    for key in ("train_size", "test_size"):
+        if data[key] is not None:
+            args += f" --{key.replace('_', '-')} {data[key]}"
+    return args
+
+
+def extract_args(wildcards):
+    pen = TASKS[wildcards.run.split("/")[0]]["penultimate"]
+    classes = " ".join(str(c) for c in pen["classes"])
+    return f"--classes {classes} --train-per-class {pen['train_per_class']} --test-per-class {pen['test_per_class']}"
+
+
+def run_labels(role):
+    """Report labels of a run: alpha and T (the report shows two-valued labels as toggles)."""
+    if role == "teacher":
+        return {"task": "{task}", "arch": "{tarch}", "alpha": "{alpha}", "seed": "{tseed}"}
+    return {"task": "{task}", "arch": "{tarch} → {sarch}", "alpha": "{alpha}", "T": "{T}", "seed": "{seed}"}
+
+
+def figure_args(kind):
+    """Named param function: rows, alphas and title of a projection figure."""
+
+    def params(wildcards):
+        alphas = " ".join(ALPHAS)
+        if kind == "teachers":
+            title = f"Penultimate layer of the {wildcards.tarch} teachers ({wildcards.task})"
+            return f"--rows teacher --alphas {alphas} --title {title!r}"
+        title = f"Penultimate layer of {wildcards.sarch} students of {wildcards.tarch} ({wildcards.task})"
+        return f"--rows {figure_rows(wildcards)} --alphas {alphas} --title {title!r}"
+
+    return params
