@@ -16,7 +16,9 @@ from typing import Any
 
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; rename it onto `path` if the block succeeds."""
+    """Yield a temporary path next to `path`; rename it onto `path` if the block
+    succeeds.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

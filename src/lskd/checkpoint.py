@@ -1,8 +1,9 @@
 """The only module that calls torch.save / torch.load.
 
-Every load uses `weights_only=True`: a checkpoint that carries arbitrary pickled objects is
-refused instead of executed. Saves are atomic. Model files (`model.pt`) are dicts tagged with
-`format` so a file that is not ours is recognised before its weights are used.
+Every load uses `weights_only=True`: a checkpoint that carries arbitrary pickled objects
+is refused instead of executed. Saves are atomic. Model files (`model.pt`) are dicts
+tagged with `format` so a file that is not ours is recognised before its weights are
+used.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def save(obj: dict[str, Any], path: str | Path) -> None:
 
 
 def load(path: str | Path) -> dict[str, Any]:
-    """torch.load with `weights_only=True` on CPU; one-line errors that name the file."""
+    """torch.load with `weights_only=True` on CPU; one-line errors name the file."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: file not found")
@@ -45,17 +46,25 @@ def load(path: str | Path) -> dict[str, Any]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         first = str(err).strip().splitlines()[0]
-        raise CheckpointError(f"{path}: refused by weights_only loading ({first})") from None
+        raise CheckpointError(
+            f"{path}: refused by weights_only loading ({first})"
+        ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({first})") from None
+        first = (
+            str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        )
+        raise CheckpointError(
+            f"{path}: corrupt or truncated checkpoint ({first})"
+        ) from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a dict, found {type(obj).__name__}")
     return obj
 
 
 def save_model(model: torch.nn.Module, path: str | Path, **meta: Any) -> None:
-    """Save a bare state_dict of `model` with its build metadata (`arch`, `num_classes`, ...)."""
+    """Save a bare state_dict of `model` with its build metadata (`arch`, `num_classes`,
+    ...).
+    """
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     save({"format": MODEL_FORMAT, **meta, "state_dict": state}, path)
 
@@ -64,5 +73,7 @@ def load_model_file(path: str | Path) -> dict[str, Any]:
     """Load a file written by `save_model`, refusing files that are not ours."""
     obj = load(path)
     if obj.get("format") != MODEL_FORMAT:
-        raise CheckpointError(f"{path}: not an lskd model file (no format={MODEL_FORMAT!r})")
+        raise CheckpointError(
+            f"{path}: not an lskd model file (no format={MODEL_FORMAT!r})"
+        )
     return obj

@@ -1,6 +1,6 @@
-"""`lskd` command line: one subcommand per workflow step; each handler parses and calls one
-library function. Expected errors print one line naming the bad key or file and exit with 2.
-Heavy imports (torch) happen inside the handlers, so `lskd table` starts fast.
+"""`lskd` command line: one subcommand per workflow step; each handler parses and calls
+one library function. Expected errors print one line naming the bad key or file and exit
+with 2. Heavy imports (torch) happen inside the handlers, so `lskd table` starts fast.
 """
 
 from __future__ import annotations
@@ -36,20 +36,36 @@ def _run_spec(args: argparse.Namespace):
         augment = Augment(**args.augment)
     except TypeError as err:
         raise ConfigError(f"--augment: {err}") from None
-    return RunSpec(task=args.task, data=args.data, arch=args.arch, seed=args.seed,
-                   recipe=Recipe.from_dict(args.hp, where="--hp"), model_out=args.model_out,
-                   metrics_out=args.metrics_out, augment=augment, device=args.device,
-                   deterministic=not args.nondeterministic)
+    return RunSpec(
+        task=args.task,
+        data=args.data,
+        arch=args.arch,
+        seed=args.seed,
+        recipe=Recipe.from_dict(args.hp, where="--hp"),
+        model_out=args.model_out,
+        metrics_out=args.metrics_out,
+        augment=augment,
+        device=args.device,
+        deterministic=not args.nondeterministic,
+    )
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:
     from lskd.data.arrays import prepare_arrays, save_arrays
 
-    arrays = prepare_arrays(args.dataset, args.root, args.val_size, args.split_seed,
-                            args.train_size, args.test_size)
+    arrays = prepare_arrays(
+        args.dataset,
+        args.root,
+        args.val_size,
+        args.split_seed,
+        args.train_size,
+        args.test_size,
+    )
     save_arrays(arrays, args.out)
     sizes = {s: len(v) for s, v in arrays.labels.items()}
-    logging.getLogger("lskd").info("prepared %s from %s: %s", args.dataset, args.root, sizes)
+    logging.getLogger("lskd").info(
+        "prepared %s from %s: %s", args.dataset, args.root, sizes
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -67,8 +83,14 @@ def cmd_distill(args: argparse.Namespace) -> None:
 def cmd_extract(args: argparse.Namespace) -> None:
     from lskd.penultimate import extract
 
-    extract(args.model, args.data, args.classes, args.train_per_class, args.test_per_class,
-            args.out)
+    extract(
+        args.model,
+        args.data,
+        args.classes,
+        args.train_per_class,
+        args.test_per_class,
+        args.out,
+    )
 
 
 def cmd_project(args: argparse.Namespace) -> None:
@@ -88,8 +110,10 @@ def cmd_figure(args: argparse.Namespace) -> None:
 
     n = len(args.alphas)
     if len(args.projections) != len(args.rows) * n:
-        raise ConfigError(f"figure: {len(args.projections)} projections for "
-                          f"{len(args.rows)} rows x {n} alphas")
+        raise ConfigError(
+            f"figure: {len(args.projections)} projections for "
+            f"{len(args.rows)} rows x {n} alphas"
+        )
     grid = [args.projections[r * n : (r + 1) * n] for r in range(len(args.rows))]
     plot_projection_grid(grid, args.rows, args.alphas, args.title, args.png, args.pdf)
 
@@ -97,30 +121,59 @@ def cmd_figure(args: argparse.Namespace) -> None:
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", required=True, help="task name, recorded in metrics.json")
     p.add_argument("--data", type=Path, required=True, help="prepared dataset (.npz)")
-    p.add_argument("--arch", required=True, help="architecture (registry or torchvision name)")
-    p.add_argument("--seed", type=int, required=True, help="seed of init, order, augmentation")
-    p.add_argument("--hp", type=_json_arg, required=True,
-                   help="recipe as JSON: epochs, batch_size, lr, momentum, nesterov, "
-                        "weight_decay, schedule, step_epochs, gamma, warmup_epochs, "
-                        "selection, eval_batch_size")
-    p.add_argument("--augment", type=_json_arg, default={},
-                   help='training augmentation as JSON, e.g. {"pad": 2, "hflip": true}')
-    p.add_argument("--model-out", type=Path, required=True, help="where to write model.pt")
-    p.add_argument("--metrics-out", type=Path, required=True, help="where to write metrics.json")
-    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda[:i]")
+    p.add_argument(
+        "--arch", required=True, help="architecture (registry or torchvision name)"
+    )
+    p.add_argument(
+        "--seed", type=int, required=True, help="seed of init, order, augmentation"
+    )
+    p.add_argument(
+        "--hp",
+        type=_json_arg,
+        required=True,
+        help="recipe as JSON: epochs, batch_size, lr, momentum, nesterov, "
+        "weight_decay, schedule, step_epochs, gamma, warmup_epochs, "
+        "selection, eval_batch_size",
+    )
+    p.add_argument(
+        "--augment",
+        type=_json_arg,
+        default={},
+        help='training augmentation as JSON, e.g. {"pad": 2, "hflip": true}',
+    )
+    p.add_argument(
+        "--model-out", type=Path, required=True, help="where to write model.pt"
+    )
+    p.add_argument(
+        "--metrics-out", type=Path, required=True, help="where to write metrics.json"
+    )
+    p.add_argument(
+        "--device", default="auto", help="auto (CUDA if present), cpu or cuda[:i]"
+    )
     p.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
-    p.add_argument("--nondeterministic", action="store_true",
-                   help="allow non-deterministic kernels (faster on GPU)")
+    p.add_argument(
+        "--nondeterministic",
+        action="store_true",
+        help="allow non-deterministic kernels (faster on GPU)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lskd", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("prepare", help="check a raw dataset and write train/val/test arrays")
-    p.add_argument("--dataset", choices=["fashion_mnist"], required=True, help="dataset kind")
-    p.add_argument("--root", type=Path, required=True, help="directory of the raw files")
-    p.add_argument("--val-size", type=int, required=True, help="images held out from train")
+    p = sub.add_parser(
+        "prepare", help="check a raw dataset and write train/val/test arrays"
+    )
+    p.add_argument(
+        "--dataset", choices=["fashion_mnist"], required=True, help="dataset kind"
+    )
+    p.add_argument(
+        "--root", type=Path, required=True, help="directory of the raw files"
+    )
+    p.add_argument(
+        "--val-size", type=int, required=True, help="images held out from train"
+    )
     p.add_argument("--split-seed", type=int, default=0, help="seed of the val hold-out")
     p.add_argument("--train-size", type=int, help="keep only this many training images")
     p.add_argument("--test-size", type=int, help="keep only this many test images")
@@ -129,10 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a teacher with label smoothing alpha")
     _add_run_flags(p)
-    p.add_argument("--alpha", type=float, required=True, help="label smoothing in [0, 1)")
+    p.add_argument(
+        "--alpha", type=float, required=True, help="label smoothing in [0, 1)"
+    )
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("distill", help="distil a teacher into a student at temperature T")
+    p = sub.add_parser(
+        "distill", help="distil a teacher into a student at temperature T"
+    )
     _add_run_flags(p)
     p.add_argument("--teacher", type=Path, required=True, help="teacher model.pt")
     p.add_argument("--T", type=float, required=True, help="KD temperature, > 0")
@@ -141,10 +198,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("extract", help="penultimate-layer features of three classes")
     p.add_argument("--model", type=Path, required=True, help="model.pt of a run")
     p.add_argument("--data", type=Path, required=True, help="prepared dataset (.npz)")
-    p.add_argument("--classes", type=int, nargs=3, required=True,
-                   help="three class ids: two similar, one dissimilar")
-    p.add_argument("--train-per-class", type=int, required=True, help="training images/class")
-    p.add_argument("--test-per-class", type=int, required=True, help="test images/class")
+    p.add_argument(
+        "--classes",
+        type=int,
+        nargs=3,
+        required=True,
+        help="three class ids: two similar, one dissimilar",
+    )
+    p.add_argument(
+        "--train-per-class", type=int, required=True, help="training images/class"
+    )
+    p.add_argument(
+        "--test-per-class", type=int, required=True, help="test images/class"
+    )
     p.add_argument("--out", type=Path, required=True, help="output penultimate.npz")
     p.set_defaults(func=cmd_extract)
 
@@ -154,18 +220,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_project)
 
     p = sub.add_parser("table", help="paper-layout table from metrics.json files")
-    p.add_argument("metrics", type=Path, nargs="+", help="metrics.json of teachers and students")
+    p.add_argument(
+        "metrics", type=Path, nargs="+", help="metrics.json of teachers and students"
+    )
     p.add_argument("--csv", type=Path, required=True, help="output CSV")
     p.add_argument("--md", type=Path, required=True, help="output Markdown")
     p.add_argument("--tex", type=Path, required=True, help="output LaTeX")
     p.add_argument("--html", type=Path, help="output HTML page (shown in the report)")
     p.set_defaults(func=cmd_table)
 
-    p = sub.add_parser("figure", help="grid of projections: rows x (alpha x {train, test})")
-    p.add_argument("projections", type=Path, nargs="+",
-                   help="projection.npz files, row-major: row r, alpha a at r*len(alphas)+a")
+    p = sub.add_parser(
+        "figure", help="grid of projections: rows x (alpha x {train, test})"
+    )
+    p.add_argument(
+        "projections",
+        type=Path,
+        nargs="+",
+        help="projection.npz files, row-major: row r, alpha a at r*len(alphas)+a",
+    )
     p.add_argument("--rows", nargs="+", required=True, help="row labels, e.g. 'T = 1'")
-    p.add_argument("--alphas", type=float, nargs="+", required=True, help="column alphas")
+    p.add_argument(
+        "--alphas", type=float, nargs="+", required=True, help="column alphas"
+    )
     p.add_argument("--title", required=True, help="figure title")
     p.add_argument("--png", type=Path, required=True, help="output PNG")
     p.add_argument("--pdf", type=Path, required=True, help="output PDF")
@@ -174,8 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
-                        datefmt="%H:%M:%S", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -1,9 +1,10 @@
-"""Configuration: schema validation of the workflow config and the training recipe dataclass.
+"""Configuration: schema validation of the workflow config and the training recipe
+dataclass.
 
-The JSON schema (workflow/schemas/config.schema.yaml) is the single source of truth for keys,
-types, ranges and defaults; `validate_config` applies it and turns the first violation into one
-line that names the key. `Recipe.from_dict` repeats the type check on the Python side, so the
-CLI rejects a bad `--hp` string the same way.
+The JSON schema (workflow/schemas/config.schema.yaml) is the single source of truth for
+keys, types, ranges and defaults; `validate_config` applies it and turns the first
+violation into one line that names the key. `Recipe.from_dict` repeats the type check on
+the Python side, so the CLI rejects a bad `--hp` string the same way.
 """
 
 from __future__ import annotations
@@ -25,39 +26,50 @@ def _key(path: Any) -> str:
     return "".join(parts).lstrip(".") or "<config>"
 
 
-def _fill_defaults(instance: Any, schema: dict[str, Any]) -> None:
-    """Insert schema defaults for missing properties, recursively (objects only)."""
+def _fill_defaults(instance: Any, schema: dict[str, Any], root: dict[str, Any]) -> None:
+    """Insert schema defaults for missing properties, recursively (objects only).
+
+    Local references (`$ref: "#/$defs/name"`) are followed.
+    """
+    if "$ref" in schema:
+        schema = {**root["$defs"][schema["$ref"].rpartition("/")[2]], **schema}
     if not isinstance(instance, dict):
         return
     for name, sub in schema.get("properties", {}).items():
         if name not in instance and "default" in sub:
             instance[name] = json.loads(json.dumps(sub["default"]))
         if name in instance:
-            _fill_defaults(instance[name], sub)
+            _fill_defaults(instance[name], sub, root)
     extra = schema.get("additionalProperties")
     if isinstance(extra, dict):
         for name, value in instance.items():
             if name not in schema.get("properties", {}):
-                _fill_defaults(value, extra)
+                _fill_defaults(value, extra, root)
 
 
 def validate_config(config: dict[str, Any], schema_path: str | Path) -> dict[str, Any]:
-    """Validate `config` in place against the schema, fill defaults, check cross-key rules."""
+    """Validate `config` in place against the schema, fill defaults, check cross-key
+    rules.
+    """
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = jsonschema.Draft202012Validator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:
         raise ConfigError(f"{_key(error.absolute_path)}: {error.message}")
-    _fill_defaults(config, schema)
+    _fill_defaults(config, schema, schema)
     run = config["run"]
     for i, task in enumerate(run["tasks"]):
         if task not in config["tasks"]:
-            raise ConfigError(f"run.tasks[{i}]: task {task!r} is not defined under tasks")
+            raise ConfigError(
+                f"run.tasks[{i}]: task {task!r} is not defined under tasks"
+            )
         rows = config["tasks"][task]["penultimate"]["temperatures"]
         for j, T in enumerate(rows or []):
             if T not in run["temperatures"]:
-                raise ConfigError(f"tasks.{task}.penultimate.temperatures[{j}]: {T} is not "
-                                  "in run.temperatures")
+                raise ConfigError(
+                    f"tasks.{task}.penultimate.temperatures[{j}]: {T} is not "
+                    "in run.temperatures"
+                )
     return config
 
 
@@ -73,9 +85,10 @@ def check_data_roots(config: dict[str, Any]) -> None:
 class Recipe:
     """Optimisation recipe of one training job (teacher or student).
 
-    The learning rate follows `schedule` per iteration after `warmup_epochs` of linear warm-up.
-    `selection` says which epoch's weights and test accuracy are reported: `last`, or
-    `best_val` (the epoch with the best top-1 on the held-out validation split).
+    The learning rate follows `schedule` per iteration after `warmup_epochs` of linear
+    warm-up. `selection` says which epoch's weights and test accuracy are reported:
+    `last`, or `best_val` (the epoch with the best top-1 on the held-out validation
+    split).
     """
 
     epochs: int
@@ -97,18 +110,34 @@ class Recipe:
         for key, value in d.items():
             if key not in fields:
                 raise ConfigError(f"{where}.{key}: unknown key")
-            want = {"int": int, "float": (int, float), "bool": bool, "str": str}[fields[key].type]
-            if isinstance(value, bool) and fields[key].type != "bool" or not isinstance(value, want):
-                raise ConfigError(f"{where}.{key}: expected {fields[key].type}, got {value!r}")
-        missing = [n for n, f in fields.items()
-                   if n not in d and f.default is dataclasses.MISSING]
+            want = {"int": int, "float": (int, float), "bool": bool, "str": str}[
+                fields[key].type
+            ]
+            if (
+                isinstance(value, bool)
+                and fields[key].type != "bool"
+                or not isinstance(value, want)
+            ):
+                raise ConfigError(
+                    f"{where}.{key}: expected {fields[key].type}, got {value!r}"
+                )
+        missing = [
+            n
+            for n, f in fields.items()
+            if n not in d and f.default is dataclasses.MISSING
+        ]
         if missing:
             raise ConfigError(f"{where}.{missing[0]}: required key missing")
         recipe = cls(**d)
         if recipe.schedule not in ("cosine", "step"):
-            raise ConfigError(f"{where}.schedule: expected 'cosine' or 'step', got {recipe.schedule!r}")
+            raise ConfigError(
+                f"{where}.schedule: expected cosine or step, got {recipe.schedule!r}"
+            )
         if recipe.selection not in ("last", "best_val"):
-            raise ConfigError(f"{where}.selection: expected 'last' or 'best_val', got {recipe.selection!r}")
+            raise ConfigError(
+                f"{where}.selection: expected last or best_val, "
+                f"got {recipe.selection!r}"
+            )
         for name in ("epochs", "batch_size", "eval_batch_size", "step_epochs"):
             if getattr(recipe, name) < 1:
                 raise ConfigError(f"{where}.{name}: must be >= 1")

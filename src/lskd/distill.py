@@ -1,4 +1,6 @@
-"""Knowledge distillation step (PAPER.md §2.2): frozen teacher, online, same augmented batch."""
+"""Knowledge distillation step (PAPER.md §2.2): frozen teacher, online, same augmented
+batch.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +12,9 @@ from lskd.losses import kd_loss, ls_cross_entropy
 
 
 class FrozenTeacher(nn.Module):
-    """Wraps a teacher so it stays in eval mode, without gradients, whatever `train()` says."""
+    """Wraps a teacher so it stays in eval mode, without gradients, whatever `train()`
+    says.
+    """
 
     def __init__(self, teacher: nn.Module):
         super().__init__()
@@ -35,7 +39,7 @@ def teacher_step(alpha: float) -> StepLoss:
 
 
 def student_step(teacher: FrozenTeacher, T: float) -> StepLoss:
-    """Student objective: T^2 * KL at temperature T, no hard-label term (labels unused)."""
+    """Student objective: T^2 * KL at temperature T; no hard-label term (y unused)."""
 
     def step(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         logits = model(x)

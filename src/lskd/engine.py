@@ -1,10 +1,10 @@
 """The training loop: seeding, one epoch of training, evaluation, and `fit` with resume.
 
-`fit` is shaped like pytorch/examples' ImageNet loop. What differs between a teacher and a
-student is only the `step_loss(model, x, y) -> (loss, logits)` callable it is given.
-At every epoch boundary it atomically writes `last.pt` next to the outputs (never a declared
-Snakemake output), so a killed job resumes from its last finished epoch with the same RNG
-and data-order state.
+`fit` is shaped like pytorch/examples' ImageNet loop. What differs between a teacher and
+a student is only the `step_loss(model, x, y) -> (loss, logits)` callable it is given.
+At every epoch boundary it atomically writes `last.pt` next to the outputs (never a
+declared Snakemake output), so a killed job resumes from its last finished epoch with
+the same RNG and data-order state.
 """
 
 from __future__ import annotations
@@ -51,12 +51,18 @@ def autocast(device: torch.device):
 
 
 def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
-    return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                           nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
+    return torch.optim.SGD(
+        model.parameters(),
+        lr=recipe.lr,
+        momentum=recipe.momentum,
+        nesterov=recipe.nesterov,
+        weight_decay=recipe.weight_decay,
+    )
 
 
-def make_scheduler(opt: torch.optim.Optimizer, recipe: Recipe,
-                   steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler:
+def make_scheduler(
+    opt: torch.optim.Optimizer, recipe: Recipe, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler:
     """Per-iteration schedule: linear warm-up, then cosine to 0 or step decay."""
     sched = torch.optim.lr_scheduler
     total = recipe.epochs * steps_per_epoch
@@ -64,16 +70,23 @@ def make_scheduler(opt: torch.optim.Optimizer, recipe: Recipe,
     if recipe.schedule == "cosine":
         main = sched.CosineAnnealingLR(opt, T_max=max(total - warm, 1))
     else:
-        main = sched.StepLR(opt, step_size=recipe.step_epochs * steps_per_epoch,
-                            gamma=recipe.gamma)
+        main = sched.StepLR(
+            opt, step_size=recipe.step_epochs * steps_per_epoch, gamma=recipe.gamma
+        )
     if warm <= 0:
         return main
     ramp = sched.LinearLR(opt, start_factor=1.0 / warm, total_iters=warm)
     return sched.SequentialLR(opt, [ramp, main], milestones=[warm])
 
 
-def train_one_epoch(model: nn.Module, step_loss: StepLoss, batches: Iterable,
-                    opt: torch.optim.Optimizer, scheduler, device: torch.device) -> dict:
+def train_one_epoch(
+    model: nn.Module,
+    step_loss: StepLoss,
+    batches: Iterable,
+    opt: torch.optim.Optimizer,
+    scheduler,
+    device: torch.device,
+) -> dict:
     model.train()
     total_loss, correct, seen, start = 0.0, 0, 0, time.perf_counter()
     for x, y in batches:
@@ -88,8 +101,12 @@ def train_one_epoch(model: nn.Module, step_loss: StepLoss, batches: Iterable,
         correct += topk_correct(logits.detach(), y, (1,))[0]
         seen += len(y)
     seconds = time.perf_counter() - start
-    return {"loss": total_loss / seen, "top1": 100.0 * correct / seen,
-            "images_per_s": seen / seconds, "seconds": seconds}
+    return {
+        "loss": total_loss / seen,
+        "top1": 100.0 * correct / seen,
+        "images_per_s": seen / seconds,
+        "seconds": seconds,
+    }
 
 
 @torch.no_grad()
@@ -104,10 +121,16 @@ def evaluate(model: nn.Module, batches: Iterable, device: torch.device) -> dict:
         loss += float(nn.functional.cross_entropy(logits.float(), y, reduction="sum"))
         c1, c5 = topk_correct(logits, y, (1, 5))
         hits1, hits5, seen = hits1 + c1, hits5 + c5, seen + len(y)
-    return {"loss": loss / seen, "top1": 100.0 * hits1 / seen, "top5": 100.0 * hits5 / seen}
+    return {
+        "loss": loss / seen,
+        "top1": 100.0 * hits1 / seen,
+        "top5": 100.0 * hits5 / seen,
+    }
 
 
-def _resume(path: Path, recipe: Recipe, model, opt, scheduler, gen) -> dict[str, Any] | None:
+def _resume(
+    path: Path, recipe: Recipe, model, opt, scheduler, gen
+) -> dict[str, Any] | None:
     if not path.exists():
         return None
     state = checkpoint.load(path)
@@ -123,13 +146,21 @@ def _resume(path: Path, recipe: Recipe, model, opt, scheduler, gen) -> dict[str,
     return state
 
 
-def fit(model: nn.Module, step_loss: StepLoss, train: Any, val: Iterable, test: Iterable,
-        recipe: Recipe, gen: torch.Generator, device: torch.device,
-        resume_path: Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
+def fit(
+    model: nn.Module,
+    step_loss: StepLoss,
+    train: Any,
+    val: Iterable,
+    test: Iterable,
+    recipe: Recipe,
+    gen: torch.Generator,
+    device: torch.device,
+    resume_path: Path,
+) -> tuple[dict[str, Any], dict[str, Tensor]]:
     """Train for `recipe.epochs`; return (metrics, chosen state_dict).
 
-    Validation (held out from the training set) is evaluated after every epoch; the test split
-    only at the end, for the last epoch and for the best-validation epoch.
+    Validation (held out from the training set) is evaluated after every epoch; the test
+    split only at the end, for the last epoch and for the best-validation epoch.
     """
     opt = make_optimizer(model, recipe)
     scheduler = make_scheduler(opt, recipe, len(train))
@@ -142,19 +173,48 @@ def fit(model: nn.Module, step_loss: StepLoss, train: Any, val: Iterable, test: 
         stats = train_one_epoch(model, step_loss, train, opt, scheduler, device)
         val_stats = evaluate(model, val, device)
         train_seconds += stats["seconds"]
-        history.append({"epoch": epoch, "lr": lr, "train_loss": stats["loss"],
-                        "train_top1": stats["top1"], "val_top1": val_stats["top1"],
-                        "val_top5": val_stats["top5"], "images_per_s": stats["images_per_s"]})
-        if best_state is None or val_stats["top1"] > max(h["val_top1"] for h in history[:-1]):
-            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
-        log.info("epoch %d/%d loss=%.4f top1=%.2f val_top1=%.2f img/s=%.0f lr=%.5f",
-                 epoch, recipe.epochs, stats["loss"], stats["top1"], val_stats["top1"],
-                 stats["images_per_s"], lr)
-        checkpoint.save({"epoch": epoch, "recipe": recipe.to_dict(), "model": model.state_dict(),
-                         "optimizer": opt.state_dict(), "scheduler": scheduler.state_dict(),
-                         "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
-                         "history": history, "best_state": best_state,
-                         "train_seconds": train_seconds}, resume_path)
+        history.append(
+            {
+                "epoch": epoch,
+                "lr": lr,
+                "train_loss": stats["loss"],
+                "train_top1": stats["top1"],
+                "val_top1": val_stats["top1"],
+                "val_top5": val_stats["top5"],
+                "images_per_s": stats["images_per_s"],
+            }
+        )
+        if best_state is None or val_stats["top1"] > max(
+            h["val_top1"] for h in history[:-1]
+        ):
+            best_state = copy.deepcopy(
+                {k: v.detach().cpu() for k, v in model.state_dict().items()}
+            )
+        log.info(
+            "epoch %d/%d loss=%.4f top1=%.2f val_top1=%.2f img/s=%.0f lr=%.5f",
+            epoch,
+            recipe.epochs,
+            stats["loss"],
+            stats["top1"],
+            val_stats["top1"],
+            stats["images_per_s"],
+            lr,
+        )
+        checkpoint.save(
+            {
+                "epoch": epoch,
+                "recipe": recipe.to_dict(),
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "generator": gen.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "history": history,
+                "best_state": best_state,
+                "train_seconds": train_seconds,
+            },
+            resume_path,
+        )
     return _summarise(model, best_state, history, test, recipe, device, train_seconds)
 
 
@@ -162,19 +222,35 @@ def _summarise(model, best_state, history, test, recipe, device, train_seconds):
     best = max(history, key=lambda h: h["val_top1"])
     last_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     picks = {}
-    for name, entry, weights in (("last", history[-1], last_state), ("best", best, best_state)):
+    for name, entry, weights in (
+        ("last", history[-1], last_state),
+        ("best", best, best_state),
+    ):
         model.load_state_dict(weights)
         result = evaluate(model, test, device)
-        picks[name] = {"epoch": entry["epoch"], "val_top1": entry["val_top1"],
-                       "val_top5": entry["val_top5"], "test_top1": result["top1"],
-                       "test_top5": result["top5"], "test_loss": result["loss"]}
+        picks[name] = {
+            "epoch": entry["epoch"],
+            "val_top1": entry["val_top1"],
+            "val_top5": entry["val_top5"],
+            "test_top1": result["top1"],
+            "test_top5": result["top5"],
+            "test_loss": result["loss"],
+        }
     chosen = "last" if recipe.selection == "last" else "best"
     chosen_state = last_state if chosen == "last" else best_state
     model.load_state_dict(chosen_state)
     images = sum(h["images_per_s"] for h in history) / len(history)
-    metrics = {"selection": recipe.selection, "eval_split": "test",
-               "chosen_epoch": picks[chosen]["epoch"], "top1": picks[chosen]["test_top1"],
-               "top5": picks[chosen]["test_top5"], "last": picks["last"], "best": picks["best"],
-               "epochs": recipe.epochs, "train_seconds": train_seconds,
-               "train_images_per_s": images, "history": history}
+    metrics = {
+        "selection": recipe.selection,
+        "eval_split": "test",
+        "chosen_epoch": picks[chosen]["epoch"],
+        "top1": picks[chosen]["test_top1"],
+        "top5": picks[chosen]["test_top5"],
+        "last": picks["last"],
+        "best": picks["best"],
+        "epochs": recipe.epochs,
+        "train_seconds": train_seconds,
+        "train_images_per_s": images,
+        "history": history,
+    }
     return metrics, chosen_state

@@ -1,4 +1,6 @@
-"""Expected errors: the CLI prints them as one line (no traceback) and exits with code 2."""
+"""Expected errors: the CLI prints them as one line (no traceback) and exits with code
+2.
+"""
 
 
 class LskdError(Exception):

@@ -13,8 +13,8 @@ from torch import Tensor
 def ls_cross_entropy(logits: Tensor, target: Tensor, alpha: float) -> Tensor:
     """Label-smoothing cross-entropy, batch mean (PAPER.md §2.1).
 
-    The target is y_LS = (1 - alpha) * onehot(y) + alpha / K, so the loss is
-    (1 - alpha) * (-log p_y) + alpha * mean_k(-log p_k). alpha = 0 is plain CE.
+    The target is y_LS = (1 - alpha) * onehot(y) + alpha / K, so the loss is (1 - alpha)
+    * (-log p_y) + alpha * mean_k(-log p_k). alpha = 0 is plain CE.
     """
     if not 0.0 <= alpha < 1.0:
         raise ValueError(f"alpha must be in [0, 1), got {alpha}")
@@ -25,18 +25,21 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, T: float) -> Tensor:
     """T^2 * KL(softmax(t/T) || softmax(s/T)), summed over classes, batch mean.
 
     Exactly the student loss of PAPER.md §2.2: both logits are divided by T, there is no
-    hard-label term, and the T^2 factor is always applied. Mixing with other terms, if ever
-    wanted, happens outside this function.
+    hard-label term, and the T^2 factor is always applied. Mixing with other terms, if
+    ever wanted, happens outside this function. The teacher distribution is a fixed
+    target: gradients reach the student logits only.
     """
     if T <= 0:
         raise ValueError(f"T must be > 0, got {T}")
     log_p_s = F.log_softmax(student_logits.float() / T, dim=-1)
-    log_p_t = F.log_softmax(teacher_logits.float() / T, dim=-1)
+    log_p_t = F.log_softmax(teacher_logits.detach().float() / T, dim=-1)
     kl = F.kl_div(log_p_s, log_p_t, reduction="batchmean", log_target=True)
     return kl * (T * T)
 
 
-def topk_correct(logits: Tensor, target: Tensor, ks: tuple[int, ...] = (1, 5)) -> list[int]:
+def topk_correct(
+    logits: Tensor, target: Tensor, ks: tuple[int, ...] = (1, 5)
+) -> list[int]:
     """Number of samples whose label is among the top-k logits, for each k."""
     maxk = min(max(ks), logits.shape[-1])
     pred = logits.topk(maxk, dim=-1).indices

@@ -1,8 +1,9 @@
 """Model registry: small demo MLPs of our own, everything else from torchvision by name.
 
-`build_model(name, num_classes, in_channels, image_size)` is the only constructor the rest of
-lskd calls. torchvision models are built with `weights=None` (pretrained inits come from local
-files, never from a hub) and adapted to grey or small inputs by replacing their stem.
+`build_model(name, num_classes, in_channels, image_size)` is the only constructor the
+rest of lskd calls. torchvision models are built with `weights=None` (pretrained inits
+come from local files, never from a hub) and adapted to grey or small inputs by
+replacing their stem.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from lskd.errors import ConfigError
 class MLP(nn.Module):
     """Flatten, then Linear-BN-ReLU hidden layers, then one linear classifier `fc`.
 
-    Fast on CPU, which is what the embedded demo needs; the input of `fc` (after the last
-    ReLU) is the penultimate layer.
+    Fast on CPU, which is what the embedded demo needs; the input of `fc` (after the
+    last ReLU) is the penultimate layer.
     """
 
     def __init__(self, in_features: int, hidden: tuple[int, ...], num_classes: int):
@@ -43,12 +44,12 @@ MODELS: dict[str, Callable[[int, int, int], nn.Module]] = {
 
 
 def available_models() -> list[str]:
-    """Names accepted by `build_model`: our registry plus every torchvision classifier."""
+    """Names `build_model` accepts: our registry plus every torchvision classifier."""
     return sorted(set(MODELS) | set(_torchvision_models()))
 
 
 def _torchvision_models() -> list[str]:
-    import torchvision  # imported on demand: it costs ~2 s, the demo nets do not need it
+    import torchvision  # on demand: it costs ~2 s and the demo nets do not need it
 
     return torchvision.models.list_models(torchvision.models)
 
@@ -56,32 +57,48 @@ def _torchvision_models() -> list[str]:
 def _adapt_stem(model: nn.Module, in_channels: int, small_input: bool) -> None:
     """Replace the first convolution for `in_channels` and, for small images, stride 1.
 
-    For ResNet-style stems (`conv1` + `maxpool`) the small-input variant is the usual CIFAR
-    stem: 3x3 stride-1 convolution and no max-pooling.
+    For ResNet-style stems (`conv1` + `maxpool`) the small-input variant is the usual
+    CIFAR stem: 3x3 stride-1 convolution and no max-pooling. The first max-pool is
+    dropped for any model (ResNet/ShuffleNet `maxpool`, VGG `features.3`): VGG's five
+    pools would shrink a 28 px image to 0 px.
     """
-    name, conv = next((n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d))
+    name, conv = next(
+        (n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)
+    )
     kernel, stride, padding = conv.kernel_size, conv.stride, conv.padding
     if small_input:
         kernel, stride, padding = (3, 3), (1, 1), (1, 1)
-        if isinstance(getattr(model, "maxpool", None), nn.MaxPool2d):
-            model.maxpool = nn.Identity()
-    new = nn.Conv2d(in_channels, conv.out_channels, kernel, stride, padding,
-                    bias=conv.bias is not None)
+        pool = next(
+            (n for n, m in model.named_modules() if isinstance(m, nn.MaxPool2d)), None
+        )
+        if pool is not None:
+            model.set_submodule(pool, nn.Identity())
+    new = nn.Conv2d(
+        in_channels,
+        conv.out_channels,
+        kernel,
+        stride,
+        padding,
+        bias=conv.bias is not None,
+    )
     parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
     setattr(parent, name.rpartition(".")[2], new)
 
 
-def build_model(name: str, num_classes: int, in_channels: int = 3,
-                image_size: int = 224) -> nn.Module:
+def build_model(
+    name: str, num_classes: int, in_channels: int = 3, image_size: int = 224
+) -> nn.Module:
     """Build architecture `name` with a fresh `num_classes`-way classifier.
 
-    torchvision models get a grey stem when `in_channels` != 3 and a small-image stem (3x3
-    stride 1, no max-pool) when `image_size` < 64.
+    torchvision models get a grey stem when `in_channels` != 3 and a small-image stem
+    (3x3 stride 1, no max-pool) when `image_size` < 64.
     """
     if name in MODELS:
         return MODELS[name](num_classes, in_channels, image_size)
     if name not in _torchvision_models():
-        raise ConfigError(f"unknown architecture {name!r}; known: {', '.join(available_models())}")
+        raise ConfigError(
+            f"unknown architecture {name!r}; known: {', '.join(available_models())}"
+        )
     import torchvision
 
     model = torchvision.models.get_model(name, weights=None, num_classes=num_classes)

@@ -1,4 +1,6 @@
-"""One training run end to end: data, model, objective, `fit`, then model.pt + metrics.json."""
+"""One training run end to end: data, model, objective, `fit`, then model.pt +
+metrics.json.
+"""
 
 from __future__ import annotations
 
@@ -44,9 +46,13 @@ class RunSpec:
 
 
 def versions() -> dict[str, str]:
-    return {"lskd": lskd.__version__, "python": platform.python_version(),
-            "torch": torch.__version__, "torchvision": metadata.version("torchvision"),
-            "numpy": np.__version__}
+    return {
+        "lskd": lskd.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": metadata.version("torchvision"),
+        "numpy": np.__version__,
+    }
 
 
 def resolve_device(name: str) -> torch.device:
@@ -65,60 +71,117 @@ def load_teacher(path: Path, arrays: Arrays) -> tuple[FrozenTeacher, dict[str, A
     """Rebuild a teacher from its model.pt (weights_only) and check it fits the data."""
     meta = checkpoint.load_model_file(path)
     if meta.get("num_classes") != arrays.num_classes:
-        raise CheckpointError(f"{path}: teacher has {meta.get('num_classes')} classes, "
-                              f"the data has {arrays.num_classes}")
+        raise CheckpointError(
+            f"{path}: teacher has {meta.get('num_classes')} classes, "
+            f"the data has {arrays.num_classes}"
+        )
     model = build_for(arrays, meta["arch"])
     try:
         model.load_state_dict(meta["state_dict"])
     except RuntimeError as err:
-        raise CheckpointError(f"{path}: weights do not fit arch {meta['arch']!r} "
-                              f"({str(err).splitlines()[0]})") from None
+        raise CheckpointError(
+            f"{path}: weights do not fit arch {meta['arch']!r} "
+            f"({str(err).splitlines()[0]})"
+        ) from None
     return FrozenTeacher(model), meta
 
 
-def _execute(spec: RunSpec, arrays: Arrays, identity: dict[str, Any],
-             step: StepLoss, device: torch.device) -> dict[str, Any]:
+def _execute(
+    spec: RunSpec,
+    arrays: Arrays,
+    identity: dict[str, Any],
+    step: StepLoss,
+    device: torch.device,
+) -> dict[str, Any]:
     start = time.perf_counter()
     gen = seed_everything(spec.seed, spec.deterministic)
     model = build_for(arrays, spec.arch).to(device)
     r = spec.recipe
     split = {s: (arrays.images[s], arrays.labels[s]) for s in ("train", "val", "test")}
-    train = Batches(*split["train"], r.batch_size, arrays.mean, arrays.std, generator=gen,
-                    augment=spec.augment, drop_last=True)
-    val, test = (Batches(*split[s], r.eval_batch_size, arrays.mean, arrays.std)
-                 for s in ("val", "test"))
+    train = Batches(
+        *split["train"],
+        r.batch_size,
+        arrays.mean,
+        arrays.std,
+        generator=gen,
+        augment=spec.augment,
+        drop_last=True,
+    )
+    val, test = (
+        Batches(*split[s], r.eval_batch_size, arrays.mean, arrays.std)
+        for s in ("val", "test")
+    )
     resume = spec.model_out.parent / "last.pt"
     metrics, state = fit(model, step, train, val, test, r, gen, device, resume)
     model.load_state_dict(state)
-    checkpoint.save_model(model, spec.model_out, arch=spec.arch, num_classes=arrays.num_classes,
-                          in_channels=arrays.in_channels, class_names=list(arrays.class_names),
-                          **{k: identity[k] for k in ("role", "alpha", "T", "seed")})
-    metrics = {**identity, **metrics, "wall_s": time.perf_counter() - start,
-               "device": str(device), "config": {"recipe": r.to_dict(),
-                                                 "augment": vars(spec.augment)},
-               "versions": versions()}
+    checkpoint.save_model(
+        model,
+        spec.model_out,
+        arch=spec.arch,
+        num_classes=arrays.num_classes,
+        in_channels=arrays.in_channels,
+        class_names=list(arrays.class_names),
+        **{k: identity[k] for k in ("role", "alpha", "T", "seed")},
+    )
+    metrics = {
+        **identity,
+        **metrics,
+        "wall_s": time.perf_counter() - start,
+        "device": str(device),
+        "config": {"recipe": r.to_dict(), "augment": vars(spec.augment)},
+        "versions": versions(),
+    }
     write_json(spec.metrics_out, metrics)
     resume.unlink(missing_ok=True)
-    log.info("done: top1=%.2f top5=%.2f (%s epoch %d) in %.0f s", metrics["top1"],
-             metrics["top5"], r.selection, metrics["chosen_epoch"], metrics["wall_s"])
+    log.info(
+        "done: top1=%.2f top5=%.2f (%s epoch %d) in %.0f s",
+        metrics["top1"],
+        metrics["top5"],
+        r.selection,
+        metrics["chosen_epoch"],
+        metrics["wall_s"],
+    )
     return metrics
 
 
 def train_teacher(spec: RunSpec, alpha: float) -> dict[str, Any]:
     """Train a teacher with label-smoothing factor `alpha`."""
-    identity = {"role": "teacher", "task": spec.task, "arch": spec.arch, "alpha": alpha,
-                "T": None, "seed": spec.seed, "teacher": None}
-    return _execute(spec, load_arrays(spec.data), identity, teacher_step(alpha),
-                    resolve_device(spec.device))
+    identity = {
+        "role": "teacher",
+        "task": spec.task,
+        "arch": spec.arch,
+        "alpha": alpha,
+        "T": None,
+        "seed": spec.seed,
+        "teacher": None,
+    }
+    return _execute(
+        spec,
+        load_arrays(spec.data),
+        identity,
+        teacher_step(alpha),
+        resolve_device(spec.device),
+    )
 
 
 def distill_student(spec: RunSpec, teacher_path: Path, T: float) -> dict[str, Any]:
-    """Distil the teacher at `teacher_path` into a fresh `spec.arch` at temperature `T`."""
+    """Distil the teacher at `teacher_path` into a new `spec.arch` at temperature T."""
     arrays = load_arrays(spec.data)
     device = resolve_device(spec.device)
     teacher, meta = load_teacher(teacher_path, arrays)
-    identity = {"role": "student", "task": spec.task, "arch": spec.arch, "alpha": meta["alpha"],
-                "T": T, "seed": spec.seed,
-                "teacher": {"arch": meta["arch"], "alpha": meta["alpha"], "seed": meta["seed"],
-                            "path": str(teacher_path), "sha256": checkpoint.sha256(teacher_path)}}
+    identity = {
+        "role": "student",
+        "task": spec.task,
+        "arch": spec.arch,
+        "alpha": meta["alpha"],
+        "T": T,
+        "seed": spec.seed,
+        "teacher": {
+            "arch": meta["arch"],
+            "alpha": meta["alpha"],
+            "seed": meta["seed"],
+            "path": str(teacher_path),
+            "sha256": checkpoint.sha256(teacher_path),
+        },
+    }
     return _execute(spec, arrays, identity, student_step(teacher.to(device), T), device)

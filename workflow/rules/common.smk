@@ -18,16 +18,17 @@ TASKS = {name: config["tasks"][name] for name in RUN["tasks"]}
 ALPHAS = [format(a, "g") for a in RUN["alphas"]]
 TEMPS = [format(T, "g") for T in RUN["temperatures"]]
 SEEDS = [str(s) for s in RUN["seeds"]]
-ARCHS = sorted({a for t in TASKS.values() for a in t["teacher_archs"] + t["student_archs"]})
+ARCHS = sorted(
+    {a for t in TASKS.values() for a in t["teacher_archs"] + t["student_archs"]}
+)
 
+
+# For rules whose paths spell wildcards directly; the run-id pathvars carry their own
+# constraints (see the Snakefile).
 wildcard_constraints:
     task="|".join(TASKS),
     tarch="|".join(ARCHS),
     sarch="|".join(ARCHS),
-    alpha=r"\d+(\.\d+)?",
-    T=r"\d+(\.\d+)?",
-    tseed=r"\d+",
-    seed=r"\d+",
     run=r"[a-z0-9]+/teacher_[^/]+(/student_[^/]+)?",
 
 
@@ -63,15 +64,21 @@ def gpu_resources(kind):
     return {"gpu": 0, "mem_mb": 4000, "runtime": 60 if kind == "light" else 240}
 
 
-
 def row_temps(task):
-    return [format(T, "g") for T in TASKS[task]["penultimate"]["temperatures"] or RUN["temperatures"]]
+    return [
+        format(T, "g")
+        for T in TASKS[task]["penultimate"]["temperatures"] or RUN["temperatures"]
+    ]
 
 
 def table_inputs(wildcards):
     """metrics.json of every teacher and student one table needs (all alphas and seeds)."""
     w = dict(task=wildcards.task, tarch=wildcards.tarch, sarch=wildcards.sarch)
-    teachers = [TEACHER.format(**w, alpha=a, tseed=s) + "/metrics.json" for a in ALPHAS for s in SEEDS]
+    teachers = [
+        TEACHER.format(**w, alpha=a, tseed=s) + "/metrics.json"
+        for a in ALPHAS
+        for s in SEEDS
+    ]
     students = [
         STUDENT.format(**w, alpha=a, tseed=s, T=T, seed=s) + "/metrics.json"
         for T in TEMPS
@@ -83,8 +90,18 @@ def table_inputs(wildcards):
 
 def student_projections(wildcards):
     """Row-major projection files of the student figure: rows = T, columns = alpha."""
-    w = dict(task=wildcards.task, tarch=wildcards.tarch, sarch=wildcards.sarch, tseed=SEEDS[0], seed=SEEDS[0])
-    return [STUDENT.format(**w, alpha=a, T=T) + "/projection.npz" for T in row_temps(wildcards.task) for a in ALPHAS]
+    w = dict(
+        task=wildcards.task,
+        tarch=wildcards.tarch,
+        sarch=wildcards.sarch,
+        tseed=SEEDS[0],
+        seed=SEEDS[0],
+    )
+    return [
+        STUDENT.format(**w, alpha=a, T=T) + "/projection.npz"
+        for T in row_temps(wildcards.task)
+        for a in ALPHAS
+    ]
 
 
 def teacher_projections(wildcards):
@@ -104,9 +121,15 @@ def pairs():
 
 
 def final_targets():
-    tables = [f"results/tables/{t}_{a}-{s}.{ext}" for t, a, s in pairs() for ext in ("csv", "md", "tex", "html")]
+    tables = [
+        f"results/tables/{t}_{a}-{s}.{ext}"
+        for t, a, s in pairs()
+        for ext in ("csv", "md", "tex", "html")
+    ]
     figures = [f"results/figures/penultimate_{t}_{a}-{s}.png" for t, a, s in pairs()]
-    teachers = {f"results/figures/penultimate_{t}_{a}_teachers.png" for t, a, _ in pairs()}
+    teachers = {
+        f"results/figures/penultimate_{t}_{a}_teachers.png" for t, a, _ in pairs()
+    }
     return tables + figures + sorted(teachers)
 
 
@@ -128,8 +151,19 @@ def extract_args(wildcards):
 def run_labels(role):
     """Report labels of a run: alpha and T (the report shows two-valued labels as toggles)."""
     if role == "teacher":
-        return {"task": "{task}", "arch": "{tarch}", "alpha": "{alpha}", "seed": "{tseed}"}
-    return {"task": "{task}", "arch": "{tarch} → {sarch}", "alpha": "{alpha}", "T": "{T}", "seed": "{seed}"}
+        return {
+            "task": "{task}",
+            "arch": "{tarch}",
+            "alpha": "{alpha}",
+            "seed": "{tseed}",
+        }
+    return {
+        "task": "{task}",
+        "arch": "{tarch} → {sarch}",
+        "alpha": "{alpha}",
+        "T": "{T}",
+        "seed": "{seed}",
+    }
 
 
 def figure_args(kind):

@@ -1,14 +1,14 @@
 """Grids of penultimate-layer projections (PAPER.md §5.2 step 9).
 
-One row per row label (e.g. teacher, or one student temperature); columns are
-``[train alpha_0, train alpha_1, ..., test alpha_0, test alpha_1, ...]``. Each
-panel shows one model's 2-D projection (``projection.project_file`` output):
-points coloured by class and the class centroids as large black-edged stars. The
-train and test panels of one model share their axis limits, since one PCA maps
-both; panels of different models use different PCAs and are not comparable.
+One row per row label (e.g. teacher, or one student temperature); columns are ``[train
+alpha_0, train alpha_1, ..., test alpha_0, test alpha_1, ...]``. Each panel shows one
+model's 2-D projection (``projection.project_file`` output): points coloured by class
+and the class centroids as large black-edged stars. The train and test panels of one
+model share their axis limits, since one PCA maps both; panels of different models use
+different PCAs and are not comparable.
 
-Figures are built with ``matplotlib.figure.Figure`` directly (no pyplot, so no
-global state or GUI backend); PNG output is rendered by Agg.
+Figures are built with ``matplotlib.figure.Figure`` directly (no pyplot, so no global
+state or GUI backend); PNG output is rendered by Agg.
 """
 
 from __future__ import annotations

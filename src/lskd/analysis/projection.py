@@ -1,12 +1,12 @@
 """Penultimate-layer projection onto the span of three class templates (PAPER.md §5.2).
 
-Each template is a row of the final Linear layer with its *matching* bias appended
-(the official script takes the biases of classes 0, 1, 2 instead: PAPER.md §5.2
-step 5, bug 4). Features get a constant 1 appended so the bias acts as one more
-template coordinate. Features and class centroids are projected on an orthonormal
-basis of the three templates (reduced QR), then reduced to 2-D with one PCA fitted
-on the training projections plus the three projected training centroids; the same
-PCA transforms the test projections and centroids.
+Each template is a row of the final Linear layer with its *matching* bias appended (the
+official script takes the biases of classes 0, 1, 2 instead: PAPER.md §5.2 step 5, bug
+4). Features get a constant 1 appended so the bias acts as one more template coordinate.
+Features and class centroids are projected on an orthonormal basis of the three
+templates (reduced QR), then reduced to 2-D with one PCA fitted on the training
+projections plus the three projected training centroids; the same PCA transforms the
+test projections and centroids.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Paper-layout result table (PAPER.md §4) from the runs' ``metrics.json`` files.
 
 Rows: ``Teacher <arch>``, then ``Student <arch>, T=<T>`` by T ascending. Columns:
-``alpha = <a>`` (the teacher's label-smoothing factor) by alpha ascending. A cell
-is ``top1 / top5`` (%) or, with several seeds, ``mean ± std`` (sample std) and
-``(n=k)``; an empty cell is ``–``.
+``alpha = <a>`` (the teacher's label-smoothing factor) by alpha ascending. A cell is
+``top1 / top5`` (%) or, with several seeds, ``mean ± std`` (sample std) and ``(n=k)``;
+an empty cell is ``–``.
 """
 
 from __future__ import annotations
@@ -280,7 +280,8 @@ def to_html(table: pd.DataFrame, caption: str) -> str:
     return (
         '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><style>'
         "body{font-family:sans-serif;font-size:14px}"
-        "table{border-collapse:collapse}th,td{padding:4px 10px;border-bottom:1px solid #ccc}"
+        "table{border-collapse:collapse}"
+        "th,td{padding:4px 10px;border-bottom:1px solid #ccc}"
         f"</style></head><body><p>{html.escape(caption)}</p>\n{body}\n</body></html>\n"
     )
 

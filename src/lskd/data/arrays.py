@@ -1,8 +1,9 @@
 """Prepared in-memory datasets: train/val/test uint8 arrays in one `.npz` file.
 
-`prepare_arrays` holds out a validation split from the training set (so model selection never
-looks at the reported test split, PAPER.md §8.10), optionally subsamples for tiny configs,
-computes the normalisation statistics on the training split, and writes everything atomically.
+`prepare_arrays` holds out a validation split from the training set (so model selection
+never looks at the reported test split, PAPER.md §8.10), optionally subsamples for tiny
+configs, computes the normalisation statistics on the training split, and writes
+everything atomically.
 """
 
 from __future__ import annotations
@@ -44,8 +45,14 @@ def _take(rng: np.random.Generator, n: int, size: int | None) -> np.ndarray:
     return np.sort(idx[:size]) if size is not None else np.arange(n)
 
 
-def prepare_arrays(dataset: str, root: str | Path, val_size: int, split_seed: int,
-                   train_size: int | None = None, test_size: int | None = None) -> Arrays:
+def prepare_arrays(
+    dataset: str,
+    root: str | Path,
+    val_size: int,
+    split_seed: int,
+    train_size: int | None = None,
+    test_size: int | None = None,
+) -> Arrays:
     """Read `dataset` from `root` and split it into train / held-out val / test."""
     reader = READERS[dataset]
     x, y = reader.load_split(root, "train")
@@ -53,7 +60,9 @@ def prepare_arrays(dataset: str, root: str | Path, val_size: int, split_seed: in
     rng = np.random.default_rng(split_seed)
     perm = rng.permutation(len(x))
     if val_size >= len(x):
-        raise DataError(f"val_size {val_size} leaves no training images (train has {len(x)})")
+        raise DataError(
+            f"val_size {val_size} leaves no training images (train has {len(x)})"
+        )
     val_idx, train_idx = np.sort(perm[:val_size]), np.sort(perm[val_size:])
     if train_size is not None:
         train_idx = train_idx[_take(rng, len(train_idx), train_size)]
@@ -69,11 +78,19 @@ def prepare_arrays(dataset: str, root: str | Path, val_size: int, split_seed: in
 
 def save_arrays(arrays: Arrays, path: str | Path) -> None:
     """Write `arrays` to one `.npz` (no pickled objects), atomically."""
-    fields = {f"{kind}_{split}": getattr(arrays, kind)[split]
-              for kind in ("images", "labels") for split in SPLITS}
+    fields = {
+        f"{kind}_{split}": getattr(arrays, kind)[split]
+        for kind in ("images", "labels")
+        for split in SPLITS
+    }
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **fields, class_names=np.array(arrays.class_names),
-                 mean=np.array(arrays.mean), std=np.array(arrays.std))
+        np.savez(
+            fh,
+            **fields,
+            class_names=np.array(arrays.class_names),
+            mean=np.array(arrays.mean),
+            std=np.array(arrays.std),
+        )
 
 
 def load_arrays(path: str | Path) -> Arrays:
@@ -86,7 +103,9 @@ def load_arrays(path: str | Path) -> Arrays:
             names = tuple(str(n) for n in npz["class_names"])
             mean, std = tuple(npz["mean"].tolist()), tuple(npz["std"].tolist())
     except FileNotFoundError:
-        raise DataError(f"{path}: prepared dataset not found (run the prepare_data rule)") from None
+        raise DataError(
+            f"{path}: prepared dataset not found (run the prepare_data rule)"
+        ) from None
     except (OSError, KeyError, ValueError) as err:
         raise DataError(f"{path}: not a prepared lskd dataset ({err})") from None
     return Arrays(images, labels, names, mean, std)

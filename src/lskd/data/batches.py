@@ -1,7 +1,8 @@
 """Mini-batches from in-memory uint8 arrays, with augmentation done on whole batches.
 
-Shuffling and augmentation draw from one `torch.Generator`, so saving its state at an epoch
-boundary is enough to replay the exact data order and augmentations after a resume.
+Shuffling and augmentation draw from one `torch.Generator`, so saving its state at an
+epoch boundary is enough to replay the exact data order and augmentations after a
+resume.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ class Augment:
 
 
 def augment_batch(x: Tensor, aug: Augment, gen: torch.Generator) -> Tensor:
-    """Randomly crop each (C, H, W) image of `x` from its zero-padded copy; maybe flip it."""
+    """Randomly crop each (C, H, W) image of `x` from its zero-padded copy; maybe flip
+    it.
+    """
     n, _, h, w = x.shape
     if aug.pad:
         padded = torch.nn.functional.pad(x, (aug.pad,) * 4)
@@ -31,7 +34,12 @@ def augment_batch(x: Tensor, aug: Augment, gen: torch.Generator) -> Tensor:
         dx = torch.randint(0, 2 * aug.pad + 1, (n,), generator=gen)
         rows = (dy[:, None] + torch.arange(h))[:, None, :, None]
         cols = (dx[:, None] + torch.arange(w))[:, None, None, :]
-        x = padded[torch.arange(n)[:, None, None, None], torch.arange(x.shape[1])[None, :, None, None], rows, cols]
+        x = padded[
+            torch.arange(n)[:, None, None, None],
+            torch.arange(x.shape[1])[None, :, None, None],
+            rows,
+            cols,
+        ]
     if aug.hflip:
         flip = torch.rand(n, generator=gen) < 0.5
         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
@@ -41,14 +49,21 @@ def augment_batch(x: Tensor, aug: Augment, gen: torch.Generator) -> Tensor:
 class Batches:
     """Iterate over (images, labels) batches of float32 normalised images.
 
-    With `generator` set the order is shuffled each epoch; with `augment` set every batch is
-    augmented. Without a generator the order is fixed (evaluation).
+    With `generator` set the order is shuffled each epoch; with `augment` set every
+    batch is augmented. Without a generator the order is fixed (evaluation).
     """
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int,
-                 mean: tuple[float, ...], std: tuple[float, ...],
-                 generator: torch.Generator | None = None, augment: Augment | None = None,
-                 drop_last: bool = False):
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        batch_size: int,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        generator: torch.Generator | None = None,
+        augment: Augment | None = None,
+        drop_last: bool = False,
+    ):
         self.images = torch.from_numpy(np.ascontiguousarray(images))
         self.labels = torch.from_numpy(np.ascontiguousarray(labels))
         self.batch_size, self.generator, self.augment = batch_size, generator, augment
@@ -62,8 +77,11 @@ class Batches:
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         n = len(self.labels)
-        order = (torch.randperm(n, generator=self.generator) if self.generator is not None
-                 else torch.arange(n))
+        order = (
+            torch.randperm(n, generator=self.generator)
+            if self.generator is not None
+            else torch.arange(n)
+        )
         for b in range(len(self)):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
             x = self.images[idx].float().div_(255.0)

@@ -1,7 +1,8 @@
-"""Fashion-MNIST read from Debian's `dataset-fashion-mnist` files (gzip'd IDX), no download.
+"""Fashion-MNIST read from Debian's `dataset-fashion-mnist` files (gzip'd IDX), no
+download.
 
-The IDX format: big-endian magic (0x00000803 images, 0x00000801 labels), then one 32-bit size
-per dimension, then uint8 data.
+The IDX format: big-endian magic (0x00000803 images, 0x00000801 labels), then one 32-bit
+size per dimension, then uint8 data.
 """
 
 from __future__ import annotations
@@ -15,13 +16,26 @@ import numpy as np
 from lskd.errors import DataError
 
 DEFAULT_ROOT = "/usr/share/datasets/fashion-mnist"
-CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-               "Sneaker", "Bag", "Ankle boot")
+CLASS_NAMES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", 60_000),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", 10_000),
 }
-_HINT = "install it with `apt-get install dataset-fashion-mnist` or point the config's data root at a copy"
+_HINT = (
+    "install it with `apt-get install dataset-fashion-mnist` "
+    "or point the config's data root at a copy"
+)
 
 
 def read_idx(path: Path, ndim: int) -> np.ndarray:
@@ -36,9 +50,14 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
     magic = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else -1
     if magic != 0x0800 + ndim or len(raw) < header:
         raise DataError(f"{path}: not an IDX file with {ndim} dimensions; {_HINT}")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(
+        int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)
+    )
     if len(raw) != header + int(np.prod(shape)):
-        raise DataError(f"{path}: truncated, header says {shape}, {len(raw) - header} bytes of data; {_HINT}")
+        raise DataError(
+            f"{path}: truncated, header says {shape} but {len(raw) - header} bytes "
+            f"follow; {_HINT}"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
@@ -51,8 +70,10 @@ def load_split(root: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     images = read_idx(root / images_file, 3)
     labels = read_idx(root / labels_file, 1).astype(np.int64)
     if len(images) != expected or len(labels) != expected:
-        raise DataError(f"{root / images_file}: expected {expected} images and labels, "
-                        f"found {len(images)} and {len(labels)}; {_HINT}")
+        raise DataError(
+            f"{root / images_file}: expected {expected} images and labels, "
+            f"found {len(images)} and {len(labels)}; {_HINT}"
+        )
     if labels.max() >= len(CLASS_NAMES):
         raise DataError(f"{root / labels_file}: label {labels.max()} outside 0..9")
     return images, labels

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# One-time set-up on Debian 12 / Python 3.11: the Debian packages lskd reads its embedded data
+# from, and a virtual environment in .venv with lskd and its pinned stack (constraints.txt).
+# Safe to rerun: it installs only what is missing and skips pip when nothing changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(dataset-fashion-mnist)
+PYTHON=${PYTHON:-python3}
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    sudo=""
+    [[ $(id -u) -eq 0 ]] || sudo=sudo
+    echo "setup: apt-get install ${missing[*]}"
+    $sudo apt-get install -y --no-install-recommends "${missing[@]}" ||
+        { $sudo apt-get update -qq && $sudo apt-get install -y --no-install-recommends "${missing[@]}"; }
+fi
+
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))' ||
+    { echo "setup: Python >= 3.11 required ($PYTHON is $("$PYTHON" --version))" >&2; exit 1; }
+[[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
+stamp=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
+if [[ "$(cat .venv/.setup-stamp 2>/dev/null)" != "$stamp" ]]; then
+    echo "setup: pip install -e .[dev] into .venv (pinned by constraints.txt)"
+    .venv/bin/pip install -q -c constraints.txt -e ".[dev]"
+    echo "$stamp" > .venv/.setup-stamp
+fi
+echo "setup: done (activate with: source .venv/bin/activate)"

@@ -1,0 +1,87 @@
+"""Repository conventions of STYLE.md: lint, format, rule and module sizes."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from statistics import median
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+RULES = sorted((REPO / "workflow" / "rules").glob("*.smk"))
+
+
+def run(*cmd: str) -> subprocess.CompletedProcess:
+    if shutil.which(cmd[0]) is None:
+        pytest.skip(f"{cmd[0]} not on PATH (run through scripts/test.sh)")
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+
+
+@pytest.mark.slow
+def test_snakemake_lint_is_clean():
+    result = run(
+        "snakemake", "--lint", "--configfile", str(REPO / "config" / "config.yaml")
+    )
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout, (
+        result.stdout[-3000:] + result.stderr[-3000:]
+    )
+
+
+def test_snakefmt_check():
+    result = run("snakefmt", "--check", "workflow/")
+    assert result.returncode == 0, result.stderr
+
+
+def test_ruff_check_and_format():
+    lint = run("ruff", "check", "src", "tests")
+    assert lint.returncode == 0, lint.stdout
+    fmt = run("ruff", "format", "--check", "src", "tests")
+    assert fmt.returncode == 0, fmt.stdout
+
+
+def rule_lengths() -> dict[str, int]:
+    """Lines from `rule` through the end of its shell string, as formatted by snakefmt."""
+    lengths = {}
+    for path in RULES:
+        text = path.read_text()
+        for match in re.finditer(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", text, re.M):
+            body = match.group(2).rstrip("\n").splitlines()
+            lengths[match.group(1)] = 1 + len(body)
+    return lengths
+
+
+def test_rule_sizes():
+    lengths = rule_lengths()
+    assert lengths, "no rules found"
+    training = {"train_teacher", "distill_student"}
+    for name, n in lengths.items():
+        assert n <= (30 if name in training else 24), f"rule {name} has {n} lines"
+    assert median(lengths.values()) <= 22
+
+
+def test_snakefile_has_only_includes_and_rule_all():
+    text = (REPO / "workflow" / "Snakefile").read_text()
+    assert re.findall(r"^rule (\w+):", text, re.M) == ["all"]
+    assert "def " not in text
+
+
+def test_module_sizes():
+    for path in (REPO / "src" / "lskd").rglob("*.py"):
+        n = len(path.read_text().splitlines())
+        assert n < 400, f"{path.relative_to(REPO)} has {n} lines"
+
+
+def test_every_rule_has_log_benchmark_conda():
+    for path in RULES:
+        for match in re.finditer(
+            r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", path.read_text(), re.M
+        ):
+            body = match.group(2)
+            for directive in ("log:", "benchmark:", "conda:", "shell:"):
+                assert directive in body, f"rule {match.group(1)} lacks {directive}"
+            assert re.search(r"lskd \w", body), (
+                f"rule {match.group(1)} calls no lskd command"
+            )

@@ -1,0 +1,159 @@
+"""The Snakemake DAG: dry runs, the whole DAG on .test/config, one table alone, the report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_CONFIG = REPO / ".test" / "config" / "config.yaml"
+pytestmark = pytest.mark.slow
+
+
+def snakemake(
+    workdir: Path, *args: str, check: bool = True
+) -> subprocess.CompletedProcess:
+    cmd = [
+        "snakemake",
+        "-s",
+        str(REPO / "workflow" / "Snakefile"),
+        "--directory",
+        str(workdir),
+    ]
+    result = subprocess.run([*cmd, *args], cwd=REPO, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed:\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
+    """Job counts from the 'Job stats' table of a dry run."""
+    lines = result.stdout.splitlines()
+    start = lines.index("Job stats:") + 3
+    counts = {}
+    for line in lines[start:]:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def test_dry_run_default_config_is_fast(tmp_path, snakemake_bin):
+    start = time.perf_counter()
+    result = snakemake(
+        tmp_path, "-n", "--configfile", str(REPO / "config" / "config.yaml")
+    )
+    elapsed = time.perf_counter() - start
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    task = config["tasks"]["fmnist"]
+    n_alpha, n_T = len(config["run"]["alphas"]), len(config["run"]["temperatures"])
+    n_students = len(task["teacher_archs"]) * len(task["student_archs"]) * n_alpha * n_T
+    jobs = planned_jobs(result)
+    assert jobs["train_teacher"] == len(task["teacher_archs"]) * n_alpha
+    assert jobs["distill_student"] == n_students
+    assert jobs["make_table"] == len(task["teacher_archs"]) * len(task["student_archs"])
+    assert elapsed < 10, f"dry run took {elapsed:.1f} s"  # target 5 s; CI machines vary
+
+
+def test_one_table_builds_only_what_it_needs(tmp_path, snakemake_bin):
+    config = yaml.safe_load(TEST_CONFIG.read_text())
+    target = "results/tables/fmnist_mlp128-mlp128.md"
+    jobs = planned_jobs(
+        snakemake(tmp_path, target, "-n", "--configfile", str(TEST_CONFIG))
+    )
+    n_alpha, n_T = len(config["run"]["alphas"]), len(config["run"]["temperatures"])
+    assert jobs == {
+        "prepare_data": 1,
+        "train_teacher": n_alpha,
+        "distill_student": n_alpha * n_T,
+        "make_table": 1,
+    }
+
+
+def test_bad_config_fails_before_any_job(tmp_path, snakemake_bin):
+    config = yaml.safe_load(TEST_CONFIG.read_text())
+    config["tasks"]["fmnist"]["teacher"]["epoch"] = 3
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    work = tmp_path / "work"
+    result = snakemake(work, "--cores", "1", "--configfile", str(bad), check=False)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if "config error" in line]
+    assert errors == [
+        "lskd: config error: tasks.fmnist.teacher: Additional properties are not "
+        "allowed ('epoch' was unexpected)"
+    ]
+    for produced in ("results", "resources", "logs", "benchmarks"):
+        assert not (work / produced).exists()
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("dag")
+    snakemake(work, "--cores", "2", "--configfile", str(TEST_CONFIG))
+    snakemake(work, "--report", "results/report.html", "--configfile", str(TEST_CONFIG))
+    return work
+
+
+def test_every_run_writes_metrics(demo_run, snakemake_bin):
+    config = yaml.safe_load(TEST_CONFIG.read_text())
+    metrics = sorted(demo_run.glob("results/fmnist/**/metrics.json"))
+    n_alpha, n_T = len(config["run"]["alphas"]), len(config["run"]["temperatures"])
+    assert len(metrics) == n_alpha * (1 + n_T)
+    for path in metrics:
+        m = json.loads(path.read_text())
+        assert {"top1", "top5", "last", "best", "chosen_epoch", "wall_s"} <= set(m)
+        assert {"train_images_per_s", "config", "versions"} <= set(m)
+        picked = m["last"] if m["selection"] == "last" else m["best"]
+        assert m["top1"] == picked["test_top1"] and m["chosen_epoch"] == picked["epoch"]
+        assert not (path.parent / "last.pt").exists()
+        log = demo_run / "logs" / path.parent.relative_to(demo_run / "results")
+        lines = next(log.glob("*.log")).read_text().splitlines()
+        assert (
+            sum(" epoch " in line and "img/s=" in line for line in lines) == m["epochs"]
+        )
+
+
+def test_table_equals_its_runs(demo_run, snakemake_bin):
+    table = pd.read_csv(
+        demo_run / "results/tables/fmnist_mlp128-mlp128.csv", index_col=0
+    )
+    runs = [
+        json.loads(p.read_text())
+        for p in demo_run.glob("results/fmnist/**/metrics.json")
+    ]
+    assert len(table) == 1 + len({r["T"] for r in runs if r["role"] == "student"})
+    for run in runs:
+        row = (
+            "Teacher mlp128"
+            if run["role"] == "teacher"
+            else f"Student mlp128, T={run['T']:g}"
+        )
+        cell = table.loc[row, f"alpha = {run['alpha']:.1f}"]
+        assert cell == f"{run['top1']:.2f} / {run['top5']:.2f}"
+
+
+def test_figures_and_report(demo_run, snakemake_bin):
+    for name in (
+        "penultimate_fmnist_mlp128-mlp128",
+        "penultimate_fmnist_mlp128_teachers",
+    ):
+        png = demo_run / "results/figures" / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (demo_run / "results/figures" / f"{name}.pdf").stat().st_size > 0
+    report = (demo_run / "results/report.html").read_text()
+    assert len(report) > 10_000
+    for ext in ("md", "tex", "csv", "html"):
+        assert (demo_run / f"results/tables/fmnist_mlp128-mlp128.{ext}").exists()
+    assert (
+        demo_run / "benchmarks/fmnist/teacher_mlp128_a0_s0/train_teacher.tsv"
+    ).exists()
