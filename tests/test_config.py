@@ -1,4 +1,4 @@
-"""Config validation: the schema and the cross-key checks give one line naming the key."""
+"""Config validation: schema and cross-key checks give one line naming the key."""
 
 from __future__ import annotations
 

@@ -140,7 +140,9 @@ def test_truncated_data(tmp_path):
 
 def test_read_idx_round_trip(tmp_path):
     data = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
-    np.testing.assert_array_equal(read_idx(_write_idx(tmp_path / "x.gz", data), 3), data)
+    np.testing.assert_array_equal(
+        read_idx(_write_idx(tmp_path / "x.gz", data), 3), data
+    )
 
 
 def test_wrong_image_count(tmp_path):
@@ -167,7 +169,10 @@ def _fake_split(n: int, seed: int, test: bool) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture
 def fake(monkeypatch) -> str:
-    splits = {"train": _fake_split(N_TRAIN, 1, False), "test": _fake_split(N_TEST, 2, True)}
+    splits = {
+        "train": _fake_split(N_TRAIN, 1, False),
+        "test": _fake_split(N_TEST, 2, True),
+    }
     reader = types.SimpleNamespace(
         CLASS_NAMES=tuple(f"c{i}" for i in range(10)),
         load_split=lambda root, split: splits[split],
@@ -285,7 +290,9 @@ def test_fixed_order_without_generator():
     assert order.round().tolist() == list(range(10))
 
 
-def _epoch(seed: int, augment: Augment | None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _epoch(
+    seed: int, augment: Augment | None
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     images = np.random.default_rng(0).integers(0, 256, (20, 1, 8, 8), dtype=np.uint8)
     gen = torch.Generator().manual_seed(seed)
     batches = Batches(images, np.arange(20), 6, (0.5,), (0.25,), gen, augment)
@@ -307,10 +314,11 @@ def test_shuffled_epoch_is_a_permutation():
 
 
 def test_normalisation():
-    # pixel 51 -> 51/255 = 0.2; (0.2 - 0.1) / 0.5 = 0.2.  pixel 0 -> (0 - 0.1)/0.5 = -0.2
+    # pixel 51 -> 51/255 = 0.2 -> (0.2 - 0.1) / 0.5 = 0.2
+    # pixel 0 -> (0 - 0.1) / 0.5 = -0.2
     images = np.zeros((1, 1, 2, 2), np.uint8)
     images[0, 0, 1, 1] = 51
-    (x, _), = Batches(images, np.zeros(1, np.int64), 1, (0.1,), (0.5,))
+    ((x, _),) = Batches(images, np.zeros(1, np.int64), 1, (0.1,), (0.5,))
     expected = torch.tensor([[[[-0.2, -0.2], [-0.2, 0.2]]]])
     torch.testing.assert_close(x, expected)
     assert x.dtype == torch.float32
@@ -318,7 +326,9 @@ def test_normalisation():
 
 def test_normalisation_per_channel():
     images = np.full((1, 3, 1, 1), 255, np.uint8)
-    (x, _), = Batches(images, np.zeros(1, np.int64), 1, (0.0, 0.5, 1.0), (1.0, 0.5, 2.0))
+    ((x, _),) = Batches(
+        images, np.zeros(1, np.int64), 1, (0.0, 0.5, 1.0), (1.0, 0.5, 2.0)
+    )
     # (1 - m) / s per channel: 1, 1, 0
     assert x.flatten().tolist() == [1.0, 1.0, 0.0]
 
@@ -328,7 +338,9 @@ def test_augment_pad_shifts_by_at_most_pad():
     # 0..4 puts it at (14 + 2 - dy, 14 + 2 - dx), so rows and columns 12..16
     x = torch.zeros(64, 1, 28, 28)
     x[:, 0, 14, 14] = 1.0
-    out = augment_batch(x, Augment(pad=2, hflip=False), torch.Generator().manual_seed(0))
+    out = augment_batch(
+        x, Augment(pad=2, hflip=False), torch.Generator().manual_seed(0)
+    )
     assert out.shape == x.shape
     assert torch.equal(out.sum(dim=(1, 2, 3)), torch.ones(64))  # nothing lost
     where = out[:, 0].flatten(1).argmax(1)
@@ -341,7 +353,9 @@ def test_augment_pad_shifts_by_at_most_pad():
 def test_augment_pad_zero_fills_at_the_border():
     # an all-ones image shifted by (dy, dx) keeps (28 - |2 - dy|)(28 - |2 - dx|) ones
     x = torch.ones(32, 1, 28, 28)
-    out = augment_batch(x, Augment(pad=2, hflip=False), torch.Generator().manual_seed(1))
+    out = augment_batch(
+        x, Augment(pad=2, hflip=False), torch.Generator().manual_seed(1)
+    )
     assert set(out.unique().tolist()) <= {0.0, 1.0}
     assert (out.sum(dim=(1, 2, 3)) >= 26 * 26).all()
     assert (out.sum(dim=(1, 2, 3)) < 28 * 28).any()
@@ -361,8 +375,10 @@ def test_augment_is_applied_by_batches():
     images = np.zeros((16, 1, 8, 8), np.uint8)
     images[:, 0, :, 0] = 255  # bright left column
     gen = torch.Generator().manual_seed(0)
-    batches = Batches(images, np.zeros(16, np.int64), 16, (0.0,), (1.0,), gen, Augment())
-    (x, _), = batches
+    batches = Batches(
+        images, np.zeros(16, np.int64), 16, (0.0,), (1.0,), gen, Augment()
+    )
+    ((x, _),) = batches
     assert not torch.equal(x, torch.from_numpy(images).float() / 255)
 
 

@@ -46,7 +46,7 @@ def test_kd_loss_hand_value_T1():
 
 
 def test_kd_loss_hand_value_T2():
-    # t/2 = [0, ln sqrt 3] -> p_t = [1/(1+sqrt 3), sqrt 3/(1+sqrt 3)] = [0.366025, 0.633975]
+    # t/2 = [0, ln sqrt 3] -> p_t = [1, sqrt 3] / (1 + sqrt 3) = [0.366025, 0.633975]
     # KL = 0.366025 ln(0.732051) + 0.633975 ln(1.267949) = 0.0363408; T^2 KL = 0.145363
     loss = kd_loss(torch.tensor([[0.0, 0.0]]), torch.tensor([[0.0, LN3]]), T=2.0)
     assert loss.item() == pytest.approx(0.145363, abs=1e-6)
@@ -92,7 +92,9 @@ def test_batch_loss_is_mean_of_sample_losses(logits):
     )
 
 
-@pytest.mark.parametrize(("T", "rel"), [(1.0, 1e-6), (2.0, 1e-6), (3.0, 1e-5), (64.0, 1e-4)])
+@pytest.mark.parametrize(
+    ("T", "rel"), [(1.0, 1e-6), (2.0, 1e-6), (3.0, 1e-5), (64.0, 1e-4)]
+)
 def test_kd_is_T_squared_times_kl(logits, T, rel):
     # float64 reference, so this is also the float64-agreement check. At T = 64 the
     # float32 KL (~3.5e-3) is a difference of log-probs ~2.3: eps 6e-8 * 2.3 / 3.5e-3
@@ -147,7 +149,9 @@ def test_gradient_reaches_student_only(logits):
     T = 3.0
     kd_loss(s, t, T).backward()
     assert t.grad is None
-    by_hand = T * (torch.softmax(s.detach() / T, -1) - torch.softmax(t.detach() / T, -1))
+    by_hand = T * (
+        torch.softmax(s.detach() / T, -1) - torch.softmax(t.detach() / T, -1)
+    )
     torch.testing.assert_close(s.grad, by_hand / 8, rtol=1e-5, atol=1e-7)
 
 

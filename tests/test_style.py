@@ -43,7 +43,7 @@ def test_ruff_check_and_format():
 
 
 def rule_lengths() -> dict[str, int]:
-    """Lines from `rule` through the end of its shell string, as formatted by snakefmt."""
+    """Lines from `rule` through the end of its shell string (snakefmt layout)."""
     lengths = {}
     for path in RULES:
         text = path.read_text()

@@ -1,4 +1,4 @@
-"""The Snakemake DAG: dry runs, the whole DAG on .test/config, one table alone, the report."""
+"""The Snakemake DAG: dry runs, the DAG on .test/config, one table alone, the report."""
 
 from __future__ import annotations
 
@@ -79,19 +79,31 @@ def test_one_table_builds_only_what_it_needs(tmp_path, snakemake_bin):
     }
 
 
-def test_bad_config_fails_before_any_job(tmp_path, snakemake_bin):
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        (
+            "teacher",
+            "epoch",
+            3,
+            "tasks.fmnist.teacher: Additional properties are not allowed "
+            "('epoch' was unexpected)",
+        ),
+        ("data", "root", "/nonexistent/fmnist", "tasks.fmnist.data.root: directory "),
+    ],
+)
+def test_bad_config_fails_before_any_job(
+    tmp_path, snakemake_bin, section, key, value, message
+):
     config = yaml.safe_load(TEST_CONFIG.read_text())
-    config["tasks"]["fmnist"]["teacher"]["epoch"] = 3
+    config["tasks"]["fmnist"][section][key] = value
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(config))
     work = tmp_path / "work"
     result = snakemake(work, "--cores", "1", "--configfile", str(bad), check=False)
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if "config error" in line]
-    assert errors == [
-        "lskd: config error: tasks.fmnist.teacher: Additional properties are not "
-        "allowed ('epoch' was unexpected)"
-    ]
+    assert len(errors) == 1 and errors[0].startswith(f"lskd: config error: {message}")
     for produced in ("results", "resources", "logs", "benchmarks"):
         assert not (work / produced).exists()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import struct
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,17 @@ def load(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(
             f"{path}: refused by weights_only loading ({first})"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
+    # garbage bytes reach the legacy (non-zip) unpickler, which fails in many ways
+    except (
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        OSError,
+        IndexError,
+        KeyError,
+        ValueError,
+        struct.error,
+    ) as err:
         first = (
             str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         )

@@ -8,10 +8,17 @@ from lskd.errors import ConfigError
 
 try:
     validate_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
-    if not workflow.dryrun:  # a dry run must work without the data
-        check_data_roots(config)
 except ConfigError as err:
     sys.exit(f"lskd: config error: {err}")
+
+
+onstart:
+    # Before any job runs, but not in a dry run (which must work without the data).
+    try:
+        check_data_roots(config)
+    except ConfigError as err:
+        sys.exit(f"lskd: config error: {err}")
+
 
 RUN = config["run"]
 TASKS = {name: config["tasks"][name] for name in RUN["tasks"]}
@@ -33,12 +40,17 @@ wildcard_constraints:
 
 
 TEACHER = "results/{task}/teacher_{tarch}_a{alpha}_s{tseed}"
-STUDENT = TEACHER + "/student_{sarch}_T{T}_s{seed}"
+STUDENT = f"{TEACHER}/student_{{sarch}}_T{{T}}_s{{seed}}"
+
+
+def task_of(run):
+    """Task of a run id (`fmnist/teacher_.../student_...`): its first path component."""
+    return Path(run).parts[0]
 
 
 def dataset(wildcards):
     """Prepared dataset of the task named by the `task` or the `run` wildcard."""
-    task = wildcards.get("task") or wildcards.run.split("/")[0]
+    task = wildcards.get("task") or task_of(wildcards.run)
     return f"resources/data/{task}/dataset.npz"
 
 
@@ -75,12 +87,12 @@ def table_inputs(wildcards):
     """metrics.json of every teacher and student one table needs (all alphas and seeds)."""
     w = dict(task=wildcards.task, tarch=wildcards.tarch, sarch=wildcards.sarch)
     teachers = [
-        TEACHER.format(**w, alpha=a, tseed=s) + "/metrics.json"
+        f"{TEACHER.format(**w, alpha=a, tseed=s)}/metrics.json"
         for a in ALPHAS
         for s in SEEDS
     ]
     students = [
-        STUDENT.format(**w, alpha=a, tseed=s, T=T, seed=s) + "/metrics.json"
+        f"{STUDENT.format(**w, alpha=a, tseed=s, T=T, seed=s)}/metrics.json"
         for T in TEMPS
         for a in ALPHAS
         for s in SEEDS
@@ -98,7 +110,7 @@ def student_projections(wildcards):
         seed=SEEDS[0],
     )
     return [
-        STUDENT.format(**w, alpha=a, T=T) + "/projection.npz"
+        f"{STUDENT.format(**w, alpha=a, T=T)}/projection.npz"
         for T in row_temps(wildcards.task)
         for a in ALPHAS
     ]
@@ -106,7 +118,7 @@ def student_projections(wildcards):
 
 def teacher_projections(wildcards):
     w = dict(task=wildcards.task, tarch=wildcards.tarch, tseed=SEEDS[0])
-    return [TEACHER.format(**w, alpha=a) + "/projection.npz" for a in ALPHAS]
+    return [f"{TEACHER.format(**w, alpha=a)}/projection.npz" for a in ALPHAS]
 
 
 def figure_rows(wildcards):
@@ -143,7 +155,7 @@ def prepare_args(wildcards):
 
 
 def extract_args(wildcards):
-    pen = TASKS[wildcards.run.split("/")[0]]["penultimate"]
+    pen = TASKS[task_of(wildcards.run)]["penultimate"]
     classes = " ".join(str(c) for c in pen["classes"])
     return f"--classes {classes} --train-per-class {pen['train_per_class']} --test-per-class {pen['test_per_class']}"
 

@@ -1,0 +1,364 @@
+"""Training loop end to end on a tiny dataset: outputs, resume, KD step, schedules."""
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import lskd.runs
+from lskd import checkpoint
+from lskd.config import Recipe
+from lskd.data.arrays import Arrays, save_arrays
+from lskd.data.batches import Augment
+from lskd.data.fashion_mnist import CLASS_NAMES
+from lskd.distill import FrozenTeacher, student_step, teacher_step
+from lskd.engine import make_scheduler
+from lskd.errors import ConfigError
+from lskd.losses import kd_loss, ls_cross_entropy
+from lskd.models import build_model
+from lskd.runs import RunSpec, distill_student, train_teacher, versions
+
+N = {"train": 500, "val": 50, "test": 50}
+BATCH = 64
+STEPS_PER_EPOCH = N["train"] // BATCH  # drop_last: 7 steps of 64 images
+
+
+class Crash(Exception):
+    """Stands in for a job killed mid-epoch."""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _restore_determinism():
+    """seed_everything switches deterministic algorithms on for the whole process."""
+    flag = torch.are_deterministic_algorithms_enabled()
+    cublas = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    yield
+    torch.use_deterministic_algorithms(flag)
+    if cublas is None:
+        os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """600 learnable 28x28 images: class c has a bright band at rows 2c..2c+2."""
+    rng = np.random.default_rng(0)
+    images, labels = {}, {}
+    for split, n in N.items():
+        y = rng.integers(0, 10, n)
+        x = rng.integers(0, 100, (n, 1, 28, 28), dtype=np.uint8)
+        for i, c in enumerate(y):
+            x[i, 0, 2 * c : 2 * c + 3] = 255
+        images[split], labels[split] = x, y.astype(np.int64)
+    arrays = Arrays(images, labels, CLASS_NAMES, (0.3,), (0.3,))
+    path = tmp_path_factory.mktemp("data") / "dataset.npz"
+    save_arrays(arrays, path)
+    return path
+
+
+def _spec(data: Path, out: Path, epochs: int, arch: str = "mlp128") -> RunSpec:
+    return RunSpec(
+        task="toy",
+        data=data,
+        arch=arch,
+        seed=0,
+        recipe=Recipe(epochs=epochs, batch_size=BATCH, lr=0.05),
+        model_out=out / "model.pt",
+        metrics_out=out / "metrics.json",
+        augment=Augment(pad=2),
+    )
+
+
+@pytest.fixture(scope="module")
+def teacher(data, tmp_path_factory) -> tuple[RunSpec, dict]:
+    spec = _spec(data, tmp_path_factory.mktemp("teacher"), epochs=2)
+    return spec, train_teacher(spec, alpha=0.1)
+
+
+# --- one teacher run ----------------------------------------------------------------
+
+
+def test_teacher_metrics(teacher):
+    spec, returned = teacher
+    metrics = json.loads(spec.metrics_out.read_text())
+    assert metrics["top1"] == returned["top1"]
+    assert (metrics["role"], metrics["alpha"], metrics["T"]) == ("teacher", 0.1, None)
+    assert metrics["selection"] == "last"
+    assert metrics["top1"] == metrics["last"]["test_top1"]
+    assert metrics["top5"] == metrics["last"]["test_top5"]
+    assert metrics["chosen_epoch"] == metrics["last"]["epoch"] == 2
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2]
+    assert metrics["history"][0]["lr"] == 0.05  # cosine, no warm-up: starts at peak
+    assert metrics["history"][1]["lr"] < 0.05
+    assert metrics["best"]["val_top1"] == max(h["val_top1"] for h in metrics["history"])
+    assert metrics["config"]["recipe"] == spec.recipe.to_dict()
+    assert metrics["versions"] == versions()
+    assert metrics["versions"]["torch"] == torch.__version__
+    assert 0 <= metrics["top1"] <= metrics["top5"] <= 100
+
+
+def test_teacher_outputs_and_no_last_pt(teacher):
+    spec, _ = teacher
+    assert sorted(p.name for p in spec.model_out.parent.iterdir()) == [
+        "metrics.json",
+        "model.pt",
+    ]
+    meta = checkpoint.load_model_file(spec.model_out)
+    assert (meta["arch"], meta["num_classes"], meta["role"]) == (
+        "mlp128",
+        10,
+        "teacher",
+    )
+    assert (meta["alpha"], meta["seed"], meta["in_channels"]) == (0.1, 0, 1)
+    assert meta["class_names"] == list(CLASS_NAMES)
+
+
+def test_reported_top1_matches_saved_model(teacher, data):
+    # recompute the test metrics from model.pt and the raw arrays, outside the engine
+    spec, metrics = teacher
+    model = build_model("mlp128", 10, 1, 28)
+    model.load_state_dict(checkpoint.load_model_file(spec.model_out)["state_dict"])
+    with np.load(data) as npz:
+        x = torch.from_numpy(npz["images_test"]).float() / 255
+        y = torch.from_numpy(npz["labels_test"])
+    with torch.no_grad():
+        logits = model.eval()((x - 0.3) / 0.3)
+    top1 = 100.0 * (logits.argmax(1) == y).sum().item() / len(y)
+    top5 = 100.0 * (logits.topk(5).indices == y[:, None]).any(1).sum().item() / len(y)
+    assert metrics["top1"] == pytest.approx(top1)
+    assert metrics["top5"] == pytest.approx(top5)
+    assert metrics["last"]["test_loss"] == pytest.approx(
+        F.cross_entropy(logits, y).item(), rel=1e-5
+    )
+
+
+def test_distill_student(teacher, data, tmp_path):
+    teacher_spec, _ = teacher
+    spec = _spec(data, tmp_path, epochs=1)
+    metrics = distill_student(spec, teacher_spec.model_out, T=2.0)
+    assert (metrics["role"], metrics["T"], metrics["alpha"]) == ("student", 2.0, 0.1)
+    assert metrics["teacher"]["sha256"] == checkpoint.sha256(teacher_spec.model_out)
+    assert metrics["teacher"]["path"] == str(teacher_spec.model_out)
+    meta = checkpoint.load_model_file(spec.model_out)
+    assert (meta["role"], meta["T"], meta["alpha"]) == ("student", 2.0, 0.1)
+    assert not (tmp_path / "last.pt").exists()
+
+
+# --- resume -------------------------------------------------------------------------
+
+
+def _counting_teacher_step(calls: list, crash_at: int | None):
+    real = teacher_step
+
+    def make(alpha):
+        step = real(alpha)
+
+        def counted(model, x, y):
+            calls.append(1)
+            if len(calls) == crash_at:
+                raise Crash(f"killed at step {crash_at}")
+            return step(model, x, y)
+
+        return counted
+
+    return make
+
+
+def test_resume_is_bit_identical(data, tmp_path, monkeypatch):
+    straight = _spec(data, tmp_path / "straight", epochs=3)
+    expected = train_teacher(straight, alpha=0.1)
+
+    resumed = _spec(data, tmp_path / "resumed", epochs=3)
+    calls: list = []
+    crash_at = 2 * STEPS_PER_EPOCH + 1  # first step of epoch 3
+    monkeypatch.setattr(
+        lskd.runs, "teacher_step", _counting_teacher_step(calls, crash_at)
+    )
+    with pytest.raises(Crash):
+        train_teacher(resumed, alpha=0.1)
+    last = resumed.model_out.parent / "last.pt"
+    assert checkpoint.load(last)["epoch"] == 2
+    assert not resumed.model_out.exists() and not resumed.metrics_out.exists()
+
+    calls.clear()
+    monkeypatch.setattr(lskd.runs, "teacher_step", _counting_teacher_step(calls, None))
+    got = train_teacher(resumed, alpha=0.1)
+    assert len(calls) == STEPS_PER_EPOCH  # only epoch 3 was trained again
+    assert not last.exists()
+
+    for key in ("top1", "top5", "chosen_epoch", "last", "best"):
+        assert got[key] == expected[key], key
+    for h_got, h_exp in zip(got["history"], expected["history"], strict=True):
+        for key in ("epoch", "lr", "train_loss", "train_top1", "val_top1", "val_top5"):
+            assert h_got[key] == h_exp[key], key
+    w_got = checkpoint.load_model_file(resumed.model_out)["state_dict"]
+    w_exp = checkpoint.load_model_file(straight.model_out)["state_dict"]
+    assert w_got.keys() == w_exp.keys()
+    for name in w_exp:
+        assert torch.equal(w_got[name], w_exp[name]), name
+
+
+def test_last_pt_from_another_recipe_is_ignored(data, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    other = Recipe(epochs=9, batch_size=BATCH, lr=0.05)
+    checkpoint.save({"epoch": 1, "recipe": other.to_dict()}, out / "last.pt")
+    calls: list = []
+    monkeypatch.setattr(lskd.runs, "teacher_step", _counting_teacher_step(calls, None))
+    metrics = train_teacher(_spec(data, out, epochs=1), alpha=0.1)
+    assert len(calls) == STEPS_PER_EPOCH  # epoch 1 trained from scratch
+    assert len(metrics["history"]) == 1
+    assert not (out / "last.pt").exists()
+
+
+# --- distillation step --------------------------------------------------------------
+
+
+@pytest.fixture
+def nets() -> tuple[nn.Module, nn.Module]:
+    torch.manual_seed(0)
+    return build_model("mlp128", 10, 1, 28), build_model("mlp128", 10, 1, 28)
+
+
+def test_frozen_teacher_stays_in_eval(nets):
+    student, raw_teacher = nets
+    frozen = FrozenTeacher(raw_teacher)
+    both = nn.ModuleDict({"student": student, "teacher": frozen})
+    both.train()
+    frozen.train(True)
+    assert student.training
+    assert not any(m.training for m in raw_teacher.modules())
+    assert not any(p.requires_grad for p in frozen.parameters())
+
+
+def test_student_step_ignores_labels_and_trains_student_only(nets):
+    student, raw_teacher = nets
+    frozen = FrozenTeacher(raw_teacher)
+    bn = next(m for m in raw_teacher.modules() if isinstance(m, nn.BatchNorm1d))
+    stats = bn.running_mean.clone()
+    student.train()
+    step = student_step(frozen, T=4.0)
+    x = torch.randn(16, 1, 28, 28)
+    loss_a, logits = step(student, x, torch.zeros(16, dtype=torch.long))
+    loss_b, _ = step(student, x, torch.arange(16) % 10)
+    assert loss_a.item() == loss_b.item()
+    with torch.no_grad():
+        assert loss_a.item() == pytest.approx(
+            kd_loss(student(x), raw_teacher(x), 4.0).item(), rel=1e-6
+        )
+    assert logits.shape == (16, 10)
+    loss_a.backward()
+    assert all(p.grad is not None for p in student.parameters())
+    assert all(p.grad is None for p in raw_teacher.parameters())
+    assert torch.equal(bn.running_mean, stats)  # eval mode: BN statistics untouched
+
+
+def test_teacher_step_is_label_smoothing(nets):
+    model, _ = nets
+    model.eval()
+    x, y = torch.randn(8, 1, 28, 28), torch.arange(8)
+    loss, logits = teacher_step(0.1)(model, x, y)
+    assert loss.item() == ls_cross_entropy(logits, y, 0.1).item()
+    assert loss.item() != teacher_step(0.1)(model, x, y.flip(0))[0].item()
+
+
+# --- learning-rate schedules --------------------------------------------------------
+
+
+def _lrs(recipe: Recipe, steps_per_epoch: int) -> list[float]:
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=recipe.lr)
+    sched = make_scheduler(opt, recipe, steps_per_epoch)
+    lrs = []
+    for _ in range(recipe.epochs * steps_per_epoch):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return lrs + [opt.param_groups[0]["lr"]]
+
+
+def test_cosine_with_warmup():
+    # 10 epochs x 5 steps = 50 iterations, warm-up 2 epochs = 10 iterations.
+    # LinearLR(start 1/10): lr_i = 1/10 + (9/10) i/10 for i < 10 (0.1, 0.19, ..., 0.91)
+    # then cosine over 40: lr_{10+j} = (1 + cos(pi j / 40)) / 2, reaching 0 at j = 40
+    recipe = Recipe(epochs=10, batch_size=1, lr=1.0, warmup_epochs=2)
+    lrs = _lrs(recipe, steps_per_epoch=5)
+    expected = [0.1 + 0.09 * i for i in range(10)]
+    expected += [(1 + math.cos(math.pi * j / 40)) / 2 for j in range(41)]
+    assert lrs == pytest.approx(expected, abs=1e-9)
+    steps = np.diff(lrs[:10])
+    assert steps == pytest.approx([0.09] * 9)  # linear ramp
+    assert max(lrs) == pytest.approx(1.0)
+    assert lrs[-1] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_cosine_without_warmup():
+    lrs = _lrs(Recipe(epochs=4, batch_size=1, lr=0.2), steps_per_epoch=3)
+    expected = [0.1 * (1 + math.cos(math.pi * i / 12)) for i in range(13)]
+    assert lrs == pytest.approx(expected, abs=1e-9)
+
+
+def test_step_schedule():
+    # step_epochs=2 x 3 steps/epoch = decay by gamma every 6 iterations
+    recipe = Recipe(epochs=6, batch_size=1, lr=1.0, schedule="step", step_epochs=2)
+    lrs = _lrs(recipe, steps_per_epoch=3)
+    assert lrs == pytest.approx([0.1 ** (i // 6) for i in range(19)], rel=1e-9)
+
+
+# --- recipe validation --------------------------------------------------------------
+
+BASE = {"epochs": 2, "batch_size": 64, "lr": 0.05}
+
+
+def test_recipe_from_dict_round_trip():
+    recipe = Recipe.from_dict({**BASE, "lr": 1, "nesterov": True}, where="--hp")
+    assert recipe.lr == 1 and recipe.nesterov is True
+    assert recipe.momentum == 0.9  # default
+    assert Recipe.from_dict(recipe.to_dict()) == recipe
+
+
+def test_recipe_unknown_key():
+    with pytest.raises(ConfigError, match=r"^--hp\.lrate: unknown key"):
+        Recipe.from_dict({**BASE, "lrate": 0.1}, where="--hp")
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("lr", "0.1"),
+        ("lr", True),
+        ("lr", None),
+        ("epochs", 2.0),
+        ("epochs", "2"),
+        ("batch_size", False),
+        ("nesterov", 1),
+        ("schedule", 3),
+        ("warmup_epochs", [1]),
+    ],
+)
+def test_recipe_wrong_type(key, value):
+    with pytest.raises(ConfigError, match=rf"^--hp\.{key}: expected") as err:
+        Recipe.from_dict({**BASE, key: value}, where="--hp")
+    assert repr(value) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"schedule": "linear"}, "schedule"),
+        ({"selection": "best"}, "selection"),
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": -1}, "batch_size"),
+    ],
+)
+def test_recipe_bad_value(change, key):
+    with pytest.raises(ConfigError, match=rf"^--hp\.{key}:"):
+        Recipe.from_dict({**BASE, **change}, where="--hp")
+
+
+def test_recipe_missing_key():
+    with pytest.raises(ConfigError, match=r"^--hp\.lr: required key missing"):
+        Recipe.from_dict({"epochs": 2, "batch_size": 64}, where="--hp")
