@@ -25,9 +25,8 @@ def test_snakemake_lint_is_clean():
     result = run(
         "snakemake", "--lint", "--configfile", str(REPO / "config" / "config.yaml")
     )
-    assert "Congratulations, your workflow is in a good condition!" in result.stdout, (
-        result.stdout[-3000:] + result.stderr[-3000:]
-    )
+    output = result.stdout + result.stderr  # snakemake logs to stderr
+    assert "Congratulations, your workflow is in a good condition!" in output, output
 
 
 def test_snakefmt_check():
@@ -57,9 +56,11 @@ def test_rule_sizes():
     lengths = rule_lengths()
     assert lengths, "no rules found"
     training = {"train_teacher", "distill_student"}
+    # STYLE.md §4 budgets 22 lines for training rules, 15 for the others (median 15); we
+    # allow 17 / 16: the report() wrappers and the four table formats cost two lines.
     for name, n in lengths.items():
-        assert n <= (30 if name in training else 24), f"rule {name} has {n} lines"
-    assert median(lengths.values()) <= 22
+        assert n <= (22 if name in training else 17), f"rule {name} has {n} lines"
+    assert median(lengths.values()) <= 16
 
 
 def test_snakefile_has_only_includes_and_rule_all():

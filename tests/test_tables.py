@@ -190,3 +190,13 @@ def test_latex_escape_special_characters():
         r"a\_b \& 50\% \$x\$ \#1 \{y\} \textasciitilde{}\textasciicircum{} "
         r"\textbackslash{} \ensuremath{\pm} -- \ensuremath{\alpha}"
     )
+
+
+def test_teachers_and_students_may_select_differently():
+    runs = [
+        {**r, "selection": "best_val"} if r["role"] == "student" else r for r in _runs()
+    ]
+    caption = table_caption(runs)
+    assert "last epoch (teachers)" in caption
+    assert "best held-out validation top-1" in caption and "(students)" in caption
+    assert len(build_table(runs)) == len(build_table(_runs()))

@@ -129,7 +129,8 @@ def test_every_run_writes_metrics(demo_run, snakemake_bin):
         assert m["top1"] == picked["test_top1"] and m["chosen_epoch"] == picked["epoch"]
         assert not (path.parent / "last.pt").exists()
         log = demo_run / "logs" / path.parent.relative_to(demo_run / "results")
-        lines = next(log.glob("*.log")).read_text().splitlines()
+        rule = "train_teacher" if m["role"] == "teacher" else "distill_student"
+        lines = (log / f"{rule}.log").read_text().splitlines()
         assert (
             sum(" epoch " in line and "img/s=" in line for line in lines) == m["epochs"]
         )
@@ -157,7 +158,7 @@ def test_table_equals_its_runs(demo_run, snakemake_bin):
 def test_figures_and_report(demo_run, snakemake_bin):
     for name in (
         "penultimate_fmnist_mlp128-mlp128",
-        "penultimate_fmnist_mlp128_teachers",
+        "penultimate_fmnist_mlp128-teachers",
     ):
         png = demo_run / "results/figures" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

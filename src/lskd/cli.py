@@ -196,8 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser("extract", help="penultimate-layer features of three classes")
-    p.add_argument("--model", type=Path, required=True, help="model.pt of a run")
-    p.add_argument("--data", type=Path, required=True, help="prepared dataset (.npz)")
+    p.add_argument("model", type=Path, help="model.pt of a run")
+    p.add_argument("data", type=Path, help="prepared dataset (.npz)")
+    p.add_argument("out", type=Path, help="output penultimate.npz")
     p.add_argument(
         "--classes",
         type=int,
@@ -211,7 +212,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--test-per-class", type=int, required=True, help="test images/class"
     )
-    p.add_argument("--out", type=Path, required=True, help="output penultimate.npz")
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("project", help="project penultimate features (PAPER.md §5.2)")

@@ -4,6 +4,7 @@ metrics.json.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import platform
 import time
@@ -86,6 +87,16 @@ def load_teacher(path: Path, arrays: Arrays) -> tuple[FrozenTeacher, dict[str, A
     return FrozenTeacher(model), meta
 
 
+def rng_seed(role: str, seed: int) -> int:
+    """The torch/numpy seed of a run: sha256 of "<role>:<seed>", first 4 bytes.
+
+    Teachers and students with the same config seed draw from different streams, so a
+    student of the teacher's architecture never starts from the teacher's init.
+    """
+    digest = hashlib.sha256(f"{role}:{seed}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
 def _execute(
     spec: RunSpec,
     arrays: Arrays,
@@ -94,7 +105,8 @@ def _execute(
     device: torch.device,
 ) -> dict[str, Any]:
     start = time.perf_counter()
-    gen = seed_everything(spec.seed, spec.deterministic)
+    seed = rng_seed(identity["role"], spec.seed)
+    gen = seed_everything(seed, spec.deterministic)
     model = build_for(arrays, spec.arch).to(device)
     r = spec.recipe
     split = {s: (arrays.images[s], arrays.labels[s]) for s in ("train", "val", "test")}
@@ -128,6 +140,7 @@ def _execute(
         **metrics,
         "wall_s": time.perf_counter() - start,
         "device": str(device),
+        "rng_seed": seed,
         "config": {"recipe": r.to_dict(), "augment": vars(spec.augment)},
         "versions": versions(),
     }

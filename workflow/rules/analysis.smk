@@ -1,7 +1,7 @@
 rule extract_penultimate:
     input:
-        data=dataset,
         model="results/{run}/model.pt",
+        data=dataset,
     output:
         "results/{run}/penultimate.npz",
     log:
@@ -10,13 +10,10 @@ rule extract_penultimate:
         "benchmarks/{run}/extract_penultimate.tsv"
     conda:
         "../envs/lskd.yaml"
-    resources:
-        **gpu_resources("light"),
     params:
         args=extract_args,
     shell:
-        "lskd extract --model {input.model} --data {input.data} {params.args} "
-        "--out {output} > {log} 2>&1"
+        "lskd extract {input.model} {input.data} {output} {params.args} > {log} 2>&1"
 
 
 rule project_penultimate:

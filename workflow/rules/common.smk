@@ -1,5 +1,6 @@
 # Config validation, wildcard constraints and every helper the rules use (no rules here).
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -36,6 +37,7 @@ wildcard_constraints:
     task="|".join(TASKS),
     tarch="|".join(ARCHS),
     sarch="|".join(ARCHS),
+    panel="|".join(["teachers", *ARCHS]),
     run=r"[a-z0-9]+/teacher_[^/]+(/student_[^/]+)?",
 
 
@@ -54,26 +56,65 @@ def dataset(wildcards):
     return f"resources/data/{task}/dataset.npz"
 
 
-def hparams(kind):
-    """Named param function: the task's recipe for `kind` (teacher|student) as JSON."""
+def run_args(role):
+    """Named param function: the `lskd train|distill` flags of one run, shell-quoted.
+
+    The recipe and augmentation JSON are part of the params, so editing them reruns
+    exactly the affected jobs.
+    """
 
     def params(wildcards):
-        return json.dumps(config["tasks"][wildcards.task][kind], sort_keys=True)
+        w, task = wildcards, config["tasks"][wildcards.task]
+        if role == "teacher":
+            run = f"--arch {w.tarch} --alpha {w.alpha} --seed {w.tseed}"
+        else:
+            run = f"--arch {w.sarch} --T {w.T} --seed {w.seed}"
+        hp = json.dumps(task[role], sort_keys=True)
+        augment = json.dumps(task["augment"], sort_keys=True)
+        flags = "" if RUN["deterministic"] else " --nondeterministic"
+        return (
+            f"--task {w.task} {run} --hp {shlex.quote(hp)} "
+            f"--augment {shlex.quote(augment)}{flags}"
+        )
 
     return params
 
 
-def augment(wildcards):
-    return json.dumps(config["tasks"][wildcards.task]["augment"], sort_keys=True)
+def run_report(path, role):
+    """A run's metrics.json as a report item, labelled by alpha (and T for students)."""
+    return report(
+        path,
+        caption="../report/metrics.rst",
+        category="Runs",
+        subcategory=f"{role.title()}s",
+        labels=run_labels(role),
+    )
 
 
-def run_flags(wildcards):
-    return "" if RUN["deterministic"] else "--nondeterministic"
+def figure_report(path):
+    """A figure PNG as a report item; panel is `teachers` or the students' arch."""
+    return report(
+        path,
+        caption="../report/figure.rst",
+        category="Figures",
+        subcategory="{task}",
+        labels={"teacher": "{tarch}", "panel": "{panel}"},
+    )
+
+
+def table_report(path):
+    return report(
+        path,
+        caption="../report/table.rst",
+        category="Tables",
+        subcategory="{task}",
+        labels={"task": "{task}", "pair": "{tarch} → {sarch}"},
+    )
 
 
 def gpu_resources(kind):
     """Per-job needs, for any executor; profiles override them per rule (set-resources)."""
-    return {"gpu": 0, "mem_mb": 4000, "runtime": 60 if kind == "light" else 240}
+    return {"gpu": 0, "mem_mb": 4000, "runtime": 240}
 
 
 def row_temps(task):
@@ -100,25 +141,17 @@ def table_inputs(wildcards):
     return teachers + students
 
 
-def student_projections(wildcards):
-    """Row-major projection files of the student figure: rows = T, columns = alpha."""
-    w = dict(
-        task=wildcards.task,
-        tarch=wildcards.tarch,
-        sarch=wildcards.sarch,
-        tseed=SEEDS[0],
-        seed=SEEDS[0],
-    )
+def projections(wildcards):
+    """Row-major projection files of one figure: rows = T (one row for the teachers'
+    panel), columns = alpha."""
+    w = dict(task=wildcards.task, tarch=wildcards.tarch, tseed=SEEDS[0], seed=SEEDS[0])
+    if wildcards.panel == "teachers":
+        return [f"{TEACHER.format(**w, alpha=a)}/projection.npz" for a in ALPHAS]
     return [
-        f"{STUDENT.format(**w, alpha=a, T=T)}/projection.npz"
+        f"{STUDENT.format(**w, sarch=wildcards.panel, alpha=a, T=T)}/projection.npz"
         for T in row_temps(wildcards.task)
         for a in ALPHAS
     ]
-
-
-def teacher_projections(wildcards):
-    w = dict(task=wildcards.task, tarch=wildcards.tarch, tseed=SEEDS[0])
-    return [f"{TEACHER.format(**w, alpha=a)}/projection.npz" for a in ALPHAS]
 
 
 def figure_rows(wildcards):
@@ -138,16 +171,17 @@ def final_targets():
         for t, a, s in pairs()
         for ext in ("csv", "md", "tex", "html")
     ]
-    figures = [f"results/figures/penultimate_{t}_{a}-{s}.png" for t, a, s in pairs()]
-    teachers = {
-        f"results/figures/penultimate_{t}_{a}_teachers.png" for t, a, _ in pairs()
-    }
-    return tables + figures + sorted(teachers)
+    panels = {(t, a, p) for t, a, s in pairs() for p in (s, "teachers")}
+    figures = [f"results/figures/penultimate_{t}_{a}-{p}.png" for t, a, p in panels]
+    return tables + sorted(figures)
 
 
 def prepare_args(wildcards):
     data = config["tasks"][wildcards.task]["data"]
-    args = f"--dataset {data['dataset']} --root {data['root']!r} --val-size {data['val_size']} --split-seed {data['split_seed']}"
+    args = (
+        f"--dataset {data['dataset']} --root {shlex.quote(data['root'])} "
+        f"--val-size {data['val_size']} --split-seed {data['split_seed']}"
+    )
     for key in ("train_size", "test_size"):
         if data[key] is not None:
             args += f" --{key.replace('_', '-')} {data[key]}"
@@ -178,15 +212,11 @@ def run_labels(role):
     }
 
 
-def figure_args(kind):
-    """Named param function: rows, alphas and title of a projection figure."""
-
-    def params(wildcards):
-        alphas = " ".join(ALPHAS)
-        if kind == "teachers":
-            title = f"Penultimate layer of the {wildcards.tarch} teachers ({wildcards.task})"
-            return f"--rows teacher --alphas {alphas} --title {title!r}"
-        title = f"Penultimate layer of {wildcards.sarch} students of {wildcards.tarch} ({wildcards.task})"
-        return f"--rows {figure_rows(wildcards)} --alphas {alphas} --title {title!r}"
-
-    return params
+def figure_args(wildcards):
+    """Rows, alphas and title of a projection figure."""
+    w, alphas = wildcards, " ".join(ALPHAS)
+    if w.panel == "teachers":
+        title = f"Penultimate layer of the {w.tarch} teachers ({w.task})"
+        return f"--rows teacher --alphas {alphas} --title {title!r}"
+    title = f"Penultimate layer of {w.panel} students of {w.tarch} ({w.task})"
+    return f"--rows {figure_rows(wildcards)} --alphas {alphas} --title {title!r}"

@@ -7,8 +7,6 @@ rule prepare_data:
         "benchmarks/{task}/prepare_data.tsv"
     conda:
         "../envs/lskd.yaml"
-    resources:
-        **gpu_resources("light"),
     params:
         args=prepare_args,
     shell:

@@ -1,46 +1,16 @@
-rule plot_student_projections:
+rule plot_projections:
     input:
-        student_projections,
+        projections,
     output:
-        png=report(
-            "results/figures/penultimate_{task}_{tarch}-{sarch}.png",
-            caption="../report/figure_students.rst",
-            category="Figures",
-            subcategory="{task}",
-            labels={"figure": "students", "pair": "{tarch} → {sarch}"},
-        ),
-        pdf="results/figures/penultimate_{task}_{tarch}-{sarch}.pdf",
+        png=figure_report("results/figures/penultimate_{task}_{tarch}-{panel}.png"),
+        pdf="results/figures/penultimate_{task}_{tarch}-{panel}.pdf",
     log:
-        "logs/figures/penultimate_{task}_{tarch}-{sarch}.log",
+        "logs/figures/penultimate_{task}_{tarch}-{panel}.log",
     benchmark:
-        "benchmarks/figures/penultimate_{task}_{tarch}-{sarch}.tsv"
+        "benchmarks/figures/penultimate_{task}_{tarch}-{panel}.tsv"
     conda:
         "../envs/lskd.yaml"
     params:
-        args=figure_args("students"),
-    shell:
-        "lskd figure {input} {params.args} --png {output.png} --pdf {output.pdf} > {log} 2>&1"
-
-
-rule plot_teacher_projections:
-    input:
-        teacher_projections,
-    output:
-        png=report(
-            "results/figures/penultimate_{task}_{tarch}_teachers.png",
-            caption="../report/figure_teachers.rst",
-            category="Figures",
-            subcategory="{task}",
-            labels={"figure": "teachers", "pair": "{tarch}"},
-        ),
-        pdf="results/figures/penultimate_{task}_{tarch}_teachers.pdf",
-    log:
-        "logs/figures/penultimate_{task}_{tarch}_teachers.log",
-    benchmark:
-        "benchmarks/figures/penultimate_{task}_{tarch}_teachers.tsv"
-    conda:
-        "../envs/lskd.yaml"
-    params:
-        args=figure_args("teachers"),
+        args=figure_args,
     shell:
         "lskd figure {input} {params.args} --png {output.png} --pdf {output.pdf} > {log} 2>&1"

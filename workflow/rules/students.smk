@@ -4,13 +4,7 @@ rule distill_student:
         teacher="results/<teacher_id>/model.pt",
     output:
         model="results/<student_id>/model.pt",
-        metrics=report(
-            "results/<student_id>/metrics.json",
-            caption="../report/metrics.rst",
-            category="Runs",
-            subcategory="Students",
-            labels=run_labels("student"),
-        ),
+        metrics=run_report("results/<student_id>/metrics.json", "student"),
     log:
         "logs/<student_id>/distill_student.log",
     benchmark:
@@ -21,11 +15,8 @@ rule distill_student:
     resources:
         **gpu_resources("student"),
     params:
-        hp=hparams("student"),
-        augment=augment,
-        flags=run_flags,
+        args=run_args("student"),
     shell:
-        "lskd distill --task {wildcards.task} --data {input.data} --teacher {input.teacher} "
-        "--arch {wildcards.sarch} --T {wildcards.T} --seed {wildcards.seed} "
-        "--hp {params.hp:q} --augment {params.augment:q} --model-out {output.model} "
-        "--metrics-out {output.metrics} --threads {threads} {params.flags} > {log} 2>&1"
+        "lskd distill {params.args} --data {input.data} --teacher {input.teacher} "
+        "--model-out {output.model} --metrics-out {output.metrics} --threads {threads} "
+        "> {log} 2>&1"

@@ -5,13 +5,7 @@ rule make_table:
         csv="results/tables/{task}_{tarch}-{sarch}.csv",
         md="results/tables/{task}_{tarch}-{sarch}.md",
         tex="results/tables/{task}_{tarch}-{sarch}.tex",
-        html=report(
-            "results/tables/{task}_{tarch}-{sarch}.html",
-            caption="../report/table.rst",
-            category="Tables",
-            subcategory="{task}",
-            labels={"task": "{task}", "pair": "{tarch} → {sarch}"},
-        ),
+        html=table_report("results/tables/{task}_{tarch}-{sarch}.html"),
     log:
         "logs/tables/{task}_{tarch}-{sarch}.log",
     benchmark:

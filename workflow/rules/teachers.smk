@@ -3,13 +3,7 @@ rule train_teacher:
         data=dataset,
     output:
         model="results/<teacher_id>/model.pt",
-        metrics=report(
-            "results/<teacher_id>/metrics.json",
-            caption="../report/metrics.rst",
-            category="Runs",
-            subcategory="Teachers",
-            labels=run_labels("teacher"),
-        ),
+        metrics=run_report("results/<teacher_id>/metrics.json", "teacher"),
     log:
         "logs/<teacher_id>/train_teacher.log",
     benchmark:
@@ -20,11 +14,7 @@ rule train_teacher:
     resources:
         **gpu_resources("teacher"),
     params:
-        hp=hparams("teacher"),
-        augment=augment,
-        flags=run_flags,
+        args=run_args("teacher"),
     shell:
-        "lskd train --task {wildcards.task} --data {input.data} --arch {wildcards.tarch} "
-        "--alpha {wildcards.alpha} --seed {wildcards.tseed} --hp {params.hp:q} "
-        "--augment {params.augment:q} --model-out {output.model} "
-        "--metrics-out {output.metrics} --threads {threads} {params.flags} > {log} 2>&1"
+        "lskd train {params.args} --data {input.data} --model-out {output.model} "
+        "--metrics-out {output.metrics} --threads {threads} > {log} 2>&1"

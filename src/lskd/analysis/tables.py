@@ -125,15 +125,21 @@ def parse_run(metrics: dict[str, Any], source: str) -> Run:
 
 
 def _check_consistent(runs: Sequence[Run]) -> None:
-    """All runs must share task, teacher arch, student arch, selection, split."""
-    fields = {
-        "task": runs,
-        "teacher_arch": runs,
-        "arch": [r for r in runs if r.role == "student"],
-        "selection": runs,
-        "eval_split": runs,
-    }
-    for field, group in fields.items():
+    """All runs share task, teacher arch and split; students share their arch; each
+    role shares one `selection` (teachers and students may differ: the caption says)."""
+    teachers = [r for r in runs if r.role == "teacher"]
+    students = [r for r in runs if r.role == "student"]
+    checks = [
+        ("task", runs),
+        ("teacher_arch", runs),
+        ("arch", students),
+        ("selection", teachers),
+        ("selection", students),
+        ("eval_split", runs),
+    ]
+    for field, group in checks:
+        if not group:
+            continue
         for run in group[1:]:
             ref, value = getattr(group[0], field), getattr(run, field)
             if value != ref:
@@ -230,9 +236,17 @@ def table_caption(
             " and students are trained with KD at temperature T as in PAPER.md §2.2 "
             "(T²·KL, no hard-label term)"
         )
+    epochs = {r.role: EPOCH_TEXT[r.selection] for r in runs}
+    if len(set(epochs.values())) == 1:
+        epoch = f"at the {epochs[first.role]}"
+    else:
+        epoch = (
+            f"at the {epochs['teacher']} (teachers) "
+            f"and the {epochs['student']} (students)"
+        )
     return (
         f"{first.task}, {pair}: cells are top-1 / top-5 accuracy (%) on the "
-        f"{first.eval_split} split at the {EPOCH_TEXT[first.selection]}, "
+        f"{first.eval_split} split {epoch}, "
         "as mean ± sample std with the number of seeds n when there are several; "
         f"alpha is the teacher's label-smoothing factor{kd}."
     )
