@@ -25,8 +25,13 @@ fi
 [[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
 stamp=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
 if [[ "$(cat .venv/.setup-stamp 2>/dev/null)" != "$stamp" ]]; then
-    echo "setup: pip install -e .[dev] into .venv (pinned by constraints.txt)"
-    .venv/bin/pip install -q -c constraints.txt -e ".[dev]"
+    echo "setup: pip install -e .[dev,dali] into .venv (pinned by constraints.txt)"
+    .venv/bin/pip install -q -c constraints.txt -e ".[dev,dali]"
     echo "$stamp" > .venv/.setup-stamp
+fi
+profile="${XDG_CONFIG_HOME:-$HOME/.config}/snakemake/slurm"
+if [[ ! -e "$profile" ]]; then  # makes `snakemake --profile slurm` find profiles/slurm
+    mkdir -p "$(dirname "$profile")" && ln -s "$PWD/profiles/slurm" "$profile"
+    echo "setup: linked $profile -> profiles/slurm"
 fi
 echo "setup: done (activate with: source .venv/bin/activate)"

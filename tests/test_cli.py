@@ -10,7 +10,17 @@ import pytest
 
 from lskd.cli import build_parser, main
 
-COMMANDS = ["prepare", "train", "distill", "extract", "project", "table", "figure"]
+COMMANDS = [
+    "prepare",
+    "subset",
+    "import-weights",
+    "train",
+    "distill",
+    "extract",
+    "project",
+    "table",
+    "figure",
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

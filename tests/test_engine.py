@@ -15,7 +15,6 @@ import lskd.runs
 from lskd import checkpoint
 from lskd.config import Recipe
 from lskd.data.arrays import Arrays, save_arrays
-from lskd.data.batches import Augment
 from lskd.data.fashion_mnist import CLASS_NAMES
 from lskd.distill import FrozenTeacher, student_step, teacher_step
 from lskd.engine import make_scheduler
@@ -70,7 +69,7 @@ def _spec(data: Path, out: Path, epochs: int, arch: str = "mlp128") -> RunSpec:
         recipe=Recipe(epochs=epochs, batch_size=BATCH, lr=0.05),
         model_out=out / "model.pt",
         metrics_out=out / "metrics.json",
-        augment=Augment(pad=2),
+        augment={"pad": 2},
     )
 
 

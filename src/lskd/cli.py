@@ -8,10 +8,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
 from lskd.errors import ConfigError, LskdError
+
+log = logging.getLogger("lskd")
 
 
 def _json_arg(text: str) -> dict:
@@ -28,14 +31,9 @@ def _run_spec(args: argparse.Namespace):
     import torch
 
     from lskd.config import Recipe
-    from lskd.data.batches import Augment
     from lskd.runs import RunSpec
 
     torch.set_num_threads(args.threads)
-    try:
-        augment = Augment(**args.augment)
-    except TypeError as err:
-        raise ConfigError(f"--augment: {err}") from None
     return RunSpec(
         task=args.task,
         data=args.data,
@@ -44,40 +42,93 @@ def _run_spec(args: argparse.Namespace):
         recipe=Recipe.from_dict(args.hp, where="--hp"),
         model_out=args.model_out,
         metrics_out=args.metrics_out,
-        augment=augment,
+        augment=args.augment,
         device=args.device,
         deterministic=not args.nondeterministic,
+        loader=args.loader,
+        workers=args.workers,
+        init=args.init,
+        compile=args.compile,
     )
+
+
+def _relaunched(args: argparse.Namespace) -> bool:
+    """With --gpus N > 1, rerun this command under torchrun (N processes) and exit."""
+    from lskd.distributed import relaunch
+
+    code = relaunch(args.gpus, args.argv)
+    if code is None:
+        return False
+    if code != 0:
+        raise SystemExit(code)
+    return True
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:
-    from lskd.data.arrays import prepare_arrays, save_arrays
+    if args.dataset == "fashion_mnist":
+        from lskd.data.arrays import prepare_arrays, save_arrays
 
-    arrays = prepare_arrays(
-        args.dataset,
-        args.root,
-        args.val_size,
-        args.split_seed,
-        args.train_size,
-        args.test_size,
+        if args.val_size is None:
+            raise ConfigError("prepare: --val-size is required for fashion_mnist")
+        arrays = prepare_arrays(
+            args.dataset,
+            args.root,
+            args.val_size,
+            args.split_seed,
+            args.train_size,
+            args.test_size,
+        )
+        save_arrays(arrays, args.out)
+        sizes = {s: len(v) for s, v in arrays.labels.items()}
+    else:
+        from lskd.data import folders
+
+        scan = (
+            folders.scan_cub if args.dataset == "cub200" else folders.scan_imagefolder
+        )
+        manifest = scan(
+            args.root,
+            args.val_per_class,
+            args.split_seed,
+            expect_classes=args.expect_classes,
+            expect_train=args.expect_train,
+            expect_test=args.expect_test,
+        )
+        folders.check_readable(manifest, limit=args.check_limit)
+        folders.save_manifest(manifest, args.out)
+        sizes = {s: len(v) for s, v in manifest.splits.items()}
+    log.info("prepared %s from %s: %s", args.dataset, args.root, sizes)
+
+
+def cmd_subset(args: argparse.Namespace) -> None:
+    from lskd.data import folders
+
+    manifest = folders.load_manifest(args.manifest)
+    subset = folders.select_subset(
+        manifest, args.classes, args.train_per_class, args.test_per_class
     )
-    save_arrays(arrays, args.out)
-    sizes = {s: len(v) for s, v in arrays.labels.items()}
-    logging.getLogger("lskd").info(
-        "prepared %s from %s: %s", args.dataset, args.root, sizes
-    )
+    folders.save_manifest(subset, args.out)
+
+
+def cmd_import_weights(args: argparse.Namespace) -> None:
+    from lskd.weights import import_weights
+
+    summary = import_weights(args.src, args.out, args.arch, args.sha256, args.source)
+    log.info("imported %s as %s: %s", args.src, args.out, summary)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
     from lskd.runs import train_teacher
 
-    train_teacher(_run_spec(args), args.alpha)
+    if not _relaunched(args):
+        train_teacher(_run_spec(args), args.alpha)
 
 
 def cmd_distill(args: argparse.Namespace) -> None:
     from lskd.runs import distill_student
 
-    distill_student(_run_spec(args), args.teacher, args.T)
+    if not _relaunched(args):
+        distill_student(_run_spec(args), args.teacher, args.T)
 
 
 def cmd_extract(args: argparse.Namespace) -> None:
@@ -90,6 +141,7 @@ def cmd_extract(args: argparse.Namespace) -> None:
         args.train_per_class,
         args.test_per_class,
         args.out,
+        args.augment,
     )
 
 
@@ -152,6 +204,28 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
     p.add_argument(
+        "--gpus",
+        type=int,
+        default=1,
+        help="data-parallel processes (one per GPU; Gloo on CPU); >1 relaunches "
+        "through torchrun",
+    )
+    p.add_argument(
+        "--loader",
+        choices=["torchvision", "dali"],
+        default="torchvision",
+        help="image-file loading: torchvision/PIL workers or NVIDIA DALI",
+    )
+    p.add_argument(
+        "--workers", type=int, default=0, help="data-loading worker processes"
+    )
+    p.add_argument(
+        "--init", type=Path, help="lskd model file to start from (lskd import-weights)"
+    )
+    p.add_argument(
+        "--compile", action="store_true", help="wrap the model in torch.compile"
+    )
+    p.add_argument(
         "--nondeterministic",
         action="store_true",
         help="allow non-deterministic kernels (faster on GPU)",
@@ -162,23 +236,44 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lskd", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser(
-        "prepare", help="check a raw dataset and write train/val/test arrays"
-    )
+    p = sub.add_parser("prepare", help="check a raw dataset; write its splits")
     p.add_argument(
-        "--dataset", choices=["fashion_mnist"], required=True, help="dataset kind"
+        "--dataset",
+        choices=["fashion_mnist", "imagefolder", "cub200"],
+        required=True,
+        help="fashion_mnist (IDX files -> .npz arrays), imagefolder (train/ and val/ "
+        "class folders, e.g. ImageNet) or cub200 (official CUB_200_2011 layout) -> "
+        ".json manifest",
     )
-    p.add_argument(
-        "--root", type=Path, required=True, help="directory of the raw files"
-    )
-    p.add_argument(
-        "--val-size", type=int, required=True, help="images held out from train"
-    )
+    p.add_argument("--root", type=Path, required=True, help="directory of the raw data")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the val hold-out")
-    p.add_argument("--train-size", type=int, help="keep only this many training images")
-    p.add_argument("--test-size", type=int, help="keep only this many test images")
-    p.add_argument("--out", type=Path, required=True, help="output .npz")
+    p.add_argument("--val-size", type=int, help="fashion_mnist: images held out")
+    p.add_argument("--train-size", type=int, help="fashion_mnist: keep N train images")
+    p.add_argument("--test-size", type=int, help="fashion_mnist: keep N test images")
+    p.add_argument("--val-per-class", type=int, default=10, help="folders: held out")
+    for what in ("classes", "train", "test"):
+        p.add_argument(f"--expect-{what}", type=int, help=f"folders: expected {what}")
+    p.add_argument(
+        "--check-limit", type=int, help="folders: decode only the first N per split"
+    )
+    p.add_argument("--out", type=Path, required=True, help="output .npz or .json")
     p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("subset", help="visualisation subset of a manifest (§5.2)")
+    p.add_argument("manifest", type=Path, help="manifest from `lskd prepare`")
+    p.add_argument("out", type=Path, help="output manifest")
+    p.add_argument("--classes", type=int, nargs=3, required=True, help="class ids")
+    p.add_argument("--train-per-class", type=int, required=True, help="first N train")
+    p.add_argument("--test-per-class", type=int, required=True, help="first N test")
+    p.set_defaults(func=cmd_subset)
+
+    p = sub.add_parser("import-weights", help="check and import pretrained weights")
+    p.add_argument("src", type=Path, help="local checkpoint (torchvision or official)")
+    p.add_argument("out", type=Path, help="output lskd model file")
+    p.add_argument("--arch", required=True, help="architecture of the weights")
+    p.add_argument("--sha256", help="expected sha256 of SRC; a mismatch is refused")
+    p.add_argument("--source", default="local", help="where the weights come from")
+    p.set_defaults(func=cmd_import_weights)
 
     p = sub.add_parser("train", help="train a teacher with label smoothing alpha")
     _add_run_flags(p)
@@ -211,6 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--test-per-class", type=int, required=True, help="test images/class"
+    )
+    p.add_argument(
+        "--augment",
+        type=_json_arg,
+        default={},
+        help="the task's augmentation JSON (image size and eval resize of image files)",
     )
     p.set_defaults(func=cmd_extract)
 
@@ -256,8 +357,12 @@ def main(argv: list[str] | None = None) -> int:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
+    if os.environ.get("RANK", "0") != "0":
+        logging.getLogger("lskd").setLevel(logging.WARNING)  # rank 0 alone reports
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
+    args.argv = argv
     try:
         args.func(args)
     except LskdError as err:

@@ -103,6 +103,7 @@ class Recipe:
     warmup_epochs: float = 0.0
     selection: str = "last"
     eval_batch_size: int = 1000
+    processes: int = 1
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "recipe") -> Recipe:
@@ -138,7 +139,7 @@ class Recipe:
                 f"{where}.selection: expected last or best_val, "
                 f"got {recipe.selection!r}"
             )
-        for name in ("epochs", "batch_size", "eval_batch_size", "step_epochs"):
+        for name in ("epochs", "batch_size", "eval_batch_size", "step_epochs", "processes"):
             if getattr(recipe, name) < 1:
                 raise ConfigError(f"{where}.{name}: must be >= 1")
         return recipe

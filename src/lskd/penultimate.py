@@ -15,8 +15,7 @@ import torch
 
 from lskd import checkpoint
 from lskd.atomic import atomic_path
-from lskd.data.arrays import Arrays, load_arrays
-from lskd.data.batches import Batches
+from lskd.data.source import DataSource, open_source
 from lskd.errors import DataError
 from lskd.models import classifier
 from lskd.runs import build_for
@@ -39,22 +38,15 @@ def select(
 
 @torch.no_grad()
 def features(
-    model: torch.nn.Module, arrays: Arrays, split: str, idx: np.ndarray
+    model: torch.nn.Module, source: DataSource, split: str, idx: np.ndarray
 ) -> np.ndarray:
-    """Inputs of the final linear layer for the images `idx` of `split`."""
+    """Inputs of the final linear layer for the samples `idx` of `split`."""
     captured: list[torch.Tensor] = []
     hook = classifier(model).register_forward_hook(
         lambda m, inp, out: captured.append(inp[0])
     )
     try:
-        batches = Batches(
-            arrays.images[split][idx],
-            arrays.labels[split][idx],
-            500,
-            arrays.mean,
-            arrays.std,
-        )
-        for x, _ in batches:
+        for x, _ in source.eval_batches(split, 250, indices=idx):
             model(x)
     finally:
         hook.remove()
@@ -68,34 +60,30 @@ def extract(
     train_per_class: int,
     test_per_class: int,
     out: Path,
+    augment: dict | None = None,
 ) -> None:
-    """Write train/test features, labels 0..2 and the matching final-layer rows to
-    `out`.
-    """
-    arrays = load_arrays(data_path)
+    """Write train/test features, labels 0..2 and the matching final-layer rows."""
+    source = open_source(data_path, augment or {})
     for c in classes:
-        if not 0 <= c < arrays.num_classes:
+        if not 0 <= c < len(source.class_names):
             raise DataError(
-                f"class {c} outside 0..{arrays.num_classes - 1} of {data_path}"
+                f"class {c} outside 0..{len(source.class_names) - 1} of {data_path}"
             )
     meta = checkpoint.load_model_file(model_path)
-    model = build_for(arrays, meta["arch"])
+    model = build_for(source, meta["arch"])
     model.load_state_dict(meta["state_dict"])
     model.eval()
     fields = {}
-    for split, per_class, name in (
-        ("train", train_per_class, "train"),
-        ("test", test_per_class, "test"),
-    ):
-        idx = select(arrays.labels[split], classes, per_class, split)
-        fields[f"{name}_features"] = features(model, arrays, split, idx)
-        fields[f"{name}_labels"] = np.repeat(np.arange(len(classes)), per_class)
+    for split, per_class in (("train", train_per_class), ("test", test_per_class)):
+        idx = select(source.labels(split), classes, per_class, split)
+        fields[f"{split}_features"] = features(model, source, split, idx)
+        fields[f"{split}_labels"] = np.repeat(np.arange(len(classes)), per_class)
     fc = classifier(model)
     fields["weight"] = fc.weight.detach()[classes].numpy()
     fields["bias"] = fc.bias.detach()[
         classes
     ].numpy()  # matching biases (PAPER.md §8.4)
     fields["classes"] = np.array(classes)
-    fields["class_names"] = np.array([arrays.class_names[c] for c in classes])
+    fields["class_names"] = np.array([source.class_names[c] for c in classes])
     with atomic_path(out) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **fields)

@@ -1,5 +1,5 @@
-"""One training run end to end: data, model, objective, `fit`, then model.pt +
-metrics.json.
+"""One training run end to end: data, model, objective, `fit`, then model.pt and
+metrics.json (rank 0 only).
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import hashlib
 import logging
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -20,9 +20,9 @@ import lskd
 from lskd import checkpoint
 from lskd.atomic import write_json
 from lskd.config import Recipe
-from lskd.data.arrays import Arrays, load_arrays
-from lskd.data.batches import Augment, Batches
+from lskd.data.source import DataSource, open_source
 from lskd.distill import FrozenTeacher, student_step, teacher_step
+from lskd.distributed import Context, barrier, setup, teardown
 from lskd.engine import StepLoss, fit, seed_everything
 from lskd.errors import CheckpointError
 from lskd.models import build_model
@@ -32,7 +32,13 @@ log = logging.getLogger("lskd")
 
 @dataclass(frozen=True)
 class RunSpec:
-    """What one job trains and where it writes (the CLI builds it from its flags)."""
+    """What one job trains and where it writes (the CLI builds it from its flags).
+
+    `augment` is the task's augmentation dict (keys of the config schema), `loader`
+    `torchvision` or `dali` (image-file datasets), `init` an lskd model file to start
+    from (its classifier is kept only when the class counts match), `compile` wraps the
+    model in torch.compile.
+    """
 
     task: str
     data: Path
@@ -41,9 +47,13 @@ class RunSpec:
     recipe: Recipe
     model_out: Path
     metrics_out: Path
-    augment: Augment
-    device: str = "cpu"
+    augment: dict[str, Any] = field(default_factory=dict)
+    device: str = "auto"
     deterministic: bool = True
+    loader: str = "torchvision"
+    workers: int = 0
+    init: Path | None = None
+    compile: bool = False
 
 
 def versions() -> dict[str, str]:
@@ -56,27 +66,24 @@ def versions() -> dict[str, str]:
     }
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def build_for(arrays: Arrays, arch: str) -> torch.nn.Module:
+def build_for(source: DataSource, arch: str) -> torch.nn.Module:
     """`arch` sized for this dataset's classes, channels and image side."""
-    side = int(arrays.images["train"].shape[-1])
-    return build_model(arch, arrays.num_classes, arrays.in_channels, side)
+    return build_model(
+        arch, len(source.class_names), source.in_channels, source.image_size
+    )
 
 
-def load_teacher(path: Path, arrays: Arrays) -> tuple[FrozenTeacher, dict[str, Any]]:
+def load_teacher(
+    path: Path, source: DataSource
+) -> tuple[FrozenTeacher, dict[str, Any]]:
     """Rebuild a teacher from its model.pt (weights_only) and check it fits the data."""
     meta = checkpoint.load_model_file(path)
-    if meta.get("num_classes") != arrays.num_classes:
+    if meta.get("num_classes") != len(source.class_names):
         raise CheckpointError(
             f"{path}: teacher has {meta.get('num_classes')} classes, "
-            f"the data has {arrays.num_classes}"
+            f"the data has {len(source.class_names)}"
         )
-    model = build_for(arrays, meta["arch"])
+    model = build_for(source, meta["arch"])
     try:
         model.load_state_dict(meta["state_dict"])
     except RuntimeError as err:
@@ -97,64 +104,86 @@ def rng_seed(role: str, seed: int) -> int:
     return int.from_bytes(digest[:4], "big")
 
 
+def _model(spec: RunSpec, source: DataSource, ctx: Context) -> torch.nn.Module:
+    model = build_for(source, spec.arch)
+    if spec.init is not None:
+        from lskd.weights import init_model
+
+        init_model(model, spec.init, len(source.class_names))
+    model = model.to(ctx.device)
+    if ctx.device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    if ctx.world > 1:
+        ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    return torch.compile(model) if spec.compile else model
+
+
 def _execute(
     spec: RunSpec,
-    arrays: Arrays,
+    source: DataSource,
     identity: dict[str, Any],
     step: StepLoss,
-    device: torch.device,
+    ctx: Context,
 ) -> dict[str, Any]:
     start = time.perf_counter()
     seed = rng_seed(identity["role"], spec.seed)
     gen = seed_everything(seed, spec.deterministic)
-    model = build_for(arrays, spec.arch).to(device)
+    model = _model(spec, source, ctx)
     r = spec.recipe
-    split = {s: (arrays.images[s], arrays.labels[s]) for s in ("train", "val", "test")}
-    train = Batches(
-        *split["train"],
-        r.batch_size,
-        arrays.mean,
-        arrays.std,
-        generator=gen,
-        augment=spec.augment,
-        drop_last=True,
-    )
+    train = source.train_batches(r.batch_size, gen, ctx.shard)
     val, test = (
-        Batches(*split[s], r.eval_batch_size, arrays.mean, arrays.std)
+        source.eval_batches(s, r.eval_batch_size, shard=ctx.shard)
         for s in ("val", "test")
     )
     resume = spec.model_out.parent / "last.pt"
-    metrics, state = fit(model, step, train, val, test, r, gen, device, resume)
-    model.load_state_dict(state)
-    checkpoint.save_model(
-        model,
-        spec.model_out,
-        arch=spec.arch,
-        num_classes=arrays.num_classes,
-        in_channels=arrays.in_channels,
-        class_names=list(arrays.class_names),
-        **{k: identity[k] for k in ("role", "alpha", "T", "seed")},
-    )
-    metrics = {
-        **identity,
-        **metrics,
-        "wall_s": time.perf_counter() - start,
-        "device": str(device),
-        "rng_seed": seed,
-        "config": {"recipe": r.to_dict(), "augment": vars(spec.augment)},
-        "versions": versions(),
-    }
-    write_json(spec.metrics_out, metrics)
-    resume.unlink(missing_ok=True)
-    log.info(
-        "done: top1=%.2f top5=%.2f (%s epoch %d) in %.0f s",
-        metrics["top1"],
-        metrics["top5"],
-        r.selection,
-        metrics["chosen_epoch"],
-        metrics["wall_s"],
-    )
+    metrics, state = fit(model, step, train, val, test, r, gen, ctx, resume)
+    if ctx.is_main:
+        module = build_for(source, spec.arch)
+        module.load_state_dict(state)
+        checkpoint.save_model(
+            module,
+            spec.model_out,
+            arch=spec.arch,
+            num_classes=len(source.class_names),
+            in_channels=source.in_channels,
+            class_names=list(source.class_names),
+            **{k: identity[k] for k in ("role", "alpha", "T", "seed")},
+        )
+        metrics = {
+            **identity,
+            **metrics,
+            "wall_s": time.perf_counter() - start,
+            "device": str(ctx.device),
+            "rng_seed": seed,
+            "config": {
+                "recipe": r.to_dict(),
+                "augment": spec.augment,
+                "loader": spec.loader,
+                "init": str(spec.init) if spec.init else None,
+                "compile": spec.compile,
+            },
+            "versions": versions(),
+        }
+        write_json(spec.metrics_out, metrics)
+        resume.unlink(missing_ok=True)
+        log.info(
+            "done: top1=%.2f top5=%.2f (%s epoch %d) in %.0f s",
+            metrics["top1"],
+            metrics["top5"],
+            r.selection,
+            metrics["chosen_epoch"],
+            metrics["wall_s"],
+        )
+    barrier(ctx)
     return metrics
+
+
+def _open(spec: RunSpec) -> tuple[DataSource, Context]:
+    ctx = setup(spec.device)
+    workers = spec.workers // ctx.world if spec.workers else 0  # the job's CPUs, shared
+    source = open_source(spec.data, spec.augment, spec.loader, workers)
+    return source, ctx
 
 
 def train_teacher(spec: RunSpec, alpha: float) -> dict[str, Any]:
@@ -168,20 +197,17 @@ def train_teacher(spec: RunSpec, alpha: float) -> dict[str, Any]:
         "seed": spec.seed,
         "teacher": None,
     }
-    return _execute(
-        spec,
-        load_arrays(spec.data),
-        identity,
-        teacher_step(alpha),
-        resolve_device(spec.device),
-    )
+    source, ctx = _open(spec)
+    try:
+        return _execute(spec, source, identity, teacher_step(alpha), ctx)
+    finally:
+        teardown(ctx)
 
 
 def distill_student(spec: RunSpec, teacher_path: Path, T: float) -> dict[str, Any]:
     """Distil the teacher at `teacher_path` into a new `spec.arch` at temperature T."""
-    arrays = load_arrays(spec.data)
-    device = resolve_device(spec.device)
-    teacher, meta = load_teacher(teacher_path, arrays)
+    source, ctx = _open(spec)
+    teacher, meta = load_teacher(teacher_path, source)
     identity = {
         "role": "student",
         "task": spec.task,
@@ -197,4 +223,10 @@ def distill_student(spec: RunSpec, teacher_path: Path, T: float) -> dict[str, An
             "sha256": checkpoint.sha256(teacher_path),
         },
     }
-    return _execute(spec, arrays, identity, student_step(teacher.to(device), T), device)
+    teacher = teacher.to(ctx.device)
+    if ctx.device.type == "cuda":
+        teacher = teacher.to(memory_format=torch.channels_last)
+    try:
+        return _execute(spec, source, identity, student_step(teacher, T), ctx)
+    finally:
+        teardown(ctx)

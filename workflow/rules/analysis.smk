@@ -1,7 +1,7 @@
 rule extract_penultimate:
     input:
         model="results/{run}/model.pt",
-        data=dataset,
+        data=penultimate_data,
     output:
         "results/{run}/penultimate.npz",
     log:

@@ -39,6 +39,8 @@ wildcard_constraints:
     sarch="|".join(ARCHS),
     panel="|".join(["teachers", *ARCHS]),
     run=r"[a-z0-9]+/teacher_[^/]+(/student_[^/]+)?",
+    fmt="npz|json",
+    name=r"[a-z0-9_]+-[a-z0-9_]+",
 
 
 TEACHER = "results/{task}/teacher_{tarch}_a{alpha}_s{tseed}"
@@ -50,10 +52,49 @@ def task_of(run):
     return Path(run).parts[0]
 
 
+def data_format(task):
+    """In-memory arrays (.npz) for fashion_mnist, a manifest of image files otherwise."""
+    return (
+        "npz" if config["tasks"][task]["data"]["dataset"] == "fashion_mnist" else "json"
+    )
+
+
 def dataset(wildcards):
     """Prepared dataset of the task named by the `task` or the `run` wildcard."""
     task = wildcards.get("task") or task_of(wildcards.run)
-    return f"resources/data/{task}/dataset.npz"
+    return f"resources/data/{task}/dataset.{data_format(task)}"
+
+
+def penultimate_data(wildcards):
+    """Images the projection uses: the dataset itself, or for image folders the
+    visualisation subset of PAPER.md §5.2 (prepare_subset)."""
+    task = task_of(wildcards.run)
+    if data_format(task) == "npz":
+        return dataset(wildcards)
+    return f"resources/data/{task}/penultimate.json"
+
+
+def init_path(role, wildcards):
+    """The model file a run starts from (teacher_init / student_init), or None."""
+    spec = config["tasks"][wildcards.task][f"{role}_init"]
+    if spec is None:
+        return None
+    kind, name = spec.split(":")
+    arch = wildcards.tarch if role == "teacher" else wildcards.sarch
+    if kind == "weights":
+        return f"resources/weights/{arch}-{name}.pt"
+    w = dict(wildcards.items(), task=name, tarch=arch)
+    return f"{TEACHER.format(**w)}/model.pt"
+
+
+def init_input(role):
+    """Named input function: the run's init file, if any."""
+
+    def inputs(wildcards):
+        path = init_path(role, wildcards)
+        return [] if path is None else [path]
+
+    return inputs
 
 
 def run_args(role):
@@ -71,7 +112,11 @@ def run_args(role):
             run = f"--arch {w.sarch} --T {w.T} --seed {w.seed}"
         hp = json.dumps(task[role], sort_keys=True)
         augment = json.dumps(task["augment"], sort_keys=True)
-        flags = "" if RUN["deterministic"] else " --nondeterministic"
+        flags = f" --loader {task['loader']}"
+        flags += "" if RUN["deterministic"] else " --nondeterministic"
+        flags += " --compile" if task["compile"] else ""
+        init = init_path(role, wildcards)
+        flags += f" --init {init}" if init else ""
         return (
             f"--task {w.task} {run} --hp {shlex.quote(hp)} "
             f"--augment {shlex.quote(augment)}{flags}"
@@ -113,8 +158,13 @@ def table_report(path):
 
 
 def gpu_resources(kind):
-    """Per-job needs, for any executor; profiles override them per rule (set-resources)."""
-    return {"gpu": 0, "mem_mb": 4000, "runtime": 240}
+    """Per-job needs, for any executor: GPUs = the recipe's data-parallel processes.
+    Profiles add site keys and may override per rule (set-resources)."""
+
+    def gpus(wildcards):
+        return config["tasks"][wildcards.task][kind]["processes"]
+
+    return {"gpu": gpus, "mem_mb": 4000, "runtime": 240}
 
 
 def row_temps(task):
@@ -171,27 +221,61 @@ def final_targets():
         for t, a, s in pairs()
         for ext in ("csv", "md", "tex", "html")
     ]
-    panels = {(t, a, p) for t, a, s in pairs() for p in (s, "teachers")}
+    panels = {
+        (t, a, p)
+        for t, a, s in pairs()
+        if TASKS[t]["penultimate"]["enabled"]
+        for p in (s, "teachers")
+    }
     figures = [f"results/figures/penultimate_{t}_{a}-{p}.png" for t, a, p in panels]
     return tables + sorted(figures)
 
 
 def prepare_args(wildcards):
+    """Flags of `lskd prepare`: the raw root is a param (checked when the job runs), so
+    a dry run works without the data."""
     data = config["tasks"][wildcards.task]["data"]
-    args = (
-        f"--dataset {data['dataset']} --root {shlex.quote(data['root'])} "
-        f"--val-size {data['val_size']} --split-seed {data['split_seed']}"
-    )
-    for key in ("train_size", "test_size"):
+    args = f"--dataset {data['dataset']} --root {shlex.quote(data['root'])} "
+    args += f"--split-seed {data['split_seed']}"
+    if data["dataset"] == "fashion_mnist":
+        keys = ("val_size", "train_size", "test_size")
+    else:
+        keys = ("val_per_class", "expect_classes", "expect_train", "expect_test")
+        keys += ("check_limit",)
+    for key in keys:
         if data[key] is not None:
             args += f" --{key.replace('_', '-')} {data[key]}"
     return args
 
 
-def extract_args(wildcards):
-    pen = TASKS[task_of(wildcards.run)]["penultimate"]
+def subset_args(wildcards):
+    pen = config["tasks"][wildcards.task]["penultimate"]
     classes = " ".join(str(c) for c in pen["classes"])
-    return f"--classes {classes} --train-per-class {pen['train_per_class']} --test-per-class {pen['test_per_class']}"
+    return (
+        f"--classes {classes} --train-per-class {pen['train_per_class']} "
+        f"--test-per-class {pen['test_per_class']}"
+    )
+
+
+def weights_args(wildcards):
+    """Flags of `lskd import-weights` for resources/weights/<arch>-<source>.pt."""
+    entry = config["weights"].get(wildcards.name)
+    if entry is None:
+        raise ValueError(f"weights.{wildcards.name}: not in the config's weights")
+    arch, source = wildcards.name.split("-")
+    args = f"{shlex.quote(entry['path'])} --arch {arch} --source {source}"
+    return args + (f" --sha256 {entry['sha256']}" if entry["sha256"] else "")
+
+
+def extract_args(wildcards):
+    task = task_of(wildcards.run)
+    pen = config["tasks"][task]["penultimate"]
+    classes = " ".join(str(c) for c in pen["classes"])
+    augment = json.dumps(config["tasks"][task]["augment"], sort_keys=True)
+    return (
+        f"--classes {classes} --train-per-class {pen['train_per_class']} "
+        f"--test-per-class {pen['test_per_class']} --augment {shlex.quote(augment)}"
+    )
 
 
 def run_labels(role):

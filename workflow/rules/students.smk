@@ -1,6 +1,7 @@
 rule distill_student:
     input:
         data=dataset,
+        init=init_input("student"),
         teacher="results/<teacher_id>/model.pt",
     output:
         model="results/<student_id>/model.pt",
@@ -18,5 +19,5 @@ rule distill_student:
         args=run_args("student"),
     shell:
         "lskd distill {params.args} --data {input.data} --teacher {input.teacher} "
-        "--model-out {output.model} --metrics-out {output.metrics} --threads {threads} "
+        "--model-out {output.model} --metrics-out {output.metrics} --threads {threads} --workers {threads} --gpus {resources.gpu} "
         "> {log} 2>&1"

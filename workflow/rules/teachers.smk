@@ -1,6 +1,7 @@
 rule train_teacher:
     input:
         data=dataset,
+        init=init_input("teacher"),
     output:
         model="results/<teacher_id>/model.pt",
         metrics=run_report("results/<teacher_id>/metrics.json", "teacher"),
@@ -17,4 +18,4 @@ rule train_teacher:
         args=run_args("teacher"),
     shell:
         "lskd train {params.args} --data {input.data} --model-out {output.model} "
-        "--metrics-out {output.metrics} --threads {threads} > {log} 2>&1"
+        "--metrics-out {output.metrics} --threads {threads} --workers {threads} --gpus {resources.gpu} > {log} 2>&1"

@@ -50,7 +50,8 @@ class Batches:
     """Iterate over (images, labels) batches of float32 normalised images.
 
     With `generator` set the order is shuffled each epoch; with `augment` set every
-    batch is augmented. Without a generator the order is fixed (evaluation).
+    batch is augmented. Without a generator the order is fixed (evaluation). Rank `rank`
+    of `world` data-parallel processes takes every world-th sample of that order.
     """
 
     def __init__(
@@ -63,16 +64,23 @@ class Batches:
         generator: torch.Generator | None = None,
         augment: Augment | None = None,
         drop_last: bool = False,
+        rank: int = 0,
+        world: int = 1,
     ):
         self.images = torch.from_numpy(np.ascontiguousarray(images))
         self.labels = torch.from_numpy(np.ascontiguousarray(labels))
         self.batch_size, self.generator, self.augment = batch_size, generator, augment
-        self.drop_last = drop_last
+        self.drop_last, self.rank, self.world = drop_last, rank, world
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
 
-    def __len__(self) -> int:
+    def _per_rank(self) -> int:
+        """Samples of this rank: every world-th of the epoch's order, equal per rank."""
         n = len(self.labels)
+        return n // self.world if self.world > 1 else n
+
+    def __len__(self) -> int:
+        n = self._per_rank()
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
@@ -82,6 +90,7 @@ class Batches:
             if self.generator is not None
             else torch.arange(n)
         )
+        order = order[self.rank :: self.world][: self._per_rank()]
         for b in range(len(self)):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
             x = self.images[idx].float().div_(255.0)

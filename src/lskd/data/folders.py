@@ -1,0 +1,216 @@
+"""The `DataSource` over an image-file manifest, decoded by torchvision/PIL workers.
+
+`loader: dali` swaps in `lskd.data.dali.DaliSource` over the same manifest. Every
+training sample of an epoch gets its own augmentation seed drawn from the sampler
+`torch.Generator`, so the batches depend only on the generator state, not on the
+number of workers or on which worker decoded which image.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from lskd.data.manifest import (
+    Manifest,
+    check_readable,
+    load_manifest,
+    save_manifest,
+    scan_cub,
+    scan_imagefolder,
+    select_subset,
+)
+from lskd.data.source import SPLITS, DataSource, Shard
+from lskd.data.transforms import ImageAugment, eval_transform, train_transform
+from lskd.errors import ConfigError, DataError
+
+__all__ = [  # the manifest functions are re-exported: callers need only this module
+    "FolderSource",
+    "Manifest",
+    "check_readable",
+    "load_manifest",
+    "open_folder_source",
+    "save_manifest",
+    "scan_cub",
+    "scan_imagefolder",
+    "select_subset",
+]
+WHOLE = Shard()  # the default: one process gets everything
+
+
+class ImageFiles(Dataset):
+    """Decoded, transformed images of one split. A key is an index, or an `(index,
+    seed)` pair: then the transform draws from a CPU RNG seeded with `seed`."""
+
+    def __init__(self, root: str, items: list[list[Any]], transform: Callable):
+        self.root, self.items, self.transform = root, items, transform
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[Tensor, int]:
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        rel, label = self.items[index]
+        path = os.path.join(self.root, rel)
+        try:
+            with Image.open(path) as im:
+                image = im.convert("RGB")
+        except (OSError, ValueError) as err:
+            raise DataError(f"{path}: unreadable image ({err})") from None
+        if seed is None:
+            return self.transform(image), label
+        with torch.random.fork_rng(devices=[]):  # leave the caller's RNG untouched
+            torch.default_generator.manual_seed(seed)
+            return self.transform(image), label
+
+
+class _Keys(Sampler):
+    """The dataset keys of the current pass; replaced before every pass."""
+
+    def __init__(self) -> None:
+        self.keys: list[Any] = []
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.keys)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+class KeyedBatches:
+    """Batches of one DataLoader whose keys `next_keys()` gives at the start of each
+    pass, so persistent workers serve every epoch. `len()` = steps per pass."""
+
+    def __init__(
+        self,
+        data: ImageFiles,
+        batch_size: int,
+        workers: int,
+        next_keys: Callable[[], list[Any]],
+        steps: int,
+    ):
+        self.next_keys, self.steps, self.sampler = next_keys, steps, _Keys()
+        self.loader = DataLoader(
+            data,
+            batch_size,
+            sampler=self.sampler,
+            num_workers=workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=workers > 0,
+            generator=torch.Generator().manual_seed(0),  # not the global RNG
+        )
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        self.sampler.keys = self.next_keys()
+        return iter(self.loader)
+
+
+class FolderSource:
+    """The `DataSource` over a `Manifest`, decoded by torchvision/PIL workers."""
+
+    in_channels = 3
+
+    def __init__(self, manifest: Manifest, augment: dict[str, Any], workers: int = 0):
+        self.manifest, self.workers = manifest, workers
+        self.augment = ImageAugment.from_dict(augment)
+        self.class_names = tuple(manifest.class_names)
+        self.image_size = self.augment.image_size
+        self._labels = {s: manifest.labels(s) for s in SPLITS}
+        self._eval: dict[tuple, KeyedBatches] = {}
+
+    def labels(self, split: str) -> np.ndarray:
+        return self._labels[split]
+
+    def _data(self, split: str, train: bool) -> ImageFiles:
+        tf = train_transform if train else eval_transform
+        return ImageFiles(
+            self.manifest.root, self.manifest.splits[split], tf(self.augment)
+        )
+
+    def train_batches(
+        self, batch_size: int, generator: torch.Generator, shard: Shard = WHOLE
+    ) -> KeyedBatches:
+        n = len(self._labels["train"])
+        order = train_order(n, batch_size, shard, self.manifest.root)
+
+        def next_keys() -> list[tuple[int, int]]:
+            perm = torch.randperm(n, generator=generator)
+            base = int(torch.randint(2**62, (1,), generator=generator))
+            return list(zip(perm[order].tolist(), (base + order).tolist(), strict=True))
+
+        data = self._data("train", True)
+        steps = len(order) // batch_size
+        return KeyedBatches(data, batch_size, self.workers, next_keys, steps)
+
+    def eval_batches(
+        self,
+        split: str,
+        batch_size: int,
+        indices: np.ndarray | None = None,
+        shard: Shard = WHOLE,
+    ) -> KeyedBatches:
+        cache = (split, batch_size, shard) if indices is None else None
+        if cache in self._eval:
+            return self._eval[cache]
+        keys = eval_order(len(self._labels[split]), indices, shard)
+        steps = -(-len(keys) // batch_size)
+        data = self._data(split, False)
+        batches = KeyedBatches(data, batch_size, self.workers, lambda: keys, steps)
+        if cache is not None:
+            self._eval[cache] = batches
+        return batches
+
+
+def train_order(n: int, batch_size: int, shard: Shard, where: str) -> torch.Tensor:
+    """Positions of the epoch permutation this rank trains on: every world-th, cut so
+    that every rank has the same number of full batches (as `lskd.data.batches`)."""
+    per_rank = n // shard.world
+    steps = per_rank // batch_size
+    if steps == 0:
+        raise ConfigError(
+            f"batch_size: {batch_size} is more than the {per_rank} training images "
+            f"per rank of {where}"
+        )
+    return torch.arange(shard.rank, n, shard.world)[: steps * batch_size]
+
+
+def eval_order(n: int, indices: np.ndarray | None, shard: Shard) -> list[int]:
+    """Rank `shard.rank`'s every world-th of `indices` (default: the whole split)."""
+    idx = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise ValueError(f"indices out of range for a split of {n} samples")
+    return idx[shard.rank :: shard.world].tolist()
+
+
+def open_folder_source(
+    path: str | Path,
+    augment: dict[str, Any],
+    loader: str = "torchvision",
+    workers: int = 0,
+) -> DataSource:
+    """Open a manifest with the torchvision/PIL loader or NVIDIA DALI (`loader`)."""
+    if loader not in ("torchvision", "dali"):
+        raise ConfigError(f"loader: unknown value {loader!r} (torchvision or dali)")
+    manifest = load_manifest(path)
+    if loader == "torchvision":
+        return FolderSource(manifest, augment, workers)
+    try:
+        from lskd.data.dali import DaliSource
+    except ModuleNotFoundError as err:
+        if not (err.name or "").startswith("nvidia"):
+            raise
+        raise ConfigError(
+            "loader: dali needs the optional extra: pip install 'lskd[dali]'"
+        ) from None
+    return DaliSource(manifest, augment, workers)
