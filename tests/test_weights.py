@@ -188,8 +188,9 @@ def test_alpha_is_filled_in_or_checked(tmp_path):
     with pytest.raises(CheckpointError, match=r"alpha=0\.1 in the file, but alpha=0"):
         import_weights(src, tmp_path / "out.pt", "resnet18", alpha=0.0)
     assert not (tmp_path / "out.pt").exists()
-    summary = import_weights(_plain(tmp_path, _resnet18()), src, "resnet18", alpha=0.0)
-    assert summary["alpha"] == 0.0 == checkpoint.load_model_file(src)["alpha"]
+    out = tmp_path / "plain.pt"
+    summary = import_weights(_plain(tmp_path, _resnet18()), out, "resnet18", alpha=0.0)
+    assert summary["alpha"] == 0.0 == checkpoint.load_model_file(out)["alpha"]
 
 
 def test_missing_source_and_non_tensor_entries(tmp_path):

@@ -46,7 +46,7 @@ def _run_spec(args: argparse.Namespace):
         device=args.device,
         deterministic=not args.nondeterministic,
         loader=args.loader,
-        workers=args.workers,
+        workers=args.threads if args.workers is None else args.workers,
         init=args.init,
         compile=args.compile,
     )
@@ -113,7 +113,9 @@ def cmd_subset(args: argparse.Namespace) -> None:
 def cmd_import_weights(args: argparse.Namespace) -> None:
     from lskd.weights import import_weights
 
-    summary = import_weights(args.src, args.out, args.arch, args.sha256, args.source)
+    summary = import_weights(
+        args.src, args.out, args.arch, args.sha256, args.source, args.alpha
+    )
     log.info("imported %s as %s: %s", args.src, args.out, summary)
 
 
@@ -217,7 +219,10 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         help="image-file loading: torchvision/PIL workers or NVIDIA DALI",
     )
     p.add_argument(
-        "--workers", type=int, default=0, help="data-loading worker processes"
+        "--workers",
+        type=int,
+        help="data-loading worker processes of the job (default: --threads); shared "
+        "among data-parallel processes",
     )
     p.add_argument(
         "--init", type=Path, help="lskd model file to start from (lskd import-weights)"
@@ -273,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", required=True, help="architecture of the weights")
     p.add_argument("--sha256", help="expected sha256 of SRC; a mismatch is refused")
     p.add_argument("--source", default="local", help="where the weights come from")
+    p.add_argument("--alpha", type=float, help="teacher LS factor, if not in the file")
     p.set_defaults(func=cmd_import_weights)
 
     p = sub.add_parser("train", help="train a teacher with label smoothing alpha")

@@ -139,7 +139,13 @@ class Recipe:
                 f"{where}.selection: expected last or best_val, "
                 f"got {recipe.selection!r}"
             )
-        for name in ("epochs", "batch_size", "eval_batch_size", "step_epochs", "processes"):
+        for name in (
+            "epochs",
+            "batch_size",
+            "eval_batch_size",
+            "step_epochs",
+            "processes",
+        ):
             if getattr(recipe, name) < 1:
                 raise ConfigError(f"{where}.{name}: must be >= 1")
         return recipe

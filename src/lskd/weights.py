@@ -48,13 +48,7 @@ def import_weights(
     unless every check passes. Returns a summary for the log / CLI.
     """
     src, out = Path(src), Path(out)
-    if not src.is_file():
-        raise CheckpointError(f"{src}: file not found")
-    digest = checkpoint.sha256(src)
-    if expected_sha256 is not None and expected_sha256.strip().lower() != digest:
-        raise CheckpointError(
-            f"{src}: sha256 mismatch: file has {digest}, expected {expected_sha256}"
-        )
+    digest = _verified_sha256(src, expected_sha256)  # before anything is unpickled
     obj = checkpoint.load(src)
     kind, state = _extract_state(obj, src)
     meta = {} if kind == "state_dict" else obj  # a bare state_dict holds only weights
@@ -138,6 +132,18 @@ def init_model(model: nn.Module, path: str | Path, num_classes: int) -> None:
         len(state) - len(ignore & state.keys()),
         "copied" if copy_head else "fresh",
     )
+
+
+def _verified_sha256(src: Path, expected: str | None) -> str:
+    """sha256 of `src`; a mismatch with `expected` (any case) names both hashes."""
+    if not src.is_file():
+        raise CheckpointError(f"{src}: file not found")
+    digest = checkpoint.sha256(src)
+    if expected is not None and expected.strip().lower() != digest:
+        raise CheckpointError(
+            f"{src}: sha256 mismatch: file has {digest}, expected {expected}"
+        )
+    return digest
 
 
 def _extract_state(obj: dict[str, Any], src: Path) -> tuple[str, dict[str, Any]]:

@@ -98,13 +98,14 @@ def init_input(role):
 
 
 def run_args(role):
-    """Named param function: the `lskd train|distill` flags of one run, shell-quoted.
+    """Named param function: the `lskd train|distill` flags of one run, shell-quoted
+    (threads and GPUs from the job's own threads and resources).
 
     The recipe and augmentation JSON are part of the params, so editing them reruns
     exactly the affected jobs.
     """
 
-    def params(wildcards):
+    def params(wildcards, threads, resources):
         w, task = wildcards, config["tasks"][wildcards.task]
         if role == "teacher":
             run = f"--arch {w.tarch} --alpha {w.alpha} --seed {w.tseed}"
@@ -119,7 +120,8 @@ def run_args(role):
         flags += f" --init {init}" if init else ""
         return (
             f"--task {w.task} {run} --hp {shlex.quote(hp)} "
-            f"--augment {shlex.quote(augment)}{flags}"
+            f"--augment {shlex.quote(augment)}{flags} "
+            f"--threads {threads} --gpus {resources.gpu}"
         )
 
     return params

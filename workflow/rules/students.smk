@@ -19,5 +19,4 @@ rule distill_student:
         args=run_args("student"),
     shell:
         "lskd distill {params.args} --data {input.data} --teacher {input.teacher} "
-        "--model-out {output.model} --metrics-out {output.metrics} --threads {threads} --workers {threads} --gpus {resources.gpu} "
-        "> {log} 2>&1"
+        "--model-out {output.model} --metrics-out {output.metrics} > {log} 2>&1"

@@ -18,4 +18,4 @@ rule train_teacher:
         args=run_args("teacher"),
     shell:
         "lskd train {params.args} --data {input.data} --model-out {output.model} "
-        "--metrics-out {output.metrics} --threads {threads} --workers {threads} --gpus {resources.gpu} > {log} 2>&1"
+        "--metrics-out {output.metrics} > {log} 2>&1"

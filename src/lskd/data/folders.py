@@ -145,8 +145,7 @@ class FolderSource:
         order = train_order(n, batch_size, shard, self.manifest.root)
 
         def next_keys() -> list[tuple[int, int]]:
-            perm = torch.randperm(n, generator=generator)
-            base = int(torch.randint(2**62, (1,), generator=generator))
+            perm, base = draw_epoch(n, generator)
             return list(zip(perm[order].tolist(), (base + order).tolist(), strict=True))
 
         data = self._data("train", True)
@@ -160,6 +159,8 @@ class FolderSource:
         indices: np.ndarray | None = None,
         shard: Shard = WHOLE,
     ) -> KeyedBatches:
+        # whole-split loaders are kept, so their persistent workers serve every
+        # evaluation; with workers > 0 do not iterate the same one twice at once
         cache = (split, batch_size, shard) if indices is None else None
         if cache in self._eval:
             return self._eval[cache]
@@ -170,6 +171,13 @@ class FolderSource:
         if cache is not None:
             self._eval[cache] = batches
         return batches
+
+
+def draw_epoch(n: int, generator: torch.Generator) -> tuple[Tensor, int]:
+    """One epoch's permutation of `n` samples and base augmentation seed; the same
+    draws on every rank and in both loaders."""
+    perm = torch.randperm(n, generator=generator)
+    return perm, int(torch.randint(2**62, (1,), generator=generator))
 
 
 def train_order(n: int, batch_size: int, shard: Shard, where: str) -> torch.Tensor:

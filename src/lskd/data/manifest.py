@@ -77,6 +77,8 @@ def _hold_out(
 ) -> tuple[list[list[Any]], list[list[Any]]]:
     """Move `val_per_class` random items of each class to a validation list; both
     lists keep the input order."""
+    if val_per_class < 0:
+        raise ConfigError(f"val_per_class: {val_per_class} is negative")
     rng = np.random.default_rng(seed)
     labels = np.array([y for _, y in items], dtype=np.int64)
     is_val = np.zeros(len(items), dtype=bool)
@@ -88,9 +90,8 @@ def _hold_out(
                 f"{val_per_class} leaves none for training"
             )
         is_val[rng.choice(idx, val_per_class, replace=False)] = True
-    return [it for it, v in zip(items, is_val, strict=True) if not v], [
-        it for it, v in zip(items, is_val, strict=True) if v
-    ]
+    train = [it for it, v in zip(items, is_val, strict=True) if not v]
+    return train, [it for it, v in zip(items, is_val, strict=True) if v]
 
 
 def _class_dirs(path: Path) -> list[str]:
@@ -256,7 +257,7 @@ def load_manifest(path: str | Path) -> Manifest:
         raise DataError(
             f"{path}: manifest not found (run the prepare_data rule)"
         ) from None
-    except (OSError, UnicodeDecodeError, KeyError, TypeError, ValueError) as err:
+    except (OSError, AttributeError, KeyError, TypeError, ValueError) as err:
         raise DataError(f"{path}: not an lskd image manifest ({err})") from None
 
 

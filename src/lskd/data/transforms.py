@@ -57,6 +57,7 @@ class ImageAugment:
             "grayscale_p": a.grayscale_p <= 1,
             "color_jitter": a.color_jitter[3] <= 0.5,  # hue is a fraction of 360°
             "std": min(a.std) > 0,
+            "eval_resize": a.eval_resize >= a.image_size,  # the centre crop fits
         }
         for key, ok in limits.items():
             if not ok:
