@@ -3,6 +3,8 @@
 import json
 import math
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -361,3 +363,45 @@ def test_recipe_bad_value(change, key):
 def test_recipe_missing_key():
     with pytest.raises(ConfigError, match=r"^--hp\.lr: required key missing"):
         Recipe.from_dict({"epochs": 2, "batch_size": 64}, where="--hp")
+
+
+def test_two_process_data_parallel_training(data, tmp_path):
+    """--gpus 2 on a CPU machine: torchrun + Gloo, rank 0 alone writes the outputs."""
+    out = tmp_path / "ddp"
+    hp = json.dumps({"epochs": 1, "batch_size": 32, "lr": 0.05})
+    code = "import sys; from lskd.cli import main; sys.exit(main())"
+    args = [
+        "train",
+        "--task",
+        "toy",
+        "--data",
+        str(data),
+        "--arch",
+        "mlp128",
+        "--alpha",
+        "0",
+        "--seed",
+        "0",
+        "--hp",
+        hp,
+        "--device",
+        "cpu",
+        "--gpus",
+        "2",
+        "--model-out",
+        str(out / "model.pt"),
+        "--metrics-out",
+        str(out / "metrics.json"),
+    ]
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["world_size"] == 2
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model.pt"]
+    assert result.stderr.count("epoch 1/1") == 1  # only rank 0 logs
+    # Two ranks of 32 see 64 images per step: 500 // 2 // 32 = 7 steps per rank.
+    assert metrics["train_images_per_s_per_process"] * 2 == pytest.approx(
+        metrics["train_images_per_s"]
+    )

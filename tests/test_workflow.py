@@ -170,3 +170,26 @@ def test_figures_and_report(demo_run, snakemake_bin):
     assert (
         demo_run / "benchmarks/fmnist/teacher_mlp128_a0_s0/train_teacher.tsv"
     ).exists()
+
+
+def test_paper_dry_run_lists_the_whole_grid(tmp_path, snakemake_bin):
+    paper = REPO / "config" / "paper.yaml"
+    start = time.perf_counter()
+    result = snakemake(tmp_path, "-n", "--configfile", str(paper))
+    elapsed = time.perf_counter() - start
+    config = yaml.safe_load(paper.read_text())
+    jobs = planned_jobs(result)
+    n_alpha, n_T = len(config["run"]["alphas"]), len(config["run"]["temperatures"])
+    tasks = config["tasks"]
+    students = sum(len(t["student_archs"]) for t in tasks.values()) * n_alpha * n_T
+    assert jobs["train_teacher"] == 2 * n_alpha  # ImageNet and CUB ResNet-50
+    assert jobs["distill_student"] == students == 48  # 16 + 8 EfficientNet-B0 + 24 CUB
+    assert jobs["make_table"] == 6
+    assert jobs["prepare_data"] == 2 and jobs["prepare_subset"] == 1
+    assert jobs["import_weights"] == len(config["weights"])
+    vis = tasks["imagenet"]["penultimate"]
+    n_vis = n_alpha * (
+        1 + len(tasks["imagenet"]["student_archs"]) * len(vis["temperatures"])
+    )
+    assert jobs["extract_penultimate"] == jobs["project_penultimate"] == n_vis
+    assert elapsed < 10, f"dry run took {elapsed:.1f} s"  # target 5 s; CI machines vary
