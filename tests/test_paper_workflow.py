@@ -75,6 +75,19 @@ def paper_run(tmp_path_factory):
         path = base / f"{arch}-ref.pth"
         torch.save(torchvision.models.get_model(arch, weights=None).state_dict(), path)
         weights[f"{arch}-torchvision"] = {"path": str(path)}
+    official = torchvision.models.resnet18(weights=None, num_classes=3).state_dict()
+    torch.save(  # a published teacher in the official code's format (PAPER.md §9)
+        {
+            "epoch": 89,
+            "arch": "resnet18",
+            "best_acc1": torch.tensor(1.0),
+            "state_dict": {f"module.{k}": v for k, v in official.items()},
+        },
+        base / "teacher=resnet18-0.0-best.pth.tar",
+    )
+    weights["resnet18-official"] = {
+        "path": str(base / "teacher=resnet18-0.0-best.pth.tar")
+    }
     tiny = {"image_size": 64, "eval_resize": 72}  # >= 64 px: the pretrained stems fit
     override = {
         "run": {"tasks": ["imagenet", "cub200"], "temperatures": [1, 3]},
@@ -91,6 +104,7 @@ def paper_run(tmp_path_factory):
                 "augment": tiny,
                 "teacher_archs": ["resnet18"],
                 "student_archs": ["resnet18", "mobilenet_v2"],
+                "teacher_weights": {"0": "official"},  # skip training this teacher
                 "teacher": recipe(),
                 "student": recipe(),
                 "penultimate": {
@@ -145,7 +159,8 @@ def test_every_paper_run_finished(paper_run, snakemake_bin):
     for run in runs:
         loader = "dali" if run["task"] == "imagenet" else "torchvision"
         assert run["config"]["loader"] == loader
-        assert run["history"][0]["images_per_s"] > 0
+        if run["selection"] != "imported":  # the published teacher is not trained
+            assert run["history"][0]["images_per_s"] > 0
 
 
 def test_inits_chain_as_the_paper(paper_run, snakemake_bin):
@@ -194,3 +209,23 @@ def test_paper_tables_and_figures(paper_run, snakemake_bin):
         "penultimate_imagenet_resnet18-resnet18.png",
         "penultimate_imagenet_resnet18-teachers.png",
     ]
+
+
+def test_published_teacher_is_imported_not_trained(paper_run, snakemake_bin):
+    imported = json.loads(
+        (paper_run / "results/imagenet/teacher_resnet18_a0_s0/metrics.json").read_text()
+    )
+    trained = json.loads(
+        (
+            paper_run / "results/imagenet/teacher_resnet18_a0.1_s0/metrics.json"
+        ).read_text()
+    )
+    assert (imported["selection"], imported["epochs"], imported["history"]) == (
+        "imported",
+        0,
+        [],
+    )
+    assert imported["config"]["init"] == "resources/weights/resnet18-official.pt"
+    assert trained["selection"] == "best_val" and trained["epochs"] == 1
+    caption = (paper_run / "results/tables/imagenet_resnet18-resnet18.md").read_text()
+    assert "imported checkpoint" in caption.splitlines()[0]

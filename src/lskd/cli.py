@@ -49,6 +49,7 @@ def _run_spec(args: argparse.Namespace):
         workers=args.threads if args.workers is None else args.workers,
         init=args.init,
         compile=args.compile,
+        pretrained=getattr(args, "pretrained", False),
     )
 
 
@@ -285,6 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_flags(p)
     p.add_argument(
         "--alpha", type=float, required=True, help="label smoothing in [0, 1)"
+    )
+    p.add_argument(
+        "--pretrained",
+        action="store_true",
+        help="do not train: evaluate the --init model (e.g. an imported published "
+        "teacher) and write its model.pt and metrics.json",
     )
     p.set_defaults(func=cmd_train)
 

@@ -208,13 +208,15 @@ def fit(
                 {k: v.detach().cpu() for k, v in module.state_dict().items()}
             )
         log.info(
-            "epoch %d/%d loss=%.4f top1=%.2f val_top1=%.2f img/s=%.0f lr=%.5f",
+            "epoch %d/%d loss=%.4f top1=%.2f val_top1=%.2f img/s=%.0f "
+            "(%.0f per process) lr=%.5f",
             epoch,
             recipe.epochs,
             stats["loss"],
             stats["top1"],
             val_stats["top1"],
             stats["images_per_s"],
+            stats["images_per_s"] / ctx.world,
             lr,
         )
         if not ctx.is_main:
@@ -283,3 +285,36 @@ def _summarise(model, best_state, history, test, recipe, ctx, train_seconds):
         "history": history,
     }
     return metrics, chosen_state
+
+
+def evaluate_imported(
+    model: nn.Module, val: Iterable, test: Iterable, ctx: Context
+) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """Metrics of a model that was imported, not trained: epoch 0, selection `imported`,
+    in the same layout as `fit`'s so tables treat it like any other run."""
+    v, t = evaluate(model, val, ctx), evaluate(model, test, ctx)
+    entry = {
+        "epoch": 0,
+        "val_top1": v["top1"],
+        "val_top5": v["top5"],
+        "test_top1": t["top1"],
+        "test_top5": t["top5"],
+        "test_loss": t["loss"],
+    }
+    metrics = {
+        "selection": "imported",
+        "eval_split": "test",
+        "chosen_epoch": 0,
+        "top1": t["top1"],
+        "top5": t["top5"],
+        "last": entry,
+        "best": entry,
+        "epochs": 0,
+        "train_seconds": 0.0,
+        "train_images_per_s": 0.0,
+        "world_size": ctx.world,
+        "train_images_per_s_per_process": 0.0,
+        "history": [],
+    }
+    state = {k: v.detach().cpu().clone() for k, v in unwrap(model).state_dict().items()}
+    return metrics, state

@@ -23,8 +23,8 @@ from lskd.config import Recipe
 from lskd.data.source import DataSource, open_source
 from lskd.distill import FrozenTeacher, student_step, teacher_step
 from lskd.distributed import Context, barrier, setup, teardown
-from lskd.engine import StepLoss, fit, seed_everything
-from lskd.errors import CheckpointError
+from lskd.engine import StepLoss, evaluate_imported, fit, seed_everything
+from lskd.errors import CheckpointError, ConfigError
 from lskd.models import build_model
 
 log = logging.getLogger("lskd")
@@ -37,7 +37,8 @@ class RunSpec:
     `augment` is the task's augmentation dict (keys of the config schema), `loader`
     `torchvision` or `dali` (image-file datasets), `init` an lskd model file to start
     from (its classifier is kept only when the class counts match), `compile` wraps the
-    model in torch.compile.
+    model in torch.compile. With `pretrained`, `init` is the finished model (a published
+    teacher): it is evaluated, not trained.
     """
 
     task: str
@@ -54,6 +55,7 @@ class RunSpec:
     workers: int = 0
     init: Path | None = None
     compile: bool = False
+    pretrained: bool = False
 
 
 def versions() -> dict[str, str]:
@@ -106,6 +108,14 @@ def rng_seed(role: str, seed: int) -> int:
 
 def _model(spec: RunSpec, source: DataSource, ctx: Context) -> torch.nn.Module:
     model = build_for(source, spec.arch)
+    if spec.pretrained and spec.init is None:
+        raise ConfigError("--pretrained needs --init (the model file to evaluate)")
+    if spec.pretrained:
+        found = checkpoint.load_model_file(spec.init).get("num_classes")
+        if found != len(source.class_names):
+            raise CheckpointError(
+                f"{spec.init}: {found} classes, the data has {len(source.class_names)}"
+            )
     if spec.init is not None:
         from lskd.weights import init_model
 
@@ -137,7 +147,10 @@ def _execute(
         for s in ("val", "test")
     )
     resume = spec.model_out.parent / "last.pt"
-    metrics, state = fit(model, step, train, val, test, r, gen, ctx, resume)
+    if spec.pretrained:
+        metrics, state = evaluate_imported(model, val, test, ctx)
+    else:
+        metrics, state = fit(model, step, train, val, test, r, gen, ctx, resume)
     if ctx.is_main:
         module = build_for(source, spec.arch)
         module.load_state_dict(state)

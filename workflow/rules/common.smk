@@ -74,8 +74,16 @@ def penultimate_data(wildcards):
     return f"resources/data/{task}/penultimate.json"
 
 
+def pretrained_teacher(wildcards):
+    """The imported finished teacher for this alpha (`teacher_weights`), or None."""
+    source = config["tasks"][wildcards.task]["teacher_weights"].get(wildcards.alpha)
+    return None if source is None else f"resources/weights/{wildcards.tarch}-{source}.pt"
+
+
 def init_path(role, wildcards):
     """The model file a run starts from (teacher_init / student_init), or None."""
+    if role == "teacher" and pretrained_teacher(wildcards):
+        return pretrained_teacher(wildcards)
     spec = config["tasks"][wildcards.task][f"{role}_init"]
     if spec is None:
         return None
@@ -118,6 +126,7 @@ def run_args(role):
         flags += " --compile" if task["compile"] else ""
         init = init_path(role, wildcards)
         flags += f" --init {init}" if init else ""
+        flags += " --pretrained" if role == "teacher" and pretrained_teacher(w) else ""
         return (
             f"--task {w.task} {run} --hp {shlex.quote(hp)} "
             f"--augment {shlex.quote(augment)}{flags} "

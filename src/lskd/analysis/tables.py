@@ -33,6 +33,7 @@ EPOCH_TEXT = {
         "epoch with the best held-out validation top-1 "
         "(never selected on the reported split)"
     ),
+    "imported": "imported checkpoint (evaluated here, not trained by lskd)",
 }
 _LATEX = {
     "\\": r"\textbackslash{}",
@@ -125,15 +126,14 @@ def parse_run(metrics: dict[str, Any], source: str) -> Run:
 
 
 def _check_consistent(runs: Sequence[Run]) -> None:
-    """All runs share task, teacher arch and split; students share their arch; each
-    role shares one `selection` (teachers and students may differ: the caption says)."""
-    teachers = [r for r in runs if r.role == "teacher"]
+    """All runs share task, teacher arch and split; students share their arch and one
+    `selection`; teachers may differ (e.g. an imported alpha = 0 teacher): the caption
+    names every selection."""
     students = [r for r in runs if r.role == "student"]
     checks = [
         ("task", runs),
         ("teacher_arch", runs),
         ("arch", students),
-        ("selection", teachers),
         ("selection", students),
         ("eval_split", runs),
     ]
@@ -236,13 +236,15 @@ def table_caption(
             " and students are trained with KD at temperature T as in PAPER.md §2.2 "
             "(T²·KL, no hard-label term)"
         )
-    epochs = {r.role: EPOCH_TEXT[r.selection] for r in runs}
-    if len(set(epochs.values())) == 1:
-        epoch = f"at the {epochs[first.role]}"
+    teacher_epochs, student_epochs = (
+        " or ".join(sorted({EPOCH_TEXT[r.selection] for r in runs if r.role == role}))
+        for role in ("teacher", "student")
+    )
+    if not student_epochs or teacher_epochs in ("", student_epochs):
+        epoch = f"at the {teacher_epochs or student_epochs}"
     else:
         epoch = (
-            f"at the {epochs['teacher']} (teachers) "
-            f"and the {epochs['student']} (students)"
+            f"at the {teacher_epochs} (teachers) and the {student_epochs} (students)"
         )
     return (
         f"{first.task}, {pair}: cells are top-1 / top-5 accuracy (%) on the "
