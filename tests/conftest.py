@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,3 +31,14 @@ def snakemake_bin() -> str:
     if exe is None:
         pytest.skip("snakemake not on PATH (run through scripts/test.sh)")
     return exe
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`lskd ARGS` in a fresh interpreter (stderr captured, as a user would see it)."""
+    code = "import sys; from lskd.cli import main; sys.exit(main())"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

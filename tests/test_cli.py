@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
 
+from conftest import run_cli
 from lskd.cli import build_parser, main
 
 COMMANDS = [
@@ -36,13 +36,6 @@ def test_every_subcommand_is_tested():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     assert sorted(sub.choices) == sorted(COMMANDS)
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    code = "import sys; from lskd.cli import main; sys.exit(main())"
-    return subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True
-    )
 
 
 def one_error_line(result: subprocess.CompletedProcess) -> str:

@@ -3,8 +3,6 @@
 import json
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import lskd.runs
+from conftest import run_cli
 from lskd import checkpoint
 from lskd.config import Recipe
 from lskd.data.arrays import Arrays, save_arrays
@@ -369,7 +368,6 @@ def test_two_process_data_parallel_training(data, tmp_path):
     """--gpus 2 on a CPU machine: torchrun + Gloo, rank 0 alone writes the outputs."""
     out = tmp_path / "ddp"
     hp = json.dumps({"epochs": 1, "batch_size": 32, "lr": 0.05})
-    code = "import sys; from lskd.cli import main; sys.exit(main())"
     args = [
         "train",
         "--task",
@@ -393,9 +391,7 @@ def test_two_process_data_parallel_training(data, tmp_path):
         "--metrics-out",
         str(out / "metrics.json"),
     ]
-    result = subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300
-    )
+    result = run_cli(*args)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world_size"] == 2

@@ -60,8 +60,23 @@ def make_cub(root: Path) -> None:
         (root / f"{name}.txt").write_text("\n".join(lines) + "\n")
 
 
-def recipe() -> dict:
-    return {"epochs": 1, "batch_size": 4, "processes": 1, "eval_batch_size": 8}
+def tiny_task(root: Path, augment: dict) -> dict:
+    """Override of one paper task: generated data, 1 epoch, ResNet-18 teacher."""
+    recipe = {"epochs": 1, "batch_size": 4, "processes": 1, "eval_batch_size": 8}
+    return {
+        "data": {
+            "root": str(root),
+            "val_per_class": 2,
+            "expect_classes": 3,
+            "expect_train": 24,
+            "expect_test": 12,
+        },
+        "augment": augment,
+        "teacher_archs": ["resnet18"],
+        "student_archs": ["resnet18", "mobilenet_v2"],
+        "teacher": recipe,
+        "student": recipe,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -94,19 +109,8 @@ def paper_run(tmp_path_factory):
         "weights": weights,
         "tasks": {
             "imagenet": {
-                "data": {
-                    "root": str(base / "imagenet"),
-                    "val_per_class": 2,
-                    "expect_classes": 3,
-                    "expect_train": 24,
-                    "expect_test": 12,
-                },
-                "augment": tiny,
-                "teacher_archs": ["resnet18"],
-                "student_archs": ["resnet18", "mobilenet_v2"],
+                **tiny_task(base / "imagenet", tiny),
                 "teacher_weights": {"0": "official"},  # skip training this teacher
-                "teacher": recipe(),
-                "student": recipe(),
                 "penultimate": {
                     "classes": [0, 1, 2],
                     "train_per_class": 4,
@@ -114,20 +118,7 @@ def paper_run(tmp_path_factory):
                     "temperatures": [1, 3],
                 },
             },
-            "cub200": {
-                "data": {
-                    "root": str(base / "cub"),
-                    "val_per_class": 2,
-                    "expect_classes": 3,
-                    "expect_train": 24,
-                    "expect_test": 12,
-                },
-                "augment": tiny,
-                "teacher_archs": ["resnet18"],
-                "student_archs": ["resnet18", "mobilenet_v2"],
-                "teacher": recipe(),
-                "student": recipe(),
-            },
+            "cub200": tiny_task(base / "cub", tiny),
         },
     }
     (base / "override.yaml").write_text(yaml.safe_dump(override))

@@ -173,6 +173,10 @@ def cmd_figure(args: argparse.Namespace) -> None:
     plot_projection_grid(grid, args.rows, args.alphas, args.title, args.png, args.pdf)
 
 
+def _add_augment(p: argparse.ArgumentParser, help_text: str) -> None:
+    p.add_argument("--augment", type=_json_arg, default={}, help=help_text + " (JSON)")
+
+
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", required=True, help="task name, recorded in metrics.json")
     p.add_argument("--data", type=Path, required=True, help="prepared dataset (.npz)")
@@ -190,12 +194,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         "weight_decay, schedule, step_epochs, gamma, warmup_epochs, "
         "selection, eval_batch_size",
     )
-    p.add_argument(
-        "--augment",
-        type=_json_arg,
-        default={},
-        help='training augmentation as JSON, e.g. {"pad": 2, "hflip": true}',
-    )
+    _add_augment(p, 'the task\'s augmentation, e.g. {"pad": 2, "hflip": true}')
     p.add_argument(
         "--model-out", type=Path, required=True, help="where to write model.pt"
     )
@@ -320,12 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--test-per-class", type=int, required=True, help="test images/class"
     )
-    p.add_argument(
-        "--augment",
-        type=_json_arg,
-        default={},
-        help="the task's augmentation JSON (image size and eval resize of image files)",
-    )
+    _add_augment(p, "the task's augmentation (image size and eval resize of files)")
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("project", help="project penultimate features (PAPER.md §5.2)")
