@@ -77,7 +77,9 @@ def penultimate_data(wildcards):
 def pretrained_teacher(wildcards):
     """The imported finished teacher for this alpha (`teacher_weights`), or None."""
     source = config["tasks"][wildcards.task]["teacher_weights"].get(wildcards.alpha)
-    return None if source is None else f"resources/weights/{wildcards.tarch}-{source}.pt"
+    return (
+        None if source is None else f"resources/weights/{wildcards.tarch}-{source}.pt"
+    )
 
 
 def init_path(role, wildcards):
