@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -42,3 +43,14 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         text=True,
         timeout=timeout,
     )
+
+
+def paper_md() -> Path:
+    """PAPER.md: $LSKD_PAPER_MD, the repo root, or the shared folder beside it."""
+    candidates = [REPO / "PAPER.md", REPO.parent / "shared" / "PAPER.md"]
+    if os.environ.get("LSKD_PAPER_MD"):
+        candidates.insert(0, Path(os.environ["LSKD_PAPER_MD"]))
+    for path in candidates:
+        if path.is_file():
+            return path
+    pytest.skip("PAPER.md not found (set LSKD_PAPER_MD)")

@@ -1,0 +1,195 @@
+"""Diffusion metrics of projected penultimate features: OUR definitions, not the
+paper's.
+
+The paper shows "systematic diffusion" only as pictures (PAPER.md §5.3); its numeric
+diffusion score, if any, was NOT FOUND (PAPER.md §5.4). The numbers below are lskd's own
+way to put the pictures into numbers. Never cite them as the paper's.
+
+Space. The metrics are computed on the 2-D PCA coordinates that
+``projection.project_file`` writes (``train_2d`` / ``test_2d``): these are the points
+the figures (PAPER.md §5.2 step 9) draw, so the numbers describe what the reader sees,
+and the 3-D template-span coordinates are not stored. Every metric is invariant to the
+PCA's centring and rotation; it is not invariant to the dropped third PCA axis, which
+holds the least variance of the training points. The functions accept points of any
+dimension d >= 2, so the 3-D template-span coordinates can be passed as well.
+
+Definitions, for the points x_i of class k (n_k >= 2 of them), mean c_k and sample
+covariance C_k = (1 / (n_k - 1)) * sum_i (x_i - c_k)(x_i - c_k)^T with eigenvalues
+lambda_1 >= ... >= lambda_d:
+
+- ``spread_k = trace(C_k) = sum_j lambda_j`` (total within-class variance);
+- ``major_k = lambda_1`` (variance along the class's principal direction), and
+  ``minor_k = lambda_d``;
+- ``anisotropy_k = lambda_1 / lambda_d >= 1``: 1 for an isotropic cluster, large when
+  the class diffuses along one direction ("systematic" diffusion);
+- between the two semantically similar classes 0 and 1 (e.g. the two poodles):
+  ``separation = ||c_0 - c_1|| / sqrt((spread_0 + spread_1) / 2)``, a Fisher-like index
+  (centroid distance over the pooled root-mean-square spread). ``centroid_distance``
+  and ``pooled_std`` are reported beside it.
+
+Units. Each model gets its own PCA, so ``spread``, ``major`` and ``minor`` are in that
+model's feature units and compare across models only as far as feature scales do;
+``anisotropy`` and ``separation`` are scale-free.
+
+Degenerate input (a class with fewer than 2 points, or a zero eigenvalue, so no finite
+anisotropy) raises ``DataError``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lskd.analysis.projection import load_npz
+from lskd.atomic import write_json
+from lskd.errors import DataError
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "test")
+SIMILAR_PAIR = (0, 1)
+NPZ_KEYS = ("train_2d", "train_labels", "test_2d", "test_labels", "class_names")
+DEFINITION = (
+    "lskd's own diffusion metrics (not the paper's, PAPER.md §5.4): per class, "
+    "spread = trace of the sample covariance, major/minor = its largest/smallest "
+    "eigenvalue, anisotropy = major/minor; separation = ||c_0 - c_1|| / "
+    "sqrt((spread_0 + spread_1)/2) between classes 0 and 1"
+)
+# A smallest eigenvalue below this fraction of the largest counts as zero.
+_RELATIVE_ZERO = 1e-12
+
+
+def _check_inputs(points: np.ndarray, labels: np.ndarray) -> None:
+    """Shapes, integer labels, finiteness; raise ``DataError`` naming the problem."""
+    if points.ndim != 2 or points.shape[1] < 2:
+        raise DataError(f"points must have shape (n, d >= 2), got {points.shape}")
+    if labels.shape != (points.shape[0],):
+        raise DataError(
+            f"labels have shape {labels.shape}, expected ({points.shape[0]},)"
+        )
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"labels must be integers, got {labels.dtype}")
+    if not np.all(np.isfinite(points)):
+        raise DataError("points have non-finite values")
+    missing = [k for k in SIMILAR_PAIR if not np.any(labels == k)]
+    if missing:
+        raise DataError(f"no point of class {missing} (separation needs classes 0, 1)")
+
+
+def class_metrics(points: np.ndarray, label: int) -> dict[str, float]:
+    """``n``, ``spread``, ``major``, ``minor``, ``anisotropy`` of one class's points."""
+    n = points.shape[0]
+    if n < 2:
+        raise DataError(f"class {label} has {n} point(s); spread needs at least 2")
+    cov = np.cov(points, rowvar=False, ddof=1)
+    eig = np.linalg.eigvalsh(cov)  # ascending
+    minor, major = float(eig[0]), float(eig[-1])
+    if major <= 0.0:
+        raise DataError(f"class {label} has zero variance (all points identical)")
+    if minor <= _RELATIVE_ZERO * major:
+        raise DataError(
+            f"class {label} has a zero-variance direction (points on a line): "
+            "anisotropy is infinite"
+        )
+    return {
+        "n": int(n),
+        "spread": float(np.trace(cov)),
+        "major": major,
+        "minor": minor,
+        "anisotropy": major / minor,
+    }
+
+
+def diffusion_metrics(points: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Per-class spread/major/minor/anisotropy and the class-0/1 separation.
+
+    Returns ``{"classes": {"<label>": class_metrics}, "centroid_distance",
+    "pooled_std", "separation"}``; formulas in the module docstring.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    labels = np.asarray(labels)
+    _check_inputs(points, labels)
+    per_class = {
+        str(k): class_metrics(points[labels == k], int(k))
+        for k in np.unique(labels).tolist()
+    }
+    a, b = SIMILAR_PAIR
+    distance = float(
+        np.linalg.norm(points[labels == a].mean(axis=0) - points[labels == b].mean(0))
+    )
+    pooled = float(
+        np.sqrt((per_class[str(a)]["spread"] + per_class[str(b)]["spread"]) / 2)
+    )
+    return {
+        "classes": per_class,
+        "centroid_distance": distance,
+        "pooled_std": pooled,
+        "separation": distance / pooled,
+    }
+
+
+def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """One level: ``spread_0``, ``anisotropy_1``, ..., ``separation`` (table rows)."""
+    flat = {
+        f"{name}_{label}": float(values[name])
+        for label, values in metrics["classes"].items()
+        for name in ("spread", "major", "minor", "anisotropy")
+    }
+    for name in ("centroid_distance", "pooled_std", "separation"):
+        flat[name] = float(metrics[name])
+    return flat
+
+
+def _named(metrics: dict[str, Any], names: np.ndarray) -> dict[str, Any]:
+    """Add each class's name (``class_names[label]``) to its entry."""
+    for label, values in metrics["classes"].items():
+        if int(label) < len(names):
+            values["name"] = str(names[int(label)])
+    return metrics
+
+
+def diffusion_file(
+    projection_npz: Path, out_json: Path, split: str = "train"
+) -> dict[str, Any]:
+    """Write ``diffusion.json`` for one run's projection.
+
+    The top level holds the metrics of ``split`` (errors raise ``DataError`` naming the
+    file); ``other_splits`` holds those of the other split, or ``{"error": ...}`` when
+    that split is degenerate (e.g. a class with one test point).
+    """
+    projection_npz, out_json = Path(projection_npz), Path(out_json)
+    if split not in SPLITS:
+        raise DataError(f"split must be one of {list(SPLITS)}, got {split!r}")
+    arrays = load_npz(projection_npz, NPZ_KEYS)
+    names = arrays["class_names"]
+
+    def compute(name: str) -> dict[str, Any]:
+        try:
+            return _named(
+                diffusion_metrics(arrays[f"{name}_2d"], arrays[f"{name}_labels"]), names
+            )
+        except DataError as err:
+            raise DataError(f"{projection_npz}: {name} split: {err}") from None
+
+    result: dict[str, Any] = {
+        "definition": DEFINITION,
+        "space": "2-D PCA of the template-span projection (projection.npz)",
+        "source": str(projection_npz),
+        "split": split,
+        **compute(split),
+        "other_splits": {},
+    }
+    for other in SPLITS:
+        if other == split:
+            continue
+        try:
+            result["other_splits"][other] = compute(other)
+        except DataError as err:
+            log.warning("%s", err)
+            result["other_splits"][other] = {"error": str(err)}
+    write_json(out_json, result)
+    log.info("wrote %s (separation %.3f)", out_json, result["separation"])
+    return result

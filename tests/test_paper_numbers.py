@@ -1,0 +1,206 @@
+"""The shipped paper numbers equal PAPER.md §4; compare() computes deltas."""
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import paper_md
+from lskd.analysis.paper import compare, load_paper_numbers, ours_frame
+
+REPO = Path(__file__).resolve().parents[1]
+COLUMNS = [
+    "section",
+    "paper_table",
+    "task",
+    "teacher_arch",
+    "student_arch",
+    "role",
+    "T",
+    "alpha",
+    "top1",
+    "top5",
+    "bleu",
+    "source",
+]
+IMAGE_SECTIONS = ("4.1", "4.2", "4.3", "4.4", "4.5")
+
+
+def _markdown_cells() -> dict[tuple, float]:
+    """Every number of the PAPER.md §4.1–4.6 tables, keyed like the CSV rows:
+    (section, task_or_None, role, T_or_None, alpha, metric) -> value."""
+    cells: dict[tuple, float] = {}
+    section, header = None, None
+    for line in paper_md().read_text(encoding="utf-8").splitlines():
+        heading = re.match(r"#{2,3} (\d+\.\d+)", line)
+        if heading:
+            section, header = heading.group(1), None
+            continue
+        if section not in (*IMAGE_SECTIONS, "4.6") or not line.startswith("|"):
+            continue
+        row = [c.strip() for c in line.strip().strip("|").split("|")]
+        if header is None:
+            header = row
+            continue
+        if set(row[0]) <= set("- "):
+            continue
+        role = "teacher" if row[0].startswith("Teacher") else "student"
+        T = None if role == "teacher" else float(row[1])
+        for title, text in zip(header[2:], row[2:], strict=True):
+            alpha = float(re.search(r"α = ([\d.]+)", title).group(1))
+            if section == "4.6":
+                lang = re.search(r"EN→(\w\w)", title).group(1).lower()
+                cells[(section, f"nmt_en_{lang}", role, T, alpha, "bleu")] = float(text)
+                continue
+            top1, top5 = (float(v) for v in text.split("/"))
+            cells[(section, None, role, T, alpha, "top1")] = top1
+            cells[(section, None, role, T, alpha, "top5")] = top5
+    return cells
+
+
+def _csv_cells(paper: pd.DataFrame) -> dict[tuple, float]:
+    cells = {}
+    for row in paper.itertuples(index=False):
+        T = None if math.isnan(row.T) else float(row.T)
+        task = row.task if row.section == "4.6" else None
+        for metric in ("top1", "top5", "bleu"):
+            value = getattr(row, metric)
+            if not math.isnan(value):
+                cells[(row.section, task, row.role, T, row.alpha, metric)] = value
+    return cells
+
+
+def test_csv_loads_with_columns_and_types():
+    paper = load_paper_numbers()
+    assert list(paper.columns) == COLUMNS
+    assert len(paper) == 5 * 10 + 20  # five image tables of 10 cells, NMT 20
+    assert set(paper["role"]) == {"teacher", "student"}
+    assert paper.loc[paper["role"] == "teacher", "T"].isna().all()
+    assert set(paper.loc[paper["role"] == "student", "T"]) == {1.0, 2.0, 3.0, 64.0}
+    assert set(paper["alpha"]) == {0.0, 0.1}
+    image = paper[paper["section"].isin(IMAGE_SECTIONS)]
+    assert image[["top1", "top5"]].notna().all().all()
+    assert image["bleu"].isna().all()
+    nmt = paper[paper["section"] == "4.6"]
+    assert nmt["bleu"].notna().all() and nmt["top1"].isna().all()
+
+
+def test_every_number_equalspaper_md():
+    markdown = _markdown_cells()
+    shipped = _csv_cells(load_paper_numbers())
+    assert len(markdown) == 5 * 10 * 2 + 20
+    assert shipped == markdown
+    # a few spot values, read off PAPER.md §4.1 and §4.6 by eye as well
+    assert markdown[("4.1", None, "student", 1.0, 0.1, "top1")] == 71.666
+    assert markdown[("4.6", "nmt_en_ru", "student", 64.0, 0.1, "bleu")] == 3.590
+
+
+def _ours(rows: list[tuple]) -> pd.DataFrame:
+    keys = ["task", "teacher_arch", "student_arch", "role", "T", "alpha", "top1"]
+    return pd.DataFrame(rows, columns=keys)
+
+
+def _row(result: pd.DataFrame, role: str, T: float | None, alpha: float) -> pd.Series:
+    same_T = result["T"].isna() if T is None else result["T"] == T
+    rows = result[(result["role"] == role) & same_T & (result["alpha"] == alpha)]
+    assert len(rows) == 1, rows
+    return rows.iloc[0]
+
+
+def test_compare_deltas_and_tolerance_flag():
+    paper = load_paper_numbers()
+    ours = _ours(
+        [
+            ("cub200", "resnet50", None, "teacher", None, 0.0, 81.884),  # +0.300
+            ("cub200", "resnet50", None, "teacher", None, 0.1, 81.0),  # -1.068
+            ("cub200", "resnet50", "resnet18", "student", 1.0, 0.1, 80.646),  # -0.3
+            ("cub200", "resnet50", "resnet18", "student", 2.0, 0.0, 80.9),  # +0.092
+            ("cub200", "resnet50", "resnet18", "student", 3.0, 0.0, 80.4),  # -0.385
+            ("cub200", "resnet50", "resnet18", "student", 5.0, 0.0, 70.0),  # no paper
+        ]
+    )
+    result = compare(ours, paper)
+    # teachers match only the paper table of our student arch (§4.3), not §4.4/§4.5
+    assert len(result) == len(ours)
+    expected = {
+        ("teacher", None, 0.0): (81.584, 0.300, True),
+        ("teacher", None, 0.1): (82.068, -1.068, False),
+        ("student", 1.0, 0.1): (80.946, -0.300, True),
+        ("student", 2.0, 0.0): (80.808, 0.092, True),
+        ("student", 3.0, 0.0): (80.785, -0.385, False),
+    }
+    for key, (paper_value, delta, within) in expected.items():
+        row = _row(result, *key)
+        assert row["section"] == "4.3"
+        assert row["paper"] == paper_value
+        assert row["delta"] == pytest.approx(delta, abs=1e-9)
+        assert row["within_0.3"] == within
+    missing = _row(result, "student", 5.0, 0.0)
+    assert math.isnan(missing["paper"]) and math.isnan(missing["delta"])
+    assert pd.isna(result["within_0.3"].iloc[-1])
+    assert list(result["role"][:2]) == ["teacher", "teacher"]
+
+
+def test_compare_teacher_alone_matches_every_table_and_bleu():
+    paper = load_paper_numbers()
+    teacher = _ours([("imagenet", "resnet50", None, "teacher", None, 0.1, 76.0)])
+    result = compare(teacher, paper)
+    assert list(result["section"]) == ["4.1", "4.2"]
+    assert list(result["delta"]) == pytest.approx([-0.2, -0.2])
+    nmt = pd.DataFrame(
+        [("nmt_en_de", "transformer", "transformer", "student", 2.0, 0.1, 23.0)],
+        columns=["task", "teacher_arch", "student_arch", "role", "T", "alpha", "bleu"],
+    )
+    row = compare(nmt, paper, metric="bleu").iloc[0]
+    assert row["paper"] == 23.421
+    assert row["delta"] == pytest.approx(-0.421)
+    assert not row["within_0.3"]
+
+
+def test_ours_frame_aggregates_seeds_then_compares():
+    def run(role, alpha, T, seed, top1):
+        metrics = {
+            "role": role,
+            "task": "imagenet",
+            "arch": "resnet50" if role == "teacher" else "resnet18",
+            "alpha": alpha,
+            "seed": seed,
+            "selection": "best_val",
+            "eval_split": "test",
+            "top1": top1,
+            "top5": 90.0,
+        }
+        if role == "student":
+            metrics |= {"T": T, "teacher": {"arch": "resnet50", "alpha": alpha}}
+        return metrics
+
+    runs = [
+        run("teacher", 0.0, None, 0, 76.0),
+        run("student", 0.0, 1.0, 0, 71.0),
+        run("student", 0.0, 1.0, 1, 72.0),
+    ]
+    ours = ours_frame(runs)
+    student = ours[ours["role"] == "student"].iloc[0]
+    # mean 71.5, sample std sqrt(((-.5)^2 + .5^2) / 1) = 0.707107
+    assert student["top1"] == 71.5 and student["n"] == 2
+    assert student["top1_std"] == pytest.approx(np.sqrt(0.5))
+    result = compare(ours, load_paper_numbers())
+    row = result[result["role"] == "student"].iloc[0]
+    assert row["ours"] == 71.5 and row["paper"] == 71.488
+    assert row["ours_std"] == pytest.approx(np.sqrt(0.5)) and row["n"] == 2
+    assert row["delta"] == pytest.approx(0.012)
+    teacher = result[result["role"] == "teacher"]
+    assert list(teacher["section"]) == ["4.1"] and teacher["n"].iloc[0] == 1
+
+
+def test_tolerance_edge_survives_float_rounding():
+    # 69.374 - 69.674 = -0.30000000000001137 in float64: still "within 0.3".
+    assert abs(69.374 - 69.674) > 0.3
+    ours = _ours([("imagenet", "resnet50", "resnet18", "student", 3.0, 0.0, 69.374)])
+    row = compare(ours, load_paper_numbers()).iloc[0]
+    assert row["paper"] == 69.674 and bool(row["within_0.3"])
+    ours.loc[0, "top1"] = 69.373  # delta -0.301
+    assert not compare(ours, load_paper_numbers()).iloc[0]["within_0.3"]
