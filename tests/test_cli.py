@@ -20,6 +20,9 @@ COMMANDS = [
     "project",
     "table",
     "figure",
+    "diffusion",
+    "claims",
+    "diffusion-table",
 ]
 
 

@@ -193,3 +193,37 @@ def test_paper_dry_run_lists_the_whole_grid(tmp_path, snakemake_bin):
     )
     assert jobs["extract_penultimate"] == jobs["project_penultimate"] == n_vis
     assert elapsed < 10, f"dry run took {elapsed:.1f} s"  # target 5 s; CI machines vary
+
+
+def test_claims_and_diffusion_outputs(demo_run, snakemake_bin):
+    from lskd.analysis.claims import CLAIMS
+
+    claims = pd.read_csv(demo_run / "results/tables/fmnist_mlp128-mlp128_claims.csv")
+    assert list(claims["claim_id"]) == [c.claim_id for c in CLAIMS]
+    assert set(claims["verdict"]) <= {
+        "holds",
+        "does not hold",
+        "not enough runs",
+        "within noise",
+    }
+    runs = {
+        (r["role"], r["alpha"], r["T"]): r
+        for r in (
+            json.loads(p.read_text())
+            for p in demo_run.glob("results/fmnist/**/metrics.json")
+        )
+    }
+    c1 = claims.set_index("claim_id").loc["C1", "margin"]  # teacher 0.1 minus 0.0
+    expected = (
+        runs[("teacher", 0.1, None)]["top1"] - runs[("teacher", 0.0, None)]["top1"]
+    )
+    assert c1 == pytest.approx(expected)
+    diffusion = pd.read_csv(
+        demo_run / "results/tables/fmnist_mlp128-mlp128_diffusion.csv"
+    )
+    assert len(diffusion) == len(runs)  # every run is drawn in the figures
+    for path in demo_run.glob("results/fmnist/**/diffusion.json"):
+        separation = json.loads(path.read_text())["separation"]
+        assert separation > 0
+    png = demo_run / "results/figures/diffusion_fmnist_mlp128-mlp128.png"
+    assert png.read_bytes()[:4] == b"\x89PNG"

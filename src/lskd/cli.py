@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from lskd.cli_analysis import add_analysis_commands
 from lskd.errors import ConfigError, LskdError
 
 log = logging.getLogger("lskd")
@@ -146,31 +147,6 @@ def cmd_extract(args: argparse.Namespace) -> None:
         args.out,
         args.augment,
     )
-
-
-def cmd_project(args: argparse.Namespace) -> None:
-    from lskd.analysis.projection import project_file
-
-    project_file(args.penultimate, args.out)
-
-
-def cmd_table(args: argparse.Namespace) -> None:
-    from lskd.analysis.tables import write_table
-
-    write_table(args.metrics, args.csv, args.md, args.tex, args.html)
-
-
-def cmd_figure(args: argparse.Namespace) -> None:
-    from lskd.analysis.figures import plot_projection_grid
-
-    n = len(args.alphas)
-    if len(args.projections) != len(args.rows) * n:
-        raise ConfigError(
-            f"figure: {len(args.projections)} projections for "
-            f"{len(args.rows)} rows x {n} alphas"
-        )
-    grid = [args.projections[r * n : (r + 1) * n] for r in range(len(args.rows))]
-    plot_projection_grid(grid, args.rows, args.alphas, args.title, args.png, args.pdf)
 
 
 def _add_augment(p: argparse.ArgumentParser, help_text: str) -> None:
@@ -322,38 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_augment(p, "the task's augmentation (image size and eval resize of files)")
     p.set_defaults(func=cmd_extract)
 
-    p = sub.add_parser("project", help="project penultimate features (PAPER.md §5.2)")
-    p.add_argument("penultimate", type=Path, help="penultimate.npz from `lskd extract`")
-    p.add_argument("out", type=Path, help="output projection.npz")
-    p.set_defaults(func=cmd_project)
-
-    p = sub.add_parser("table", help="paper-layout table from metrics.json files")
-    p.add_argument(
-        "metrics", type=Path, nargs="+", help="metrics.json of teachers and students"
-    )
-    p.add_argument("--csv", type=Path, required=True, help="output CSV")
-    p.add_argument("--md", type=Path, required=True, help="output Markdown")
-    p.add_argument("--tex", type=Path, required=True, help="output LaTeX")
-    p.add_argument("--html", type=Path, help="output HTML page (shown in the report)")
-    p.set_defaults(func=cmd_table)
-
-    p = sub.add_parser(
-        "figure", help="grid of projections: rows x (alpha x {train, test})"
-    )
-    p.add_argument(
-        "projections",
-        type=Path,
-        nargs="+",
-        help="projection.npz files, row-major: row r, alpha a at r*len(alphas)+a",
-    )
-    p.add_argument("--rows", nargs="+", required=True, help="row labels, e.g. 'T = 1'")
-    p.add_argument(
-        "--alphas", type=float, nargs="+", required=True, help="column alphas"
-    )
-    p.add_argument("--title", required=True, help="figure title")
-    p.add_argument("--png", type=Path, required=True, help="output PNG")
-    p.add_argument("--pdf", type=Path, required=True, help="output PDF")
-    p.set_defaults(func=cmd_figure)
+    add_analysis_commands(sub)
     return parser
 
 

@@ -29,3 +29,18 @@ rule project_penultimate:
         "../envs/lskd.yaml"
     shell:
         "lskd project {input} {output} > {log} 2>&1"
+
+
+rule measure_diffusion:
+    input:
+        "results/{run}/projection.npz",
+    output:
+        "results/{run}/diffusion.json",
+    log:
+        "logs/{run}/measure_diffusion.log",
+    benchmark:
+        "benchmarks/{run}/measure_diffusion.tsv"
+    conda:
+        "../envs/lskd.yaml"
+    shell:
+        "lskd diffusion {input} {output} > {log} 2>&1"

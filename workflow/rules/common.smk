@@ -160,6 +160,49 @@ def figure_report(path):
     )
 
 
+def claims_report(path):
+    return report(
+        path,
+        caption="../report/claims.rst",
+        category="Claims",
+        subcategory="{task}",
+        labels={"task": "{task}", "pair": "{tarch} → {sarch}"},
+    )
+
+
+def diffusion_report(path):
+    kind = "figure" if path.endswith(".png") else "table"
+    return report(
+        path,
+        caption="../report/diffusion.rst",
+        category="Diffusion",
+        subcategory="{task}",
+        labels={"pair": "{tarch} → {sarch}", "kind": kind},
+    )
+
+
+def diffusion_runs(name):
+    """Named input function: `name` of the teachers and of the students at the figure's
+    temperatures, every alpha and seed, in matching order for both lists."""
+
+    def inputs(wildcards):
+        w = dict(task=wildcards.task, tarch=wildcards.tarch, sarch=wildcards.sarch)
+        teachers = [
+            f"{TEACHER.format(**w, alpha=a, tseed=s)}/{name}"
+            for a in ALPHAS
+            for s in SEEDS
+        ]
+        students = [
+            f"{STUDENT.format(**w, alpha=a, tseed=s, T=T, seed=s)}/{name}"
+            for T in row_temps(wildcards.task)
+            for a in ALPHAS
+            for s in SEEDS
+        ]
+        return teachers + students
+
+    return inputs
+
+
 def table_report(path):
     return report(
         path,
@@ -241,7 +284,17 @@ def final_targets():
         for p in (s, "teachers")
     }
     figures = [f"results/figures/penultimate_{t}_{a}-{p}.png" for t, a, p in panels]
-    return tables + sorted(figures)
+    claims = [
+        f"results/tables/{t}_{a}-{s}_claims.{ext}"
+        for t, a, s in pairs()
+        for ext in ("csv", "md", "html")
+    ]
+    diffusion = [
+        f"results/figures/diffusion_{t}_{a}-{s}.png"
+        for t, a, s in pairs()
+        if TASKS[t]["penultimate"]["enabled"]
+    ]
+    return tables + claims + sorted(figures) + diffusion
 
 
 def prepare_args(wildcards):

@@ -15,3 +15,43 @@ rule make_table:
     shell:
         "lskd table {input} --csv {output.csv} --md {output.md} --tex {output.tex} "
         "--html {output.html} > {log} 2>&1"
+
+
+rule check_claims:
+    input:
+        table_inputs,
+    output:
+        csv="results/tables/{task}_{tarch}-{sarch}_claims.csv",
+        md="results/tables/{task}_{tarch}-{sarch}_claims.md",
+        html=claims_report("results/tables/{task}_{tarch}-{sarch}_claims.html"),
+    log:
+        "logs/tables/{task}_{tarch}-{sarch}_claims.log",
+    benchmark:
+        "benchmarks/tables/{task}_{tarch}-{sarch}_claims.tsv"
+    conda:
+        "../envs/lskd.yaml"
+    shell:
+        "lskd claims {input} --csv {output.csv} --md {output.md} --html {output.html} "
+        "> {log} 2>&1"
+
+
+rule make_diffusion_table:
+    input:
+        metrics=diffusion_runs("metrics.json"),
+        diffusion=diffusion_runs("diffusion.json"),
+    output:
+        csv="results/tables/{task}_{tarch}-{sarch}_diffusion.csv",
+        html=diffusion_report("results/tables/{task}_{tarch}-{sarch}_diffusion.html"),
+        png=diffusion_report("results/figures/diffusion_{task}_{tarch}-{sarch}.png"),
+    log:
+        "logs/tables/{task}_{tarch}-{sarch}_diffusion.log",
+    benchmark:
+        "benchmarks/tables/{task}_{tarch}-{sarch}_diffusion.tsv"
+    conda:
+        "../envs/lskd.yaml"
+    params:
+        title="{task}: {tarch} teachers -> {sarch} students",
+    shell:
+        "lskd diffusion-table --metrics {input.metrics} --diffusion {input.diffusion} "
+        "--csv {output.csv} --html {output.html} --png {output.png} "
+        "--title {params.title:q} > {log} 2>&1"

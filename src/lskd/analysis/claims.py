@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lskd.analysis.tables import Run, format_alpha, parse_run, read_metrics
+from lskd.analysis.tables import Run, format_alpha, parse_run, read_metrics, to_html
 from lskd.atomic import atomic_path
 from lskd.errors import DataError
 
@@ -292,9 +292,13 @@ def claims_caption(runs: Sequence[dict[str, Any]]) -> str:
 
 
 def claims_table(
-    metrics_paths: Sequence[Path], out_csv: Path, out_md: Path
+    metrics_paths: Sequence[Path],
+    out_csv: Path,
+    out_md: Path,
+    out_html: Path | None = None,
 ) -> pd.DataFrame:
-    """Evaluate the claims on ``metrics_paths``; write CSV and Markdown atomically."""
+    """Evaluate the claims on ``metrics_paths``; write CSV, Markdown (and the HTML the
+    report shows) atomically."""
     paths = [Path(p) for p in metrics_paths]
     runs = [read_metrics(p) for p in paths]
     table = evaluate_claims(runs, [str(p) for p in paths])
@@ -306,6 +310,10 @@ def claims_table(
         Path(out_csv): table.to_csv(index=False),
         Path(out_md): f"{claims_caption(runs)}\n\n{markdown}\n",
     }
+    if out_html is not None:
+        texts[Path(out_html)] = to_html(
+            shown.set_index("claim_id"), claims_caption(runs)
+        )
     for dest, text in texts.items():
         with atomic_path(dest) as tmp:
             tmp.write_text(text, encoding="utf-8")
