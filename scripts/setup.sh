@@ -30,8 +30,10 @@ if [[ "$(cat .venv/.setup-stamp 2>/dev/null)" != "$stamp" ]]; then
     echo "$stamp" > .venv/.setup-stamp
 fi
 profile="${XDG_CONFIG_HOME:-$HOME/.config}/snakemake/slurm"
-if [[ ! -e "$profile" ]]; then  # makes `snakemake --profile slurm` find profiles/slurm
-    mkdir -p "$(dirname "$profile")" && ln -s "$PWD/profiles/slurm" "$profile"
+# Makes `snakemake --profile slurm` find profiles/slurm; a link left by a deleted clone is
+# replaced, anything else the user put there is kept.
+if [[ ! -e "$profile" ]]; then
+    mkdir -p "$(dirname "$profile")" && ln -sfn "$PWD/profiles/slurm" "$profile"
     echo "setup: linked $profile -> profiles/slurm"
 fi
 echo "setup: done (activate with: source .venv/bin/activate)"
