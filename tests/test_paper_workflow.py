@@ -194,7 +194,14 @@ def test_paper_tables_and_figures(paper_run, snakemake_bin):
                 f"Student {student}, T=1",
                 f"Student {student}, T=3",
             ]
-    figures = sorted(p.name for p in (paper_run / "results/figures").glob("*.png"))
+    figures = sorted(p.name for p in (paper_run / "results/figures").glob("pen*.png"))
+    diffusion = sorted(
+        p.name for p in (paper_run / "results/figures").glob("diff*.png")
+    )
+    assert diffusion == [
+        "diffusion_imagenet_resnet18-mobilenet_v2.png",
+        "diffusion_imagenet_resnet18-resnet18.png",
+    ]
     assert figures == [
         "penultimate_imagenet_resnet18-mobilenet_v2.png",
         "penultimate_imagenet_resnet18-resnet18.png",

@@ -49,9 +49,7 @@ def cmd_claims(args: argparse.Namespace) -> None:
 def cmd_diffusion_table(args: argparse.Namespace) -> None:
     from lskd.analysis.diffusion_table import write_diffusion_table
 
-    write_diffusion_table(
-        args.metrics, args.diffusion, args.csv, args.html, args.png, args.title
-    )
+    write_diffusion_table(args.metrics, args.diffusion, args.csv, args.html, args.png)
 
 
 def add_analysis_commands(sub) -> None:
@@ -109,5 +107,4 @@ def add_analysis_commands(sub) -> None:
     )
     for ext in ("csv", "html", "png"):
         p.add_argument(f"--{ext}", type=Path, required=True, help=f"output {ext}")
-    p.add_argument("--title", required=True, help="figure title")
     p.set_defaults(func=cmd_diffusion_table)

@@ -49,9 +49,6 @@ rule make_diffusion_table:
         "benchmarks/tables/{task}_{tarch}-{sarch}_diffusion.tsv"
     conda:
         "../envs/lskd.yaml"
-    params:
-        title="{task}: {tarch} teachers -> {sarch} students",
     shell:
         "lskd diffusion-table --metrics {input.metrics} --diffusion {input.diffusion} "
-        "--csv {output.csv} --html {output.html} --png {output.png} "
-        "--title {params.title:q} > {log} 2>&1"
+        "--csv {output.csv} --html {output.html} --png {output.png} > {log} 2>&1"

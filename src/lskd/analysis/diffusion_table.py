@@ -76,9 +76,12 @@ def write_diffusion_table(
     out_csv: Path,
     out_html: Path,
     out_png: Path,
-    title: str,
 ) -> pd.DataFrame:
     table = build_rows(metrics_paths, diffusion_paths)
+    runs = [read_metrics(Path(p)) for p in metrics_paths]
+    student = next((r["arch"] for r in runs if r["role"] == "student"), "-")
+    teacher = next((r["arch"] for r in runs if r["role"] == "teacher"), "-")
+    title = f"{runs[0]['task']}: {teacher} teachers -> {student} students"
     caption = (
         f"{title}: lskd's diffusion metrics (ours, not the paper's) of the projected "
         "training features, mean over seeds (n): separation of the two similar classes "
