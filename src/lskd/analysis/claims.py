@@ -32,7 +32,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lskd.analysis.tables import Run, format_alpha, parse_run, read_metrics, to_html
+from lskd.analysis.tables import (
+    check_consistent,
+    format_alpha,
+    parse_run,
+    read_metrics,
+    to_html,
+)
 from lskd.atomic import atomic_path
 from lskd.errors import DataError
 
@@ -125,27 +131,11 @@ def _parse(metrics: Sequence[dict[str, Any]], sources: Sequence[str] | None) -> 
     if sources is None:
         sources = [f"metrics[{i}]" for i in range(len(metrics))]
     runs = [parse_run(m, s) for m, s in zip(metrics, sources, strict=True)]
-    _check_one_table(runs)
+    check_consistent(runs)  # one table: same task, archs, split; no run twice
     cells: dict[tuple[str, float, float | None], list[float]] = {}
     for run in runs:
         cells.setdefault((run.role, run.alpha, run.T), []).append(run.top1)
     return {key: np.asarray(values) for key, values in cells.items()}
-
-
-def _check_one_table(runs: Sequence[Run]) -> None:
-    """One task, one teacher arch, one student arch; no run twice."""
-    students = [r for r in runs if r.role == "student"]
-    for field, group in (("task", runs), ("teacher_arch", runs), ("arch", students)):
-        values = {getattr(r, field) for r in group}
-        if len(values) > 1:
-            name = "student arch" if field == "arch" else field.replace("_", " ")
-            raise DataError(f"runs of one table differ in {name}: {sorted(values)}")
-    seen: dict[tuple, str] = {}
-    for run in runs:
-        key = (run.role, run.alpha, run.T, run.seed, run.teacher_seed)
-        if key in seen:
-            raise DataError(f"{run.source}: duplicate of run {seen[key]}")
-        seen[key] = run.source
 
 
 def _temps(cells: Cells, alpha: float) -> list[float]:

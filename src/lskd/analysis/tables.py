@@ -125,7 +125,7 @@ def parse_run(metrics: dict[str, Any], source: str) -> Run:
     )
 
 
-def _check_consistent(runs: Sequence[Run]) -> None:
+def check_consistent(runs: Sequence[Run]) -> None:
     """All runs share task, teacher arch and split; students share their arch and one
     `selection`; teachers may differ (e.g. an imported alpha = 0 teacher): the caption
     names every selection."""
@@ -188,7 +188,7 @@ def _parse_all(
     if len(sources) != len(metrics):
         raise DataError("sources and metrics differ in length")
     runs = [parse_run(m, s) for m, s in zip(metrics, sources, strict=True)]
-    _check_consistent(runs)
+    check_consistent(runs)
     return runs
 
 
