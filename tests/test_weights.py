@@ -245,3 +245,11 @@ def test_init_model_refuses_another_backbone(imported):
     grey = build_model("resnet18", 7, in_channels=1)
     with pytest.raises(CheckpointError, match=r"shape mismatch conv1\.weight"):
         init_model(grey, path, num_classes=7)
+
+
+def test_init_model_require_head_refuses_other_class_count(imported):
+    """A finished model (evaluated, not trained) must already have the data's head."""
+    _, path = imported
+    with pytest.raises(CheckpointError, match=r"10 classes, the data has 7"):
+        init_model(_resnet18(num_classes=7, seed=1), path, 7, require_head=True)
+    init_model(_resnet18(num_classes=10, seed=1), path, 10, require_head=True)

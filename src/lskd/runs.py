@@ -110,16 +110,11 @@ def _model(spec: RunSpec, source: DataSource, ctx: Context) -> torch.nn.Module:
     model = build_for(source, spec.arch)
     if spec.pretrained and spec.init is None:
         raise ConfigError("--pretrained needs --init (the model file to evaluate)")
-    if spec.pretrained:
-        found = checkpoint.load_model_file(spec.init).get("num_classes")
-        if found != len(source.class_names):
-            raise CheckpointError(
-                f"{spec.init}: {found} classes, the data has {len(source.class_names)}"
-            )
     if spec.init is not None:
         from lskd.weights import init_model
 
-        init_model(model, spec.init, len(source.class_names))
+        n = len(source.class_names)
+        init_model(model, spec.init, n, require_head=spec.pretrained)
     model = model.to(ctx.device)
     if ctx.device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)

@@ -91,13 +91,16 @@ def import_weights(
     }
 
 
-def init_model(model: nn.Module, path: str | Path, num_classes: int) -> None:
+def init_model(
+    model: nn.Module, path: str | Path, num_classes: int, require_head: bool = False
+) -> None:
     """Load the lskd model file `path` into `model` (built, not compiled or wrapped).
 
     Every tensor except the final classifier (`models.classifier`) must be present
     with the same shape, and nothing else may be in the file. The classifier is
     loaded too when the file's class count equals `num_classes`; otherwise it keeps
-    the model's fresh initialisation.
+    the model's fresh initialisation, unless `require_head` (a finished model that is
+    evaluated, not fine-tuned), which makes a class-count mismatch an error.
     """
     path = Path(path)
     meta = checkpoint.load_model_file(path)
@@ -115,7 +118,10 @@ def init_model(model: nn.Module, path: str | Path, num_classes: int) -> None:
         )
     if weight_key not in state:
         raise CheckpointError(f"{path}: no classifier weights {weight_key!r}")
-    copy_head = int(state[weight_key].shape[0]) == num_classes
+    found = int(state[weight_key].shape[0])
+    copy_head = found == num_classes
+    if require_head and not copy_head:
+        raise CheckpointError(f"{path}: {found} classes, the data has {num_classes}")
     ignore = set() if copy_head else head_keys
     own = model.state_dict()
     problems = _mismatches(own, state, ignore)
