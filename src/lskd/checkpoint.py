@@ -12,6 +12,7 @@ import hashlib
 import pickle
 import struct
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +39,18 @@ def save(obj: dict[str, Any], path: str | Path) -> None:
         torch.save(obj, tmp)
 
 
-def load(path: str | Path) -> dict[str, Any]:
-    """torch.load with `weights_only=True` on CPU; one-line errors name the file."""
+def load(path: str | Path, allow: Sequence[type] = ()) -> dict[str, Any]:
+    """torch.load with `weights_only=True` on CPU; one-line errors name the file.
+
+    `allow` adds classes to the weights_only allow-list for this call only (fairseq
+    checkpoints hold an `argparse.Namespace`: see lskd.nmt.safe_load).
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: file not found")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(list(allow)):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         first = str(err).strip().splitlines()[0]
         raise CheckpointError(

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from lskd.cli_analysis import add_analysis_commands
+from lskd.cli_nmt import add_nmt_commands
 from lskd.errors import ConfigError, LskdError
 
 log = logging.getLogger("lskd")
@@ -299,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_extract)
 
     add_analysis_commands(sub)
+    add_nmt_commands(sub)
     return parser
 
 
