@@ -393,8 +393,9 @@ def nmt_prepare_args(wildcards):
 
 def nmt_hp(role):
     """The recipe JSON of `lskd nmt-train|nmt-distill`, shell-quoted (a param: editing
-    the recipe reruns exactly the affected jobs)."""
-    return shlex.quote(json.dumps(NMT.get(role, {}), sort_keys=True))
+    the recipe reruns exactly the affected jobs; teachers ignore `kd`)."""
+    recipe = {k: v for k, v in NMT.get(role, {}).items() if role == "student" or k != "kd"}
+    return shlex.quote(json.dumps(recipe, sort_keys=True))
 
 
 def nmt_resources():
