@@ -43,7 +43,9 @@ def write_mo(path: Path, messages: dict[str, str]) -> None:
 def test_unequal_line_counts_name_the_file(tmp_path):
     (tmp_path / "train.en").write_text("a\nb\nc\n")
     (tmp_path / "train.de").write_text("x\ny\n")
-    with pytest.raises(DataError, match=r"train\.de: 2 sentences but .*train\.en has 3"):
+    with pytest.raises(
+        DataError, match=r"train\.de: 2 sentences but .*train\.en has 3"
+    ):
         corpus.read_parallel(tmp_path / "train.en", tmp_path / "train.de")
 
 
@@ -215,5 +217,7 @@ def test_bad_nmt_keys_are_named(config, key, value, named):
         del bad["nmt"][key]
     else:
         bad["nmt"][key] = value
-    with pytest.raises(ConfigError, match=named.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(
+        ConfigError, match=named.replace("[", r"\[").replace("]", r"\]")
+    ):
         validate_config(bad, SCHEMA)

@@ -1,5 +1,5 @@
-"""Word-level KD loss of the NMT students (PAPER.md §2.3) against hand-computed values on a
-3-word vocabulary, and the fairseq criterion that wraps it."""
+"""Word-level KD loss of the NMT students (PAPER.md §2.3) against hand-computed values
+on a 3-word vocabulary, and the fairseq criterion that wraps it."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ Y = torch.tensor([1])
 KD_T1 = 1.75 * LN2
 # T = 2: t/2 = [ln2/2, 0, 0] -> q = [sqrt2, 1, 1] / (2 + sqrt2)
 #        s/2 = [0, ln2/2, 0] -> p^T = [1, sqrt2, 1] / (2 + sqrt2)
-#   -sum q log p^T = ln(2 + sqrt2) - q_1 * (ln 2)/2 = ln(2 + sqrt2) - ln2 / (2 (2 + sqrt2))
+#   -sum q log p^T = ln(2 + sqrt2) - q_1 (ln 2)/2 = ln(2 + sqrt2) - ln2/(2 (2 + sqrt2))
 KD_T2 = math.log(2 + math.sqrt(2)) - LN2 / (2 * (2 + math.sqrt(2)))
 # hard-label term with eps = 0.1: (1 - eps)(-ln p_y) + eps * mean_v(-ln p_v)
 #   -ln p_y = ln 2; mean_v(-ln p_v) = (ln 4 + ln 2 + ln 4) / 3 = 5 ln2 / 3
@@ -32,7 +32,9 @@ LABEL = 0.9 * LN2 + 0.1 * 5 * LN2 / 3
 
 @pytest.mark.parametrize(("T", "kd"), [(1.0, KD_T1), (2.0, KD_T2)])
 def test_pure_kd_term_is_T_squared_times_cross_entropy(T, kd):
-    loss, nll, kd_sum = word_kd_loss(S, TEACHER, Y, T, kd_weight=1.0, label_smoothing=0.1)
+    loss, nll, kd_sum = word_kd_loss(
+        S, TEACHER, Y, T, kd_weight=1.0, label_smoothing=0.1
+    )
     assert kd_sum.item() == pytest.approx(kd, abs=1e-6)
     assert loss.item() == pytest.approx(T * T * kd, abs=1e-5)
     assert nll.item() == pytest.approx(LN2, abs=1e-6)

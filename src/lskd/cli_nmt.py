@@ -30,7 +30,9 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     from lskd.nmt.runs import prepare
 
     _threads(args.threads)
-    prepare(args.pair, args.corpus, args.vocab_size, args.out, args.splits, args.threads)
+    prepare(
+        args.pair, args.corpus, args.vocab_size, args.out, args.splits, args.threads
+    )
 
 
 def _meta(args: argparse.Namespace, role: str) -> dict:
@@ -53,13 +55,22 @@ def cmd_distill(args: argparse.Namespace) -> None:
 
     _threads(args.threads)
     if len(args.T) != len(args.model_out):
-        raise ConfigError(f"--T has {len(args.T)} values, --model-out {len(args.model_out)}")
+        raise ConfigError(
+            f"--T has {len(args.T)} values, --model-out {len(args.model_out)}"
+        )
     teacher = {"arch": "transformer", "alpha": args.alpha, "seed": args.seed}
     meta = {**_meta(args, "student"), "seed": args.seed, "teacher": teacher}
     hp = args.hp
     distill(
-        args.data, args.teacher, args.T, args.model_out, hp["model"], hp, hp["kd"],
-        args.seed, meta,
+        args.data,
+        args.teacher,
+        args.T,
+        args.model_out,
+        hp["model"],
+        hp,
+        hp["kd"],
+        args.seed,
+        meta,
     )
 
 
@@ -67,7 +78,7 @@ def cmd_score(args: argparse.Namespace) -> None:
     from lskd.nmt.runs import score
 
     _threads(args.threads)
-    score(args.data, args.pair, args.models, args.metrics_out, args.gen)
+    score(args.data, args.pair, args.models, args.out, args.gen)
 
 
 def cmd_table(args: argparse.Namespace) -> None:
@@ -100,7 +111,9 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
 
 def add_nmt_commands(sub) -> None:
     """Register the `nmt-*` subcommands on the `lskd` subparsers."""
-    p = sub.add_parser("nmt-prepare", help="corpus splits, joint BPE, fairseq-preprocess")
+    p = sub.add_parser(
+        "nmt-prepare", help="corpus splits, joint BPE, fairseq-preprocess"
+    )
     _common(p, data=False)
     p.add_argument(
         "--corpus", type=_json_arg, required=True, help="config nmt.corpus as JSON"
@@ -128,7 +141,7 @@ def add_nmt_commands(sub) -> None:
     _common(p)
     p.add_argument("--models", type=Path, nargs="+", required=True, help="model.pt")
     p.add_argument(
-        "--metrics-out", type=Path, nargs="+", required=True, help="per model"
+        "--out", type=Path, nargs="+", required=True, help="metrics.json per model"
     )
     p.add_argument(
         "--gen", type=_json_arg, required=True, help="config nmt.generate as JSON"

@@ -391,11 +391,19 @@ def nmt_prepare_args(wildcards):
     return f"--corpus {shlex.quote(corpus)} --vocab-size {NMT['bpe_vocab']}"
 
 
-def nmt_hp(role):
-    """The recipe JSON of `lskd nmt-train|nmt-distill`, shell-quoted (a param: editing
-    the recipe reruns exactly the affected jobs; teachers ignore `kd`)."""
-    recipe = {k: v for k, v in NMT.get(role, {}).items() if role == "student" or k != "kd"}
-    return shlex.quote(json.dumps(recipe, sort_keys=True))
+def nmt_run_args(role):
+    """Named param function: the `lskd nmt-train|nmt-distill` flags of one job. The
+    recipe JSON is part of them, so editing it reruns exactly the affected jobs;
+    teachers ignore `kd`."""
+
+    def params(wildcards, threads):
+        recipe = {k: v for k, v in NMT[role].items() if role == "student" or k != "kd"}
+        hp = shlex.quote(json.dumps(recipe, sort_keys=True))
+        args = f"--pair {wildcards.pair} --alpha {wildcards.alpha} "
+        args += f"--seed {wildcards.tseed} --hp {hp} --threads {threads}"
+        return args + (f" --T {' '.join(TEMPS)}" if role == "student" else "")
+
+    return params
 
 
 def nmt_resources():
@@ -458,4 +466,8 @@ def nmt_targets():
     return [f"results/tables/table5_nmt.{ext}" for ext in ("csv", "md", "tex", "html")]
 
 
-NMT_GENERATE = shlex.quote(json.dumps(NMT["generate"], sort_keys=True))
+def nmt_score_args(wildcards):
+    """`lskd nmt-score` flags: the pair, its prepared data, the generation settings."""
+    gen = shlex.quote(json.dumps(NMT["generate"], sort_keys=True))
+    data = f"resources/data/nmt_{wildcards.pair}/prepared"
+    return f"--pair {wildcards.pair} --data {data} --gen {gen}"

@@ -31,11 +31,10 @@ rule train_nmt_teacher:
     resources:
         **nmt_resources(),
     params:
-        hp=nmt_hp("teacher"),
+        args=nmt_run_args("teacher"),
     shell:
-        "lskd nmt-train --pair {wildcards.pair} --alpha {wildcards.alpha} "
-        "--seed {wildcards.tseed} --hp {params.hp} --data {input.data} "
-        "--model-out {output.model} --threads {threads} > {log} 2>&1"
+        "lskd nmt-train {params.args} --data {input.data} --model-out {output.model} "
+        "> {log} 2>&1"
 
 
 rule distill_nmt_students:
@@ -55,19 +54,16 @@ rule distill_nmt_students:
     resources:
         **nmt_resources(),
     params:
-        hp=nmt_hp("student"),
-        temps=" ".join(TEMPS),
+        args=nmt_run_args("student"),
     shell:
-        "lskd nmt-distill --pair {wildcards.pair} --alpha {wildcards.alpha} "
-        "--seed {wildcards.tseed} --hp {params.hp} --data {input.data} --T {params.temps} "
-        "--teacher {input.teacher} --model-out {output.models} > {log} 2>&1"
+        "lskd nmt-distill {params.args} --data {input.data} --teacher {input.teacher} "
+        "--model-out {output.models} > {log} 2>&1"
 
 
 rule score_nmt_teacher:
     input:
         data="resources/data/nmt_{pair}/prepared",
         model="results/<nmt_teacher_id>/model.pt",
-        train="results/<nmt_teacher_id>/train.json",
     output:
         nmt_report("results/<nmt_teacher_id>/metrics.json", "teacher"),
     log:
@@ -77,17 +73,15 @@ rule score_nmt_teacher:
     conda:
         "../envs/lskd.yaml"
     params:
-        gen=NMT_GENERATE,
+        args=nmt_score_args,
     shell:
-        "lskd nmt-score --pair {wildcards.pair} --data {input.data} --gen {params.gen} "
-        "--models {input.model} --metrics-out {output} > {log} 2>&1"
+        "lskd nmt-score {params.args} --models {input.model} --out {output} > {log} 2>&1"
 
 
 rule score_nmt_students:
     input:
         data="resources/data/nmt_{pair}/prepared",
         models=nmt_students("model.pt"),
-        train=nmt_students("train.json"),
     output:
         nmt_student_reports(),
     log:
@@ -97,10 +91,9 @@ rule score_nmt_students:
     conda:
         "../envs/lskd.yaml"
     params:
-        gen=NMT_GENERATE,
+        args=nmt_score_args,
     shell:
-        "lskd nmt-score --pair {wildcards.pair} --data {input.data} --gen {params.gen} "
-        "--models {input.models} --metrics-out {output} > {log} 2>&1"
+        "lskd nmt-score {params.args} --models {input.models} --out {output} > {log} 2>&1"
 
 
 rule make_nmt_table:

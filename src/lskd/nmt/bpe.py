@@ -38,6 +38,7 @@ def train_bpe(
             unk_id=0,
             num_threads=1,
             minloglevel=2,
+            hard_vocab_limit=False,  # small corpora: fewer pieces than asked is fine
         )
     except RuntimeError as err:
         raise DataError(f"{model_prefix}.model: sentencepiece failed ({err})") from None

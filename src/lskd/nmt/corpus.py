@@ -7,15 +7,15 @@ Two sources:
   scripts/setup.sh). Every ``.mo`` catalog maps an English message (after its context)
   to its translation, so German and Russian are aligned through the same English
   strings. Mnemonic markers (``~``, ``_File``) are removed, whitespace is collapsed,
-  untranslated entries are dropped, one translation is kept per English source (the most
-  frequent, ties broken alphabetically), and the sources are split by a seeded hash of
-  the English string: the split of a sentence does not depend on the target language,
-  and no source string crosses splits.
+  untranslated entries are dropped, one translation is kept per English source (the
+  most frequent, ties broken alphabetically), and the sources are split by a seeded
+  hash of the English string: the split of a sentence does not depend on the target
+  language, and no source string crosses splits.
 - ``files``: local line-aligned raw files (plain text, IWSLT ``train.tags.*`` with XML
-  meta lines, or IWSLT ``*.xml`` with ``<seg>`` lines). Validation is every N-th training
-  line unless validation files are given; the test files stay as given and every
-  training or validation pair whose English source also occurs in the test split is
-  dropped.
+  meta lines, or IWSLT ``*.xml`` with ``<seg>`` lines). Validation is every N-th
+  training line unless validation files are given; the test files stay as given and
+  every training or validation pair whose English source also occurs in the test split
+  is dropped.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "valid", "test")
 SOURCE = "en"
 _MNEMONIC = re.compile(r"~|(?<![A-Z0-9_])_(?=[^\W\d_])")
-_IWSLT_META = re.compile(r"^\s*<(url|talkid|keywords|speaker|reviewer|translator|/?doc)")
+_IWSLT_META = re.compile(
+    r"^\s*<(url|talkid|keywords|speaker|reviewer|translator|/?doc)"
+)
 _IWSLT_SEG = re.compile(r"<seg[^>]*>(.*)</seg>")
 _IWSLT_TAGS = re.compile(r"</?(title|description)>")
 
@@ -172,9 +174,7 @@ def _filter(splits: dict[str, Pairs], min_words: int, lowercase: bool) -> None:
             raise DataError(f"corpus: the {name} split is empty after filtering")
 
 
-def prepare_corpus(
-    corpus: dict[str, Any], pair: str, out_dir: Path
-) -> dict[str, Any]:
+def prepare_corpus(corpus: dict[str, Any], pair: str, out_dir: Path) -> dict[str, Any]:
     """Write ``out_dir/{train,valid,test}.{en,<tgt>}`` for ``pair`` (``en_de``) from
     the ``nmt.corpus`` config section; return the split sizes and provenance."""
     src, tgt = pair.split("_")

@@ -1,9 +1,9 @@
 """fairseq argument lists (pure, testable) and in-process calls of its entry points.
 
-Each call logs the equivalent ``fairseq-<cmd> ...`` command line first, so a fairseq user
-can rerun it by hand (loading checkpoints then needs torch's weights_only allow-list of
-lskd.nmt.safe_load: fairseq's own CLI under torch >= 2.6 fails on them). The calls run
-inside `fairseq_safe_globals()` instead of a subprocess for that reason.
+Each call logs the equivalent ``fairseq-<cmd> ...`` command line first, so a fairseq
+user can rerun it by hand (loading checkpoints then needs torch's weights_only
+allow-list of lskd.nmt.safe_load: fairseq's own CLI under torch >= 2.6 fails on them).
+The calls run inside `fairseq_safe_globals()` instead of a subprocess for that reason.
 """
 
 from __future__ import annotations
@@ -28,14 +28,19 @@ def preprocess_args(pair: str, text_dir: Path, dest: Path, threads: int) -> list
     src, tgt = pair.split("_")
     return [
         *("--source-lang", src, "--target-lang", tgt),
-        *("--trainpref", str(text_dir / "train"), "--validpref", str(text_dir / "valid")),
+        *(
+            "--trainpref",
+            str(text_dir / "train"),
+            "--validpref",
+            str(text_dir / "valid"),
+        ),
         *("--testpref", str(text_dir / "test"), "--destdir", str(dest)),
         *("--joined-dictionary", "--workers", str(threads)),
     ]
 
 
 def model_args(model: dict[str, Any]) -> list[str]:
-    """fairseq's ``transformer`` with the sizes of ``model`` (config ``nmt.*.model``)."""
+    """fairseq's ``transformer`` with the sizes of ``model`` (``nmt.*.model``)."""
     args = ["--arch", "transformer"]
     for side in ("encoder", "decoder"):
         args += [f"--{side}-layers", str(model["layers"])]

@@ -5,11 +5,11 @@ V words, temperature T, KD weight a and label-smoothing ε of the hard-label ter
 
     L = a·T²·Σ_j q_j·(−log p^T_j) + (1 − a)·[(1 − ε)·(−log p_y) + (ε/V)·Σ_v (−log p_v)]
 
-q = softmax(t/T) over the whole vocabulary (``topk = 0``) or over the teacher's k largest
-logits, renormalised on those k words (``topk = k``: RayeRen's recipe, k = 4), and
-p^T = softmax(s/T), p = softmax(s) over the whole vocabulary. The loss is summed over
-tokens. a = 1 is pure KD (the image students' loss, PAPER.md §2.2, up to the teacher's
-entropy, a constant); a = 0 is the label-smoothed cross-entropy alone.
+q = softmax(t/T) over the whole vocabulary (``topk = 0``) or over the teacher's k
+largest logits, renormalised on those k words (``topk = k``: RayeRen's recipe, k = 4),
+and p^T = softmax(s/T), p = softmax(s) over the whole vocabulary. The loss is summed
+over tokens. a = 1 is pure KD (the image students' loss, PAPER.md §2.2, up to the
+teacher's entropy, a constant); a = 0 is the label-smoothed cross-entropy alone.
 """
 
 from __future__ import annotations

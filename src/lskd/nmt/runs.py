@@ -29,7 +29,12 @@ ARCH = "transformer"
 
 
 def prepare(
-    pair: str, spec: dict[str, Any], vocab_size: int, out: Path, splits: Path, threads: int
+    pair: str,
+    spec: dict[str, Any],
+    vocab_size: int,
+    out: Path,
+    splits: Path,
+    threads: int,
 ) -> dict[str, Any]:
     """Corpus splits -> joint BPE -> ``fairseq-preprocess``; ``out`` gets ``raw/``,
     ``spm.model``, ``sub/`` and ``bin/``; ``splits`` (JSON) the sizes."""
@@ -81,7 +86,11 @@ def train_run(
     save_dir.mkdir(parents=True, exist_ok=True)
     stamp.write_text(json.dumps(argv))
     stats = fairseq_run.run_train(argv, *([teacher] if teacher else []))
-    name = "checkpoint_best.pt" if recipe["selection"] == "best_val" else "checkpoint_last.pt"
+    name = (
+        "checkpoint_best.pt"
+        if recipe["selection"] == "best_val"
+        else "checkpoint_last.pt"
+    )
     state = checkpoint.load(save_dir / name, allow=[argparse.Namespace])
     state.pop("last_optimizer_state", None)
     extra = state.get("extra_state") or {}
@@ -120,12 +129,21 @@ def distill(
         raise DataError(f"{len(temps)} temperatures for {len(model_outs)} outputs")
     for T, out in zip(temps, model_outs, strict=True):
         criterion = fairseq_run.student_criterion(teacher, T, kd)
-        info = {**meta, "T": T, "kd": kd, "teacher": {**meta["teacher"], "path": str(teacher)}}
+        info = {
+            **meta,
+            "T": T,
+            "kd": kd,
+            "teacher": {**meta["teacher"], "path": str(teacher)},
+        }
         train_run(data, out, model, recipe, seed, criterion, info, teacher)
 
 
 def score(
-    data: Path, pair: str, models: Sequence[Path], metrics_outs: Sequence[Path], gen: dict
+    data: Path,
+    pair: str,
+    models: Sequence[Path],
+    metrics_outs: Sequence[Path],
+    gen: dict,
 ) -> list[dict[str, Any]]:
     """Translate the test split with each model and score it with sacrebleu; each
     ``metrics.json`` holds the BLEU, its signature and the run's ``train.json``."""

@@ -6,7 +6,6 @@ out of the criterion's submodules, so it is neither optimised, nor switched to t
 mode, nor saved in the student's checkpoints. The loss is `lskd.nmt.kd.word_kd_loss`.
 """
 
-
 import math
 from dataclasses import dataclass, field
 
