@@ -221,3 +221,29 @@ def test_bad_nmt_keys_are_named(config, key, value, named):
         ConfigError, match=named.replace("[", r"\[").replace("]", r"\]")
     ):
         validate_config(bad, SCHEMA)
+
+
+def test_nmt_cli_errors_are_one_line(tmp_path):
+    from conftest import run_cli
+
+    (tmp_path / "a.en").write_text("one\ntwo\n")
+    (tmp_path / "a.de").write_text("eins\n")
+    spec = {
+        "kind": "files",
+        "files": {"en_de": {"train": str(tmp_path / "a.{lang}"), "test": ["x"]}},
+        "valid_every": 23,
+        "min_words": 1,
+        "lowercase": False,
+        "max_train": None,
+        "split_seed": 0,
+    }
+    result = run_cli(
+        "nmt-prepare", "--pair", "en_de", "--corpus", json.dumps(spec),
+        "--vocab-size", "100", "--out", str(tmp_path / "o"), "--splits",
+        str(tmp_path / "s.json"),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"lskd nmt-prepare: error: {tmp_path / 'a.de'}: 1 sentences but "
+        f"{tmp_path / 'a.en'} has 2 (files must be line-aligned)"
+    )
