@@ -165,11 +165,14 @@ def files_splits(spec: dict[str, Any], tgt: str) -> dict[str, Pairs]:
     return {"train": train, "valid": valid, "test": test}
 
 
-def _filter(splits: dict[str, Pairs], min_words: int, lowercase: bool) -> None:
+def _filter(
+    splits: dict[str, Pairs], min_words: int, max_words: int | None, lowercase: bool
+) -> None:
+    longest = max_words or float("inf")
     for name, pairs in splits.items():
         if lowercase:
             pairs = [(en.lower(), t.lower()) for en, t in pairs]
-        splits[name] = [p for p in pairs if len(p[0].split()) >= min_words]
+        splits[name] = [p for p in pairs if min_words <= len(p[0].split()) <= longest]
         if not splits[name]:
             raise DataError(f"corpus: the {name} split is empty after filtering")
 
@@ -193,7 +196,7 @@ def prepare_corpus(corpus: dict[str, Any], pair: str, out_dir: Path) -> dict[str
             {**corpus["files"][pair], "valid_every": corpus["valid_every"]}, tgt
         )
         origin = f"local files of nmt.corpus.files.{pair}"
-    _filter(splits, corpus["min_words"], corpus["lowercase"])
+    _filter(splits, corpus["min_words"], corpus.get("max_words"), corpus["lowercase"])
     if corpus["max_train"] is not None:
         splits["train"] = splits["train"][: corpus["max_train"]]
     for name, pairs in splits.items():
