@@ -1,4 +1,4 @@
-"""Cost of online word-level KD over plain CE training, and what a top-k dump would keep.
+"""Cost of online word-level KD over plain CE training; what a top-k dump would keep.
 
     python bench/nmt_kd_cost.py resources/data/nmt_en_de/prepared \
         results/nmt_en_de/teacher_transformer_a0.1_s0/model.pt [--batches 30] [--k 4]

@@ -379,7 +379,7 @@ NMT_STUDENT_PAIRS = [
     p for p in NMT_PAIRS if NMT["student_pairs"] is None or p in NMT["student_pairs"]
 ]
 NMT_TEACHER = "results/nmt_{pair}/teacher_transformer_a{alpha}_s{tseed}"
-NMT_STUDENT = NMT_TEACHER + "/student_transformer_T{T}_s{tseed}"
+NMT_STUDENT = f"{NMT_TEACHER}/student_transformer_T{{T}}_s{{tseed}}"
 
 
 wildcard_constraints:
@@ -414,7 +414,8 @@ def nmt_resources():
 def nmt_students(name):
     """The T-sweep's files `name` of one teacher directory (rule output patterns)."""
     return expand(
-        "results/<nmt_teacher_id>/student_transformer_T{T}_s{{tseed}}/" + name, T=TEMPS
+        f"results/<nmt_teacher_id>/student_transformer_T{{T}}_s{{{{tseed}}}}/{name}",
+        T=TEMPS,
     )
 
 
