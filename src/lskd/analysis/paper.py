@@ -214,8 +214,9 @@ def with_paper_columns(
         sorted(set(numbers.loc[numbers["section"].isin(used), "paper_table"]))
     )
     note = (
-        f" Beside each alpha column: the paper's top-1 ({tables}; PAPER.md §{sections}) "
-        f"and delta = ours - paper in top-1 points; ✓ marks the {within} of "
+        f" Beside each alpha column: the paper's top-1 ({tables}; "
+        f"PAPER.md §{sections}) and delta = ours - paper in top-1 points; "
+        f"✓ marks the {within} of "
         f"{len(compared)} paper cells within ±{TOLERANCE:g}."
     )
     return out, caption + note
