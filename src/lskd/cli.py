@@ -28,7 +28,9 @@ def _json_arg(text: str) -> dict:
     return value
 
 
-def _run_spec(args: argparse.Namespace):
+def _run_spec(args: argparse.Namespace, i: int | None = None):
+    """The RunSpec of the flags; `i` picks the i-th --model-out/--metrics-out (distill
+    takes one pair per --T)."""
     import torch
 
     from lskd.config import Recipe
@@ -41,8 +43,8 @@ def _run_spec(args: argparse.Namespace):
         arch=args.arch,
         seed=args.seed,
         recipe=Recipe.from_dict(args.hp, where="--hp"),
-        model_out=args.model_out,
-        metrics_out=args.metrics_out,
+        model_out=args.model_out if i is None else args.model_out[i],
+        metrics_out=args.metrics_out if i is None else args.metrics_out[i],
         augment=args.augment,
         device=args.device,
         deterministic=not args.nondeterministic,
@@ -129,10 +131,21 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_distill(args: argparse.Namespace) -> None:
-    from lskd.runs import distill_student
+    from lskd.runs import distill_student, distill_students
 
-    if not _relaunched(args):
-        distill_student(_run_spec(args), args.teacher, args.T)
+    n = len(args.T)
+    if len(args.model_out) != n or len(args.metrics_out) != n:
+        raise ConfigError(
+            f"--model-out and --metrics-out need one path per --T ({n} temperatures, "
+            f"{len(args.model_out)} and {len(args.metrics_out)} paths)"
+        )
+    if _relaunched(args):
+        return
+    if n == 1:
+        distill_student(_run_spec(args, 0), args.teacher, args.T[0])
+    else:
+        specs = [_run_spec(args, i) for i in range(n)]
+        distill_students(specs, args.teacher, args.T)
 
 
 def cmd_extract(args: argparse.Namespace) -> None:
@@ -153,7 +166,9 @@ def _add_augment(p: argparse.ArgumentParser, help_text: str) -> None:
     p.add_argument("--augment", type=_json_arg, default={}, help=help_text + " (JSON)")
 
 
-def _add_run_flags(p: argparse.ArgumentParser) -> None:
+def _add_run_flags(p: argparse.ArgumentParser, outputs: str | None = None) -> None:
+    """The flags of `train` and `distill`; with `outputs="+"` --model-out and
+    --metrics-out take one path per temperature."""
     p.add_argument("--task", required=True, help="task name, recorded in metrics.json")
     p.add_argument("--data", type=Path, required=True, help="prepared dataset (.npz)")
     p.add_argument(
@@ -171,12 +186,15 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         "selection, eval_batch_size",
     )
     _add_augment(p, 'the task\'s augmentation, e.g. {"pad": 2, "hflip": true}')
-    p.add_argument(
-        "--model-out", type=Path, required=True, help="where to write model.pt"
-    )
-    p.add_argument(
-        "--metrics-out", type=Path, required=True, help="where to write metrics.json"
-    )
+    each = " (one per --T)" if outputs else ""
+    for flag, name in (("--model-out", "model.pt"), ("--metrics-out", "metrics.json")):
+        p.add_argument(
+            flag,
+            type=Path,
+            nargs=outputs,
+            required=True,
+            help=f"where to write {name}{each}",
+        )
     p.add_argument(
         "--device", default="auto", help="auto (CUDA if present), cpu or cuda[:i]"
     )
@@ -271,11 +289,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(
-        "distill", help="distil a teacher into a student at temperature T"
+        "distill",
+        help="distil a teacher into a student at temperature T (several T: one fused "
+        "job, one data stream and teacher forward for all)",
     )
-    _add_run_flags(p)
+    _add_run_flags(p, outputs="+")
     p.add_argument("--teacher", type=Path, required=True, help="teacher model.pt")
-    p.add_argument("--T", type=float, required=True, help="KD temperature, > 0")
+    p.add_argument(
+        "--T",
+        type=float,
+        nargs="+",
+        required=True,
+        help="KD temperature(s) > 0; with K values, K students are trained in one "
+        "fused job (same results as K separate jobs)",
+    )
     p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser("extract", help="penultimate-layer features of three classes")

@@ -236,7 +236,7 @@ def fit(
             },
             resume_path,
         )
-    return _summarise(model, best_state, history, test, recipe, ctx, train_seconds)
+    return summarise(model, best_state, history, test, recipe, ctx, train_seconds)
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -246,7 +246,9 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model
 
 
-def _summarise(model, best_state, history, test, recipe, ctx, train_seconds):
+def summarise(model, best_state, history, test, recipe, ctx, train_seconds):
+    """Evaluate the last and best-validation states on `test`; the run's metrics and
+    the chosen state_dict (also used per student by the fused sweep, lskd.sweep)."""
     module = unwrap(model)
     best = max(history, key=lambda h: h["val_top1"])
     last_state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
