@@ -54,3 +54,32 @@ def paper_md() -> Path:
         if path.is_file():
             return path
     pytest.skip("PAPER.md not found (set LSKD_PAPER_MD)")
+
+
+def run_snakemake(
+    workdir: Path, *args: str, check: bool = True, timeout: float | None = None
+) -> subprocess.CompletedProcess:
+    """`snakemake -s workflow/Snakefile --directory WORKDIR ARGS` from the repo root."""
+    cmd = ["snakemake", "-s", str(REPO / "workflow" / "Snakefile")]
+    cmd += ["--directory", str(workdir), *args]
+    result = subprocess.run(
+        cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed:\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> Path:
+    """The whole DAG of .test/config run locally, plus its report (one run per session,
+    shared by the workflow, SLURM and browser tests)."""
+    if shutil.which("snakemake") is None:
+        pytest.skip("snakemake not on PATH (run through scripts/test.sh)")
+    work = tmp_path_factory.mktemp("dag")
+    config = str(REPO / ".test" / "config" / "config.yaml")
+    run_snakemake(work, "--cores", "2", "--configfile", config)
+    run_snakemake(work, "--report", "results/report.html", "--configfile", config)
+    return work

@@ -120,14 +120,6 @@ def test_bad_config_fails_before_any_job(
         assert not (work / produced).exists()
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("dag")
-    snakemake(work, "--cores", "2", "--configfile", str(TEST_CONFIG))
-    snakemake(work, "--report", "results/report.html", "--configfile", str(TEST_CONFIG))
-    return work
-
-
 def test_every_run_writes_metrics(demo_run, snakemake_bin):
     config = yaml.safe_load(TEST_CONFIG.read_text())
     metrics = sorted(demo_run.glob("results/fmnist/**/metrics.json"))
