@@ -9,6 +9,7 @@ used.
 from __future__ import annotations
 
 import hashlib
+import io
 import pickle
 import struct
 import zipfile
@@ -33,9 +34,15 @@ def sha256(path: str | Path) -> str:
 
 
 def save(obj: dict[str, Any], path: str | Path) -> None:
-    """torch.save `obj` atomically (temporary name, then rename)."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """torch.save `obj` atomically (temporary name, then rename).
+
+    The bytes are serialised in memory and written by Python, so a full disk raises
+    `OutputError` ("No space left on device") instead of torch's opaque writer error.
+    """
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(buffer.getbuffer())
 
 
 def load(path: str | Path) -> dict[str, Any]:

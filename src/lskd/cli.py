@@ -1,6 +1,8 @@
 """`lskd` command line: one subcommand per workflow step; each handler parses and calls
 one library function. Expected errors print one line naming the bad key or file and exit
-with 2. Heavy imports (torch) happen inside the handlers, so `lskd table` starts fast.
+with 2; a training job stopped by SIGTERM/SIGUSR1 saves `last.pt` and exits with 75
+(`lskd.preempt`). Heavy imports (torch) happen inside the handlers, so `lskd table`
+starts fast.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from pathlib import Path
 
 from lskd.cli_analysis import add_analysis_commands
 from lskd.errors import ConfigError, LskdError
+from lskd.preempt import REQUEUE_EXIT as REQUEUE
+from lskd.preempt import Preempted
 
 log = logging.getLogger("lskd")
 
@@ -319,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except LskdError as err:
         parser.exit(2, f"lskd {args.command}: error: {err}\n")
+    except Preempted as stop:
+        log.warning("lskd %s: %s; exit %d to be requeued", args.command, stop, REQUEUE)
+        return REQUEUE
     return 0
 
 
