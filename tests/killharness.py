@@ -99,17 +99,21 @@ class ForkLauncher:
 
     def __init__(self) -> None:
         self.ctx = multiprocessing.get_context("forkserver")
-        self.ctx.set_forkserver_preload(["lskd.cli", "lskd.runs"])
+        self.ctx.set_forkserver_preload(["lskd.cli", "lskd.runs", "torchvision"])
+
+    def warm(self, log: Path) -> None:
+        """Start the forkserver (it imports torch once) before anything is timed."""
+        self.run(["--help"], log, None, signal.SIGKILL)
 
     def run(self, argv: list[str], log: Path, kill_after: float | None, sig: int):
         proc = self.ctx.Process(target=_child, args=(argv, str(log)))
         proc.start()
         proc.join(kill_after)
-        killed = proc.exitcode is None
-        if killed:
+        if proc.exitcode is None:
             os.kill(proc.pid, sig)
             proc.join()
-        return proc.exitcode, killed
+        # exit 0: it finished before the signal landed, so it was not killed
+        return proc.exitcode, proc.exitcode != 0
 
 
 class ExecLauncher:
@@ -124,7 +128,8 @@ class ExecLauncher:
                 return proc.wait(timeout=kill_after), False
             except subprocess.TimeoutExpired:
                 proc.send_signal(sig)
-                return proc.wait(), True
+                code = proc.wait()
+                return code, code != 0
 
 
 def checkpoint_position(path: Path) -> str | None:
