@@ -53,9 +53,9 @@ def load(path: str | Path) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0]
         raise CheckpointError(
-            f"{path}: refused by weights_only loading ({first})"
+            f"{path}: refused by weights_only loading ({_reason(err)}); a checkpoint "
+            "may hold only tensors and plain Python values"
         ) from None
     # garbage bytes reach the legacy (non-zip) unpickler, which fails in many ways
     except (
@@ -77,6 +77,16 @@ def load(path: str | Path) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a dict, found {type(obj).__name__}")
     return obj
+
+
+def _reason(err: pickle.UnpicklingError) -> str:
+    """The specific part of torch's long weights_only message (e.g. "Unsupported
+    global: GLOBAL builtins.open")."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if line.endswith("WeightsUnpickler error:") and i + 1 < len(lines):
+            return lines[i + 1]
+    return lines[0] if lines else type(err).__name__
 
 
 def save_model(model: torch.nn.Module, path: str | Path, **meta: Any) -> None:

@@ -125,9 +125,15 @@ def cmd_import_weights(args: argparse.Namespace) -> None:
     log.info("imported %s as %s: %s", args.src, args.out, summary)
 
 
+def _check(flag: str, value: float, ok: bool, rule: str) -> None:
+    if not ok or value != value:  # NaN fails every rule
+        raise ConfigError(f"{flag}: must be {rule}, got {value}")
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from lskd.runs import train_teacher
 
+    _check("--alpha", args.alpha, 0 <= args.alpha < 1, "in [0, 1)")
     if not _relaunched(args):
         train_teacher(_run_spec(args), args.alpha)
 
@@ -135,6 +141,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_distill(args: argparse.Namespace) -> None:
     from lskd.runs import distill_student
 
+    _check("--T", args.T, args.T > 0, "> 0")
     if not _relaunched(args):
         distill_student(_run_spec(args), args.teacher, args.T)
 
