@@ -96,7 +96,12 @@ def _snakemake(work: Path, config: Path, *extra: str) -> subprocess.Popen:
     cmd += ["--directory", str(work), "--configfile", str(config), "--cores", "1"]
     cmd += ["results/fmnist/teacher_mlp128_a0.1_s0/metrics.json", *extra]
     return subprocess.Popen(
-        cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        cmd,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group: we may signal all of it
     )
 
 
@@ -123,38 +128,53 @@ def _lskd_child(parent: int) -> int | None:
     return None
 
 
+def _wait_for(condition, proc: subprocess.Popen, what: str) -> None:
+    deadline = time.monotonic() + 240
+    while not condition() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert condition(), f"{what} never happened: {proc.communicate()[0][-3000:]}"
+
+
 @pytest.mark.slow
-def test_snakemake_rerun_after_killing_the_job_gives_identical_metrics(
+def test_snakemake_rerun_after_kill_and_sigterm_gives_identical_metrics(
     tmp_path, fmnist_root, snakemake_bin
 ):
+    """SIGKILL the job mid-training; rerun the same command; SIGTERM the whole
+    snakemake process group (what SLURM does to a job step) once the job has resumed;
+    rerun again: metrics.json and model.pt equal an uninterrupted run's."""
     config = yaml.safe_load((REPO / ".test" / "config" / "config.yaml").read_text())
     config["run"]["alphas"] = [0.1]
-    config["tasks"]["fmnist"]["teacher"]["epochs"] = 4
+    config["tasks"]["fmnist"]["teacher"]["epochs"] = 6
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     straight, killed = tmp_path / "straight", tmp_path / "killed"
+    run = "results/fmnist/teacher_mlp128_a0.1_s0"
+    last_pt = killed / run / "last.pt"
+    train_log = killed / "logs/fmnist/teacher_mlp128_a0.1_s0/train_teacher.log"
 
     first = _snakemake(killed, path)
-    last_pt = killed / "results/fmnist/teacher_mlp128_a0.1_s0/last.pt"
-    deadline = time.monotonic() + 240
-    while not last_pt.exists() and first.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
+    _wait_for(last_pt.exists, first, "a first epoch")
     pid = _lskd_child(first.pid)
-    assert pid is not None and last_pt.exists(), first.communicate()[0][-3000:]
+    assert pid is not None
     os.kill(pid, signal.SIGKILL)  # the job, mid-training, after its first epoch
-    log_first = first.communicate()[0]
-    assert first.returncode != 0, log_first[-3000:]
+    assert first.wait() != 0, first.communicate()[0][-3000:]
 
-    again = _snakemake(killed, path)  # the same command
-    log_again = again.communicate()[0]
-    assert again.returncode == 0, log_again[-3000:]
-    train_log = (
-        killed / "logs/fmnist/teacher_mlp128_a0.1_s0/train_teacher.log"
-    ).read_text()
-    assert "resumed from" in train_log
+    second = _snakemake(killed, path)  # the same command
+    _wait_for(lambda: "resumed from" in train_log.read_text(), second, "a resume")
+    pid = _lskd_child(second.pid)
+    os.killpg(second.pid, signal.SIGTERM)  # our own process group (new session)
+    out = second.communicate()[0]
+    assert second.returncode != 0, out[-3000:]
+    while pid is not None and Path(f"/proc/{pid}").exists():
+        time.sleep(0.1)  # its shell may die first; the job itself saves, then exits
+    assert "exit 75 to be requeued" in train_log.read_text(), train_log.read_text()
+
+    third = _snakemake(killed, path)
+    out = third.communicate()[0]
+    assert third.returncode == 0, out[-3000:]
+    assert "resumed from" in train_log.read_text()
 
     clean = _snakemake(straight, path)
     assert clean.wait() == 0, clean.communicate()[0][-3000:]
-    run = "results/fmnist/teacher_mlp128_a0.1_s0"
     assert differences(straight / run, killed / run) == []
     assert not last_pt.exists()

@@ -181,8 +181,6 @@ def fit(
     module = unwrap(model)
     opt = make_optimizer(model, recipe)
     scheduler = make_scheduler(opt, recipe, len(train))
-    run = resume.load(resume_path, recipe, module, opt, scheduler, gen)
-    run = run or resume.RunState()
 
     def save(epoch_generator: Tensor) -> None:
         if ctx.is_main:
@@ -191,7 +189,9 @@ def fit(
             )
         barrier(ctx)  # no rank leaves (or exits) before last.pt is complete
 
-    with preempt.watch():
+    with preempt.watch():  # from here on SIGTERM/SIGUSR1 only set a flag
+        run = resume.load(resume_path, recipe, module, opt, scheduler, gen)
+        run = run or resume.RunState()
         for epoch in range(len(run.history) + 1, recipe.epochs + 1):
             progress = run.partial or resume.EpochProgress(
                 epoch, opt.param_groups[0]["lr"]

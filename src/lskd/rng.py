@@ -1,7 +1,7 @@
 """Every random-number state a training job draws from, captured and restored.
 
 `capture()` returns python `random`, numpy's global RNG, torch's CPU RNG and (when CUDA
-is in use) every CUDA device's RNG, in a form that `torch.load(weights_only=True)`
+is in use) every CUDA device's RNG, in a form that weights_only loading
 accepts: numpy's key array becomes a tensor, nothing else needs converting. The data
 order has its own `torch.Generator`, saved separately by the engine.
 """
