@@ -6,6 +6,9 @@ import json
 import os
 import random
 import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -226,3 +229,42 @@ def test_cli_exits_75_after_saving(data, tmp_path, monkeypatch):
     argv += ["--metrics-out", str(tmp_path / "metrics.json")]
     assert main(argv) == preempt.REQUEUE_EXIT == 75
     assert checkpoint.load(tmp_path / "last.pt")["partial"]["step"] == 2
+
+
+# --- data-parallel: the ranks agree on the step, rank 0 writes -----------------------
+
+
+def _ddp_train(data, out, log, extra=()):
+    hp = json.dumps({"epochs": 3, "batch_size": 25, "lr": 0.05})
+    argv = ["train", "--task", "toy", "--data", str(data), "--arch", "mlp128"]
+    argv += ["--seed", "0", "--alpha", "0", "--hp", hp, "--device", "cpu"]
+    argv += ["--gpus", "2", "--model-out", str(out / "model.pt")]
+    argv += ["--metrics-out", str(out / "metrics.json"), *extra]
+    code = "import sys; from lskd.cli import main; sys.exit(main())"
+    return subprocess.Popen([sys.executable, "-c", code, *argv], stderr=log, stdout=log)
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_data_parallel_job(data, tmp_path):
+    """SIGTERM to `lskd train --gpus 2` (CPU, Gloo): forwarded to torchrun and its
+    workers, which stop at the same step; exit 75; the rerun equals a straight run."""
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    with open(tmp_path / "straight.log", "wb") as log:
+        assert _ddp_train(data, straight, log).wait() == 0
+    log_path = tmp_path / "stopped.log"
+    with open(log_path, "wb") as log:
+        proc = _ddp_train(data, stopped, log)
+        deadline = time.monotonic() + 240
+        while b"epoch 1/3" not in log_path.read_bytes() and proc.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)  # our child: the relaunching lskd
+        assert proc.wait() == 75, log_path.read_text()[-3000:]
+    state = checkpoint.load(stopped / "last.pt")
+    assert state["epoch"] >= 1
+    assert sorted(p.name for p in stopped.iterdir()) == ["last.pt"]
+    with open(tmp_path / "again.log", "wb") as log:
+        assert _ddp_train(data, stopped, log).wait() == 0
+    got = json.loads((stopped / "metrics.json").read_text())
+    expected = json.loads((straight / "metrics.json").read_text())
+    assert _strip(got) == _strip(expected)

@@ -2,9 +2,10 @@
 
 `fit` is shaped like pytorch/examples' ImageNet loop. What differs between a teacher and
 a student is only the `step_loss(model, x, y) -> (loss, logits)` callable it is given.
-At every epoch boundary it atomically writes `last.pt` next to the outputs (never a
-declared Snakemake output), so a killed job resumes from its last finished epoch with
-the same RNG and data-order state.
+At every epoch boundary, and at the step where a preemption signal arrived, it
+atomically writes `last.pt` next to the outputs (never a declared Snakemake output), so
+a killed job resumes where it stopped with the same RNG and data-order state
+(`lskd.resume`).
 """
 
 from __future__ import annotations
@@ -196,6 +197,7 @@ def fit(
             progress = run.partial or resume.EpochProgress(
                 epoch, opt.param_groups[0]["lr"]
             )
+            progress.scatter(ctx)
             epoch_generator = gen.get_state()
             if run.rng is not None and progress.step == 0:
                 rng.restore(run.rng)
@@ -209,6 +211,7 @@ def fit(
                     model, step_loss, batches, opt, scheduler, ctx, progress, stop
                 )
             except Preempted:
+                progress.gather(ctx)
                 run.partial = progress
                 save(epoch_generator)
                 raise

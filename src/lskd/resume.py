@@ -26,6 +26,7 @@ import torch
 
 from lskd import checkpoint, rng
 from lskd.config import Recipe
+from lskd.distributed import all_sum
 from lskd.errors import CheckpointError
 
 log = logging.getLogger("lskd")
@@ -44,6 +45,23 @@ class EpochProgress:
     correct: int = 0
     seen: int = 0
     seconds: float = 0.0
+    ranks: list[list[float]] | None = None  # every rank's sums (data-parallel)
+
+    def gather(self, ctx: Any) -> None:
+        """Collect every rank's running sums into `ranks` (rank 0 saves them)."""
+        if ctx.world == 1:
+            return
+        flat = [0.0] * (3 * ctx.world)
+        flat[3 * ctx.rank : 3 * ctx.rank + 3] = [self.loss_sum, self.correct, self.seen]
+        flat = all_sum(flat, ctx)  # adding zeros: every value arrives exactly
+        self.ranks = [flat[3 * r : 3 * r + 3] for r in range(ctx.world)]
+
+    def scatter(self, ctx: Any) -> None:
+        """Take this rank's own running sums back from `ranks` after a resume."""
+        if self.ranks is not None:
+            loss_sum, correct, seen = self.ranks[ctx.rank]
+            self.loss_sum, self.correct, self.seen = loss_sum, int(correct), int(seen)
+            self.ranks = None
 
 
 @dataclass
