@@ -323,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("RANK", "0") != "0":
         logging.getLogger("lskd").setLevel(logging.WARNING)  # rank 0 alone reports
     parser = build_parser()
+    own_process = argv is None  # started as `lskd ...`, not called from Python
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     args.argv = argv
@@ -333,7 +334,23 @@ def main(argv: list[str] | None = None) -> int:
     except Preempted as stop:
         log.warning("lskd %s: %s; exit %d to be requeued", args.command, stop, REQUEUE)
         return REQUEUE
+    if own_process and args.command in ("train", "distill"):
+        _exit_now()
     return 0
+
+
+def _exit_now() -> None:
+    """Exit 0 at once, skipping the interpreter's teardown.
+
+    With torch loaded the teardown takes up to seconds, all of it after the outputs are
+    written and `last.pt` is removed: a kill there would make Snakemake discard the
+    finished outputs and train again from scratch. Every output is already on disk
+    (atomic, fsynced); only the log streams need flushing.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -174,7 +174,6 @@ def _execute(
             "versions": versions(),
         }
         write_json(spec.metrics_out, metrics)
-        resume.unlink(missing_ok=True)
         log.info(
             "done: top1=%.2f top5=%.2f (%s epoch %d) in %.0f s",
             metrics["top1"],
@@ -183,6 +182,7 @@ def _execute(
             metrics["chosen_epoch"],
             metrics["wall_s"],
         )
+        resume.unlink(missing_ok=True)  # last: a kill before this still resumes
     barrier(ctx)
     return metrics
 
