@@ -203,6 +203,19 @@ def test_signal_between_epochs_stops_at_the_boundary(data, tmp_path, monkeypatch
     assert (state["epoch"], state["partial"]) == (1, None)
 
 
+def test_signal_during_start_up_stops_after_the_first_step(data, tmp_path, monkeypatch):
+    real = lskd.runs.open_source
+
+    def open_source(*args, **kw):  # SIGTERM while the data is being opened
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(lskd.runs, "open_source", open_source)
+    with pytest.raises(preempt.Preempted, match="epoch 1 step 1"):
+        train_teacher(_spec(data, tmp_path), alpha=0.1)
+    assert checkpoint.load(tmp_path / "last.pt")["partial"]["step"] == 1
+
+
 def test_student_mid_epoch_signal(data, tmp_path, monkeypatch, straight):
     teacher_spec, _ = straight
     expected = distill_student(

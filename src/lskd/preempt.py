@@ -50,22 +50,28 @@ def requested() -> int | None:
     return _received
 
 
+_depth = 0
+
+
 @contextmanager
 def watch() -> Iterator[None]:
     """Within the block, SIGTERM and SIGUSR1 set the flag instead of killing us.
 
-    Outside the main thread (where handlers cannot be set) this is a no-op; previous
-    handlers are put back afterwards.
+    Blocks nest (a job watches from its start, `fit` again around the loop): only the
+    outermost one clears the flag and installs the handlers. Outside the main thread
+    (where handlers cannot be set) this is a no-op; previous handlers are put back
+    afterwards.
     """
-    global _received
-    _received = None
-    if threading.current_thread() is not threading.main_thread():
+    global _received, _depth
+    if _depth or threading.current_thread() is not threading.main_thread():
         yield
         return
+    _received, _depth = None, 1
     previous = {s: signal.signal(s, _flag) for s in SIGNALS}
     try:
         yield
     finally:
+        _depth = 0
         for s, handler in previous.items():
             signal.signal(s, handler)
 
