@@ -68,6 +68,7 @@ def setup(tmp_path_factory):
     return work, image_jobs(data, teacher_out / "model.pt"), launcher, teacher_wall
 
 
+@pytest.mark.slow  # about a minute for both jobs
 @pytest.mark.parametrize("name", list(KILLS))
 def test_killed_anywhere_resumes_to_identical_outputs(setup, name):
     work, jobs, launcher, teacher_wall = setup
