@@ -42,6 +42,7 @@ def main() -> int:
     args = p.parse_args()
     HP["epochs"] = args.epochs
     work = args.work or Path(tempfile.mkdtemp(prefix="lskd-kills-"))
+    work.mkdir(parents=True, exist_ok=True)
     launcher = ExecLauncher() if args.launcher == "exec" else ForkLauncher()
     if args.launcher == "fork":
         launcher.warm(work / "warm.log")
