@@ -10,9 +10,11 @@ that into exit code `REQUEUE_EXIT`.
 Why 75: it is `EX_TEMPFAIL` of sysexits.h ("temporary failure; the user is invited to
 retry"), distinct from 1 (crash) and 2 (bad input). Snakemake treats any non-zero exit
 as a failed job and, with `retries:` (profiles/slurm), resubmits it; the new job resumes
-from `last.pt`. A SLURM site can requeue such jobs by itself with `RequeueExit=75` in
-slurm.conf. A job that SLURM requeues after preemption (`--requeue`, the plugin's
-`slurm-requeue`) resumes the same way.
+from `last.pt` (under the SLURM executor the batch job runs a job-step `snakemake`,
+whose own exit status is 1, so Snakemake's `retries` is what requeues there). Run
+directly under `sbatch`, `lskd train` exits 75 itself, which a site can requeue
+automatically with `RequeueExit=75` in slurm.conf. A job that SLURM requeues after
+preemption (`--requeue`, the plugin's `slurm-requeue`) resumes the same way.
 """
 
 from __future__ import annotations
