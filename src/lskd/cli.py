@@ -12,12 +12,13 @@ import json
 import logging
 import os
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 from lskd.cli_analysis import add_analysis_commands
 from lskd.errors import ConfigError, LskdError
 from lskd.preempt import REQUEUE_EXIT as REQUEUE
-from lskd.preempt import Preempted
+from lskd.preempt import Preempted, watch
 
 log = logging.getLogger("lskd")
 
@@ -327,14 +328,16 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     args.argv = argv
+    training = args.command in ("train", "distill")
     try:
-        args.func(args)
+        with watch() if training else nullcontext():  # SIGTERM -> checkpoint, 75
+            args.func(args)
     except LskdError as err:
         parser.exit(2, f"lskd {args.command}: error: {err}\n")
     except Preempted as stop:
         log.warning("lskd %s: %s; exit %d to be requeued", args.command, stop, REQUEUE)
         return REQUEUE
-    if own_process and args.command in ("train", "distill"):
+    if own_process and training:
         _exit_now()
     return 0
 
