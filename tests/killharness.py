@@ -30,6 +30,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,7 +108,14 @@ class ForkLauncher:
 
     def run(self, argv: list[str], log: Path, kill_after: float | None, sig: int):
         proc = self.ctx.Process(target=_child, args=(argv, str(log)))
-        proc.start()
+        # the child would re-import our __main__ (pytest, a bench script) before
+        # running `_child`; a bare stand-in keeps its start-up as short as lskd's own
+        main = sys.modules["__main__"]
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            proc.start()
+        finally:
+            sys.modules["__main__"] = main
         proc.join(kill_after)
         if proc.exitcode is None:
             os.kill(proc.pid, sig)
