@@ -254,8 +254,16 @@ CASES: dict[str, Case] = {
         lambda w: distill(w, w.tmp / "none.pt"), lambda w: f"{w.tmp / 'none.pt'}: file"
     ),
     "teacher corrupt": Case(
-        lambda w: distill(w, write(w.tmp / "junk.pt", os.urandom(256))),
-        lambda w: f"{w.tmp / 'junk.pt'}: refused by weights_only loading (Unsupported",
+        lambda w: distill(w, write(w.tmp / "junk.pt", b"\x00garbage" * 32)),
+        lambda w: f"{w.tmp / 'junk.pt'}: not a PyTorch checkpoint",
+    ),
+    "teacher empty": Case(
+        lambda w: distill(w, write(w.tmp / "empty.pt", b"")),
+        lambda w: f"{w.tmp / 'empty.pt'}: not a PyTorch checkpoint (an empty file)",
+    ),
+    "teacher pickle garbage": Case(
+        lambda w: distill(w, write(w.tmp / "pg.pt", b"\x80\x02" + bytes(range(200)))),
+        lambda w: f"{w.tmp / 'pg.pt'}: ",
     ),
     "teacher truncated": Case(
         lambda w: distill(w, truncated(w.teacher, w.tmp / "cut.pt")),

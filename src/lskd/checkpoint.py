@@ -50,6 +50,11 @@ def load(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: file not found")
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # zip (torch.save) or pickle
+        what = "an empty file" if not head else "neither a zip archive nor a pickle"
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({what})")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
