@@ -83,3 +83,23 @@ def demo_run(tmp_path_factory) -> Path:
     run_snakemake(work, "--cores", "2", "--configfile", config)
     run_snakemake(work, "--report", "results/report.html", "--configfile", config)
     return work
+
+
+def make_toy_npz(path: Path, n_train: int = 500, n_eval: int = 50) -> Path:
+    """Learnable 28x28 uint8 images (class c has a bright band at rows 2c..2c+2),
+    written as a prepared `.npz` dataset."""
+    import numpy as np
+
+    from lskd.data.arrays import Arrays, save_arrays
+    from lskd.data.fashion_mnist import CLASS_NAMES
+
+    rng = np.random.default_rng(0)
+    images, labels = {}, {}
+    for split, n in {"train": n_train, "val": n_eval, "test": n_eval}.items():
+        y = rng.integers(0, 10, n)
+        x = rng.integers(0, 100, (n, 1, 28, 28), dtype=np.uint8)
+        for i, c in enumerate(y):
+            x[i, 0, 2 * c : 2 * c + 3] = 255
+        images[split], labels[split] = x, y.astype(np.int64)
+    save_arrays(Arrays(images, labels, CLASS_NAMES, (0.3,), (0.3,)), path)
+    return path

@@ -1,6 +1,8 @@
 """`lskd` command line: one subcommand per workflow step; each handler parses and calls
 one library function. Expected errors print one line naming the bad key or file and exit
-with 2. Heavy imports (torch) happen inside the handlers, so `lskd table` starts fast.
+with 2; a training job stopped by SIGTERM/SIGUSR1 saves `last.pt` and exits with 75
+(`lskd.preempt`). Heavy imports (torch) happen inside the handlers, so `lskd table`
+starts fast.
 """
 
 from __future__ import annotations
@@ -10,10 +12,13 @@ import json
 import logging
 import os
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 from lskd.cli_analysis import add_analysis_commands
 from lskd.errors import ConfigError, LskdError
+from lskd.preempt import REQUEUE_EXIT as REQUEUE
+from lskd.preempt import Preempted, watch
 
 log = logging.getLogger("lskd")
 
@@ -123,9 +128,15 @@ def cmd_import_weights(args: argparse.Namespace) -> None:
     log.info("imported %s as %s: %s", args.src, args.out, summary)
 
 
+def _check(flag: str, value: float, ok: bool, rule: str) -> None:
+    if not ok or value != value:  # NaN fails every rule
+        raise ConfigError(f"{flag}: must be {rule}, got {value}")
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from lskd.runs import train_teacher
 
+    _check("--alpha", args.alpha, 0 <= args.alpha < 1, "in [0, 1)")
     if not _relaunched(args):
         train_teacher(_run_spec(args), args.alpha)
 
@@ -133,6 +144,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_distill(args: argparse.Namespace) -> None:
     from lskd.runs import distill_student, distill_students
 
+    for T in args.T:
+        _check("--T", T, T > 0, "> 0")
     n = len(args.T)
     if len(args.model_out) != n or len(args.metrics_out) != n:
         raise ConfigError(
@@ -339,14 +352,36 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("RANK", "0") != "0":
         logging.getLogger("lskd").setLevel(logging.WARNING)  # rank 0 alone reports
     parser = build_parser()
+    own_process = argv is None  # started as `lskd ...`, not called from Python
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     args.argv = argv
+    training = args.command in ("train", "distill")
     try:
-        args.func(args)
+        with watch() if training else nullcontext():  # SIGTERM -> checkpoint, 75
+            args.func(args)
     except LskdError as err:
         parser.exit(2, f"lskd {args.command}: error: {err}\n")
+    except Preempted as stop:
+        log.warning("lskd %s: %s; exit %d to be requeued", args.command, stop, REQUEUE)
+        return REQUEUE
+    if own_process and training:
+        _exit_now()
     return 0
+
+
+def _exit_now() -> None:
+    """Exit 0 at once, skipping the interpreter's teardown.
+
+    With torch loaded the teardown takes up to seconds, all of it after the outputs are
+    written and `last.pt` is removed: a kill there would make Snakemake discard the
+    finished outputs and train again from scratch. Every output is already on disk
+    (atomic, fsynced); only the log streams need flushing.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

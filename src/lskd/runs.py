@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 import lskd
-from lskd import checkpoint
+from lskd import checkpoint, preempt
 from lskd.atomic import write_json
 from lskd.config import Recipe
 from lskd.data.source import DataSource, open_source
@@ -151,7 +151,7 @@ def _execute(
         metrics, state = fit(model, step, train, val, test, r, gen, ctx, resume)
     if ctx.is_main:
         metrics = _write_run(spec, source, identity, metrics, state, seed, start, ctx)
-        resume.unlink(missing_ok=True)
+        resume.unlink(missing_ok=True)  # last: a kill before this still resumes
     barrier(ctx)
     return metrics
 
@@ -225,11 +225,12 @@ def train_teacher(spec: RunSpec, alpha: float) -> dict[str, Any]:
         "seed": spec.seed,
         "teacher": None,
     }
-    source, ctx = _open(spec)
-    try:
-        return _execute(spec, source, identity, teacher_step(alpha), ctx)
-    finally:
-        teardown(ctx)
+    with preempt.watch():  # a signal during start-up stops after the first step
+        source, ctx = _open(spec)
+        try:
+            return _execute(spec, source, identity, teacher_step(alpha), ctx)
+        finally:
+            teardown(ctx)
 
 
 def _student_identity(
@@ -261,6 +262,11 @@ def _on_device(teacher: FrozenTeacher, ctx: Context) -> FrozenTeacher:
 
 def distill_student(spec: RunSpec, teacher_path: Path, T: float) -> dict[str, Any]:
     """Distil the teacher at `teacher_path` into a new `spec.arch` at temperature T."""
+    with preempt.watch():  # a signal during start-up stops after the first step
+        return _distill(spec, teacher_path, T)
+
+
+def _distill(spec: RunSpec, teacher_path: Path, T: float) -> dict[str, Any]:
     source, ctx = _open(spec)
     teacher, meta = load_teacher(teacher_path, source)
     identity = _student_identity(spec, teacher_path, meta, T)
