@@ -81,13 +81,13 @@ def site_profile(dest: Path) -> Path:
     profile = yaml.safe_load(PROFILE.read_text())
     profile["default-resources"]["slurm_partition"] = "debug"
     # The node has 2 CPUs, no GPU and DefMemPerCPU=2000: the paper-scale requests
-    # (8 GPUs, 256 GB, 64 threads) could never be scheduled here.
+    # (8 GPUs, 256 GB) could never be scheduled here. Threads come from the config's
+    # processes x cpus_per_process (1 x 1 in the test config).
     for rule in ("train_teacher", "distill_student", *profile["set-resources"]):
         res = profile["set-resources"].setdefault(rule, {})
         res.update(gpu=0, mem_mb=2000)
         if "cpus_per_task" in res:
             res["cpus_per_task"] = 1
-    profile["set-threads"] = dict.fromkeys(profile["set-threads"], 1)
     # Test speed only: the plugin's first status query comes 40 s after a submission
     # (then +10 s per query that saw no job finish); jobs here take ~15 s.
     profile["slurm-init-seconds-before-status-checks"] = 2

@@ -108,6 +108,17 @@ def init_input(role):
     return inputs
 
 
+def job_threads(kind):
+    """Threads of a training job (`teacher` or `student` recipe): every data-parallel
+    process gets the task's `cpus_per_process` cores."""
+
+    def threads(wildcards):
+        task = config["tasks"][wildcards.task]
+        return task[kind]["processes"] * task["cpus_per_process"]
+
+    return threads
+
+
 def run_args(role):
     """Named param function: the `lskd train|distill` flags of one run (role `teacher`
     or `student`) or of one fused sweep over every T (`students`), shell-quoted

@@ -24,7 +24,7 @@ rule distill_student:
         "benchmarks/<student_id>/distill_student.tsv"
     conda:
         "../envs/lskd.yaml"
-    threads: 1
+    threads: job_threads("student")
     resources:
         **gpu_resources("student"),
     params:
@@ -48,7 +48,7 @@ rule distill_students:
         "benchmarks/<teacher_id>/students_{sarch}_s{seed}/distill_students.tsv"
     conda:
         "../envs/lskd.yaml"
-    threads: 1
+    threads: job_threads("student")
     resources:
         **gpu_resources("student"),
     params:
