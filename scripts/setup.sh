@@ -5,7 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(dataset-fashion-mnist)
+# dataset-fashion-mnist: the demo's data. chromium: tests/test_report_browser.py. The rest:
+# the local SLURM cluster of scripts/slurm/up.sh (tests/test_slurm.py), which runs its own
+# daemons on their own sockets and ports, beside any the packages' services start.
+APT_PACKAGES=(dataset-fashion-mnist chromium slurm-wlm slurmctld slurmd slurm-client munge slurmdbd mariadb-server)
 PYTHON=${PYTHON:-python3}
 
 missing=()

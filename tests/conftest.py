@@ -54,3 +54,52 @@ def paper_md() -> Path:
         if path.is_file():
             return path
     pytest.skip("PAPER.md not found (set LSKD_PAPER_MD)")
+
+
+def run_snakemake(
+    workdir: Path, *args: str, check: bool = True, timeout: float | None = None
+) -> subprocess.CompletedProcess:
+    """`snakemake -s workflow/Snakefile --directory WORKDIR ARGS` from the repo root."""
+    cmd = ["snakemake", "-s", str(REPO / "workflow" / "Snakefile")]
+    cmd += ["--directory", str(workdir), *args]
+    result = subprocess.run(
+        cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed:\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> Path:
+    """The whole DAG of .test/config run locally, plus its report (one run per session,
+    shared by the workflow, SLURM and browser tests)."""
+    if shutil.which("snakemake") is None:
+        pytest.skip("snakemake not on PATH (run through scripts/test.sh)")
+    work = tmp_path_factory.mktemp("dag")
+    config = str(REPO / ".test" / "config" / "config.yaml")
+    run_snakemake(work, "--cores", "2", "--configfile", config)
+    run_snakemake(work, "--report", "results/report.html", "--configfile", config)
+    return work
+
+
+def make_toy_npz(path: Path, n_train: int = 500, n_eval: int = 50) -> Path:
+    """Learnable 28x28 uint8 images (class c has a bright band at rows 2c..2c+2),
+    written as a prepared `.npz` dataset."""
+    import numpy as np
+
+    from lskd.data.arrays import Arrays, save_arrays
+    from lskd.data.fashion_mnist import CLASS_NAMES
+
+    rng = np.random.default_rng(0)
+    images, labels = {}, {}
+    for split, n in {"train": n_train, "val": n_eval, "test": n_eval}.items():
+        y = rng.integers(0, 10, n)
+        x = rng.integers(0, 100, (n, 1, 28, 28), dtype=np.uint8)
+        for i, c in enumerate(y):
+            x[i, 0, 2 * c : 2 * c + 3] = 255
+        images[split], labels[split] = x, y.astype(np.int64)
+    save_arrays(Arrays(images, labels, CLASS_NAMES, (0.3,), (0.3,)), path)
+    return path

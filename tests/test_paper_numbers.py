@@ -204,3 +204,85 @@ def test_tolerance_edge_survives_float_rounding():
     assert row["paper"] == 69.674 and bool(row["within_0.3"])
     ours.loc[0, "top1"] = 69.373  # delta -0.301
     assert not compare(ours, load_paper_numbers()).iloc[0]["within_0.3"]
+
+
+def _metrics_from_paper(offsets: dict[tuple, float]) -> list[dict]:
+    """metrics.json dicts for the paper's ImageNet R50 -> R18 cells, each top-1 moved
+    by ``offsets[(role, T, alpha)]``."""
+    paper = load_paper_numbers()
+    cells = paper[(paper["section"] == "4.1")]
+    runs = []
+    for row in cells.itertuples():
+        T = None if row.role == "teacher" else row.T
+        m = {
+            "role": row.role,
+            "task": "imagenet",
+            "arch": "resnet50" if row.role == "teacher" else "resnet18",
+            "alpha": row.alpha,
+            "seed": 0,
+            "selection": "last",
+            "eval_split": "test",
+            "top1": row.top1 + offsets[(row.role, T, row.alpha)],
+            "top5": row.top5,
+        }
+        if row.role == "student":
+            m |= {"T": row.T, "teacher": {"arch": "resnet50", "alpha": row.alpha}}
+        runs.append(m)
+    return runs
+
+
+def test_written_table_has_paper_and_delta_columns(tmp_path):
+    import json
+
+    from lskd.analysis.tables import write_table
+
+    rng = np.random.default_rng(0)
+    keys = [("teacher", None, a) for a in (0.0, 0.1)] + [
+        ("student", float(T), a) for T in (1, 2, 3, 64) for a in (0.0, 0.1)
+    ]
+    offsets = {k: float(rng.choice([-1.0, -0.25, 0.0, 0.2, 0.7])) for k in keys}
+    paths = []
+    for i, m in enumerate(_metrics_from_paper(offsets)):
+        paths.append(tmp_path / f"m{i}.json")
+        paths[-1].write_text(json.dumps(m))
+    out = {ext: tmp_path / f"t.{ext}" for ext in ("csv", "md", "tex", "html")}
+    table = write_table(paths, out["csv"], out["md"], out["tex"], out["html"])
+    paper = load_paper_numbers().query("section == '4.1'")
+    for role, T, alpha in keys:
+        label = "Teacher resnet50" if T is None else f"Student resnet18, T={T:g}"
+        col = f"alpha = {alpha}"
+        want = paper[
+            (paper["role"] == role)
+            & (paper["alpha"] == alpha)
+            & (paper["T"].isna() if T is None else paper["T"] == T)
+        ]["top1"].item()
+        assert table.loc[label, f"{col} paper"] == f"{want:.2f}"
+        delta = table.loc[label, f"{col} Δ top-1"]
+        assert float(delta.split()[0]) == pytest.approx(offsets[(role, T, alpha)])
+        assert delta.endswith("✓") == (abs(offsets[(role, T, alpha)]) <= 0.3)
+    within = sum(abs(v) <= 0.3 for v in offsets.values())
+    md = out["md"].read_text()
+    assert f"✓ marks the {within} of {len(keys)} paper cells within ±0.3" in md
+    assert "PAPER.md §4.1" in out["html"].read_text()
+
+
+def test_table_without_paper_cells_is_unchanged(tmp_path):
+    import json
+
+    from lskd.analysis.tables import build_table, write_table
+
+    m = {
+        "role": "teacher",
+        "task": "fmnist",
+        "arch": "mlp512",
+        "alpha": 0.1,
+        "seed": 0,
+        "selection": "last",
+        "eval_split": "test",
+        "top1": 90.0,
+        "top5": 99.0,
+    }
+    (tmp_path / "m.json").write_text(json.dumps(m))
+    outs = [tmp_path / f"t.{e}" for e in ("csv", "md", "tex")]
+    table = write_table([tmp_path / "m.json"], *outs)
+    assert list(table.columns) == list(build_table([m]).columns) == ["alpha = 0.1"]

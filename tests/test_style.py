@@ -58,6 +58,7 @@ def test_rule_sizes():
     training = {
         "train_teacher",
         "distill_student",
+        "distill_students",
         "train_nmt_teacher",
         "distill_nmt_students",
     }

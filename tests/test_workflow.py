@@ -47,19 +47,31 @@ def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
     return counts
 
 
-def test_dry_run_default_config_is_fast(tmp_path, snakemake_bin):
+def separate_jobs(tmp_path: Path) -> str:
+    """A config file that turns the fused T-sweep off (one job per temperature)."""
+    path = tmp_path / "separate.yaml"
+    path.write_text(yaml.safe_dump({"run": {"fuse_temperatures": False}}))
+    return str(path)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_dry_run_default_config_is_fast(tmp_path, snakemake_bin, fused):
+    configs = [str(REPO / "config" / "config.yaml")]
+    configs += [] if fused else [separate_jobs(tmp_path)]
     start = time.perf_counter()
-    result = snakemake(
-        tmp_path, "-n", "--configfile", str(REPO / "config" / "config.yaml")
-    )
+    result = snakemake(tmp_path, "-n", "--configfile", *configs)
     elapsed = time.perf_counter() - start
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     task = config["tasks"]["fmnist"]
     n_alpha, n_T = len(config["run"]["alphas"]), len(config["run"]["temperatures"])
-    n_students = len(task["teacher_archs"]) * len(task["student_archs"]) * n_alpha * n_T
+    n_sweeps = len(task["teacher_archs"]) * len(task["student_archs"]) * n_alpha
     jobs = planned_jobs(result)
     assert jobs["train_teacher"] == len(task["teacher_archs"]) * n_alpha
-    assert jobs["distill_student"] == n_students
+    if fused:  # the default: one job per (teacher, student arch, seed)
+        assert jobs["distill_students"] == n_sweeps and "distill_student" not in jobs
+    else:
+        assert jobs["distill_student"] == n_sweeps * n_T
+        assert "distill_students" not in jobs
     assert jobs["make_table"] == len(task["teacher_archs"]) * len(task["student_archs"])
     assert elapsed < 10, f"dry run took {elapsed:.1f} s"  # target 5 s; CI machines vary
 
@@ -70,11 +82,11 @@ def test_one_table_builds_only_what_it_needs(tmp_path, snakemake_bin):
     jobs = planned_jobs(
         snakemake(tmp_path, target, "-n", "--configfile", str(TEST_CONFIG))
     )
-    n_alpha, n_T = len(config["run"]["alphas"]), len(config["run"]["temperatures"])
+    n_alpha = len(config["run"]["alphas"])
     assert jobs == {
         "prepare_data": 1,
         "train_teacher": n_alpha,
-        "distill_student": n_alpha * n_T,
+        "distill_students": n_alpha,  # every T of one alpha in one fused job
         "make_table": 1,
     }
 
@@ -108,14 +120,6 @@ def test_bad_config_fails_before_any_job(
         assert not (work / produced).exists()
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("dag")
-    snakemake(work, "--cores", "2", "--configfile", str(TEST_CONFIG))
-    snakemake(work, "--report", "results/report.html", "--configfile", str(TEST_CONFIG))
-    return work
-
-
 def test_every_run_writes_metrics(demo_run, snakemake_bin):
     config = yaml.safe_load(TEST_CONFIG.read_text())
     metrics = sorted(demo_run.glob("results/fmnist/**/metrics.json"))
@@ -128,9 +132,14 @@ def test_every_run_writes_metrics(demo_run, snakemake_bin):
         picked = m["last"] if m["selection"] == "last" else m["best"]
         assert m["top1"] == picked["test_top1"] and m["chosen_epoch"] == picked["epoch"]
         assert not (path.parent / "last.pt").exists()
-        log = demo_run / "logs" / path.parent.relative_to(demo_run / "results")
-        rule = "train_teacher" if m["role"] == "teacher" else "distill_student"
-        lines = (log / f"{rule}.log").read_text().splitlines()
+        run = path.parent.relative_to(demo_run / "results")
+        if m["role"] == "teacher":
+            log = demo_run / "logs" / run / "train_teacher.log"
+        else:  # the fused sweep's log: logs/<teacher>/students_<arch>_s<seed>/
+            assert m["fused_temperatures"] == config["run"]["temperatures"]
+            sweep = f"students_{m['arch']}_s{m['seed']}"
+            log = demo_run / "logs" / run.parent / sweep / "distill_students.log"
+        lines = log.read_text().splitlines()
         assert (
             sum(" epoch " in line and "img/s=" in line for line in lines) == m["epochs"]
         )
@@ -172,10 +181,12 @@ def test_figures_and_report(demo_run, snakemake_bin):
     ).exists()
 
 
-def test_paper_dry_run_lists_the_whole_grid(tmp_path, snakemake_bin):
+@pytest.mark.parametrize("fused", [True, False])
+def test_paper_dry_run_lists_the_whole_grid(tmp_path, snakemake_bin, fused):
     paper = REPO / "config" / "paper.yaml"
+    configs = [str(paper)] + ([] if fused else [separate_jobs(tmp_path)])
     start = time.perf_counter()
-    result = snakemake(tmp_path, "-n", "--configfile", str(paper))
+    result = snakemake(tmp_path, "-n", "--configfile", *configs)
     elapsed = time.perf_counter() - start
     config = yaml.safe_load(paper.read_text())
     jobs = planned_jobs(result)
@@ -183,7 +194,11 @@ def test_paper_dry_run_lists_the_whole_grid(tmp_path, snakemake_bin):
     tasks = config["tasks"]
     students = sum(len(t["student_archs"]) for t in tasks.values()) * n_alpha * n_T
     assert jobs["train_teacher"] == 2 * n_alpha  # ImageNet and CUB ResNet-50
-    assert jobs["distill_student"] == students == 48  # 16 + 8 EfficientNet-B0 + 24 CUB
+    assert students == 48  # 16 + 8 EfficientNet-B0 + 24 CUB
+    if fused:
+        assert jobs["distill_students"] == students // n_T
+    else:
+        assert jobs["distill_student"] == students
     assert jobs["make_table"] == 6
     assert jobs["prepare_data"] == 2 and jobs["prepare_subset"] == 1
     assert jobs["import_weights"] == len(config["weights"])

@@ -1,6 +1,8 @@
 """Atomic file writes: write to a temporary name in the target directory, then rename.
 
-A job killed mid-write leaves the previous file or none, never a truncated one.
+A job killed mid-write leaves the previous file or none, never a truncated one. A write
+that fails (disk full, no permission) raises `OutputError` naming the file, after
+removing the temporary file.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from lskd.errors import OutputError
 
 
 @contextmanager
@@ -28,10 +32,27 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
     try:
         yield Path(tmp)
+        _fsync(tmp)
         os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OutputError):
+            raise
+        reason = err.strerror or str(err) or type(err).__name__
+        raise OutputError(f"{path}: cannot write ({reason})") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _fsync(path: str) -> None:
+    """Flush the file's data to disk before the rename (a node that loses power right
+    after must not leave an empty file under the final name)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:

@@ -9,6 +9,7 @@ used.
 from __future__ import annotations
 
 import hashlib
+import io
 import pickle
 import struct
 import zipfile
@@ -34,9 +35,15 @@ def sha256(path: str | Path) -> str:
 
 
 def save(obj: dict[str, Any], path: str | Path) -> None:
-    """torch.save `obj` atomically (temporary name, then rename)."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """torch.save `obj` atomically (temporary name, then rename).
+
+    The bytes are serialised in memory and written by Python, so a full disk raises
+    `OutputError` ("No space left on device") instead of torch's opaque writer error.
+    """
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(buffer.getbuffer())
 
 
 def load(path: str | Path, allow: Sequence[type] = ()) -> dict[str, Any]:
@@ -48,13 +55,18 @@ def load(path: str | Path, allow: Sequence[type] = ()) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: file not found")
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # zip (torch.save) or pickle
+        what = "an empty file" if not head else "neither a zip archive nor a pickle"
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({what})")
     try:
         with torch.serialization.safe_globals(list(allow)):
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0]
         raise CheckpointError(
-            f"{path}: refused by weights_only loading ({first})"
+            f"{path}: refused by weights_only loading ({_reason(err)}); a checkpoint "
+            "may hold only tensors and plain Python values"
         ) from None
     # garbage bytes reach the legacy (non-zip) unpickler, which fails in many ways
     except (
@@ -76,6 +88,16 @@ def load(path: str | Path, allow: Sequence[type] = ()) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a dict, found {type(obj).__name__}")
     return obj
+
+
+def _reason(err: pickle.UnpicklingError) -> str:
+    """The specific part of torch's long weights_only message (e.g. "Unsupported
+    global: GLOBAL builtins.open")."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if line.endswith("WeightsUnpickler error:") and i + 1 < len(lines):
+            return lines[i + 1]
+    return lines[0] if lines else type(err).__name__
 
 
 def save_model(model: torch.nn.Module, path: str | Path, **meta: Any) -> None:

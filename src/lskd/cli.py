@@ -1,6 +1,8 @@
 """`lskd` command line: one subcommand per workflow step; each handler parses and calls
 one library function. Expected errors print one line naming the bad key or file and exit
-with 2. Heavy imports (torch) happen inside the handlers, so `lskd table` starts fast.
+with 2; a training job stopped by SIGTERM/SIGUSR1 saves `last.pt` and exits with 75
+(`lskd.preempt`). Heavy imports (torch) happen inside the handlers, so `lskd table`
+starts fast.
 """
 
 from __future__ import annotations
@@ -10,11 +12,14 @@ import json
 import logging
 import os
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 from lskd.cli_analysis import add_analysis_commands
 from lskd.cli_nmt import add_nmt_commands
 from lskd.errors import ConfigError, LskdError
+from lskd.preempt import REQUEUE_EXIT as REQUEUE
+from lskd.preempt import Preempted, watch
 
 log = logging.getLogger("lskd")
 
@@ -29,7 +34,9 @@ def _json_arg(text: str) -> dict:
     return value
 
 
-def _run_spec(args: argparse.Namespace):
+def _run_spec(args: argparse.Namespace, i: int | None = None):
+    """The RunSpec of the flags; `i` picks the i-th --model-out/--metrics-out (distill
+    takes one pair per --T)."""
     import torch
 
     from lskd.config import Recipe
@@ -42,8 +49,8 @@ def _run_spec(args: argparse.Namespace):
         arch=args.arch,
         seed=args.seed,
         recipe=Recipe.from_dict(args.hp, where="--hp"),
-        model_out=args.model_out,
-        metrics_out=args.metrics_out,
+        model_out=args.model_out if i is None else args.model_out[i],
+        metrics_out=args.metrics_out if i is None else args.metrics_out[i],
         augment=args.augment,
         device=args.device,
         deterministic=not args.nondeterministic,
@@ -122,18 +129,37 @@ def cmd_import_weights(args: argparse.Namespace) -> None:
     log.info("imported %s as %s: %s", args.src, args.out, summary)
 
 
+def _check(flag: str, value: float, ok: bool, rule: str) -> None:
+    if not ok or value != value:  # NaN fails every rule
+        raise ConfigError(f"{flag}: must be {rule}, got {value}")
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from lskd.runs import train_teacher
 
+    _check("--alpha", args.alpha, 0 <= args.alpha < 1, "in [0, 1)")
     if not _relaunched(args):
         train_teacher(_run_spec(args), args.alpha)
 
 
 def cmd_distill(args: argparse.Namespace) -> None:
-    from lskd.runs import distill_student
+    from lskd.runs import distill_student, distill_students
 
-    if not _relaunched(args):
-        distill_student(_run_spec(args), args.teacher, args.T)
+    for T in args.T:
+        _check("--T", T, T > 0, "> 0")
+    n = len(args.T)
+    if len(args.model_out) != n or len(args.metrics_out) != n:
+        raise ConfigError(
+            f"--model-out and --metrics-out need one path per --T ({n} temperatures, "
+            f"{len(args.model_out)} and {len(args.metrics_out)} paths)"
+        )
+    if _relaunched(args):
+        return
+    if n == 1:
+        distill_student(_run_spec(args, 0), args.teacher, args.T[0])
+    else:
+        specs = [_run_spec(args, i) for i in range(n)]
+        distill_students(specs, args.teacher, args.T)
 
 
 def cmd_extract(args: argparse.Namespace) -> None:
@@ -154,7 +180,9 @@ def _add_augment(p: argparse.ArgumentParser, help_text: str) -> None:
     p.add_argument("--augment", type=_json_arg, default={}, help=help_text + " (JSON)")
 
 
-def _add_run_flags(p: argparse.ArgumentParser) -> None:
+def _add_run_flags(p: argparse.ArgumentParser, outputs: str | None = None) -> None:
+    """The flags of `train` and `distill`; with `outputs="+"` --model-out and
+    --metrics-out take one path per temperature."""
     p.add_argument("--task", required=True, help="task name, recorded in metrics.json")
     p.add_argument("--data", type=Path, required=True, help="prepared dataset (.npz)")
     p.add_argument(
@@ -172,12 +200,15 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         "selection, eval_batch_size",
     )
     _add_augment(p, 'the task\'s augmentation, e.g. {"pad": 2, "hflip": true}')
-    p.add_argument(
-        "--model-out", type=Path, required=True, help="where to write model.pt"
-    )
-    p.add_argument(
-        "--metrics-out", type=Path, required=True, help="where to write metrics.json"
-    )
+    each = " (one per --T)" if outputs else ""
+    for flag, name in (("--model-out", "model.pt"), ("--metrics-out", "metrics.json")):
+        p.add_argument(
+            flag,
+            type=Path,
+            nargs=outputs,
+            required=True,
+            help=f"where to write {name}{each}",
+        )
     p.add_argument(
         "--device", default="auto", help="auto (CUDA if present), cpu or cuda[:i]"
     )
@@ -272,11 +303,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(
-        "distill", help="distil a teacher into a student at temperature T"
+        "distill",
+        help="distil a teacher into a student at temperature T (several T: one fused "
+        "job, one data stream and teacher forward for all)",
     )
-    _add_run_flags(p)
+    _add_run_flags(p, outputs="+")
     p.add_argument("--teacher", type=Path, required=True, help="teacher model.pt")
-    p.add_argument("--T", type=float, required=True, help="KD temperature, > 0")
+    p.add_argument(
+        "--T",
+        type=float,
+        nargs="+",
+        required=True,
+        help="KD temperature(s) > 0; with K values, K students are trained in one "
+        "fused job (same results as K separate jobs)",
+    )
     p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser("extract", help="penultimate-layer features of three classes")
@@ -314,14 +354,36 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("RANK", "0") != "0":
         logging.getLogger("lskd").setLevel(logging.WARNING)  # rank 0 alone reports
     parser = build_parser()
+    own_process = argv is None  # started as `lskd ...`, not called from Python
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     args.argv = argv
+    training = args.command in ("train", "distill")
     try:
-        args.func(args)
+        with watch() if training else nullcontext():  # SIGTERM -> checkpoint, 75
+            args.func(args)
     except LskdError as err:
         parser.exit(2, f"lskd {args.command}: error: {err}\n")
+    except Preempted as stop:
+        log.warning("lskd %s: %s; exit %d to be requeued", args.command, stop, REQUEUE)
+        return REQUEUE
+    if own_process and training:
+        _exit_now()
     return 0
+
+
+def _exit_now() -> None:
+    """Exit 0 at once, skipping the interpreter's teardown.
+
+    With torch loaded the teardown takes up to seconds, all of it after the outputs are
+    written and `last.pt` is removed: a kill there would make Snakemake discard the
+    finished outputs and train again from scratch. Every output is already on disk
+    (atomic, fsynced); only the log streams need flushing.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def cmd_figure(args: argparse.Namespace) -> None:
 def cmd_diffusion(args: argparse.Namespace) -> None:
     from lskd.analysis.diffusion import diffusion_file
 
-    diffusion_file(args.projection, args.out)
+    diffusion_file(args.projection, args.out, penultimate_npz=args.penultimate)
 
 
 def cmd_claims(args: argparse.Namespace) -> None:
@@ -90,6 +90,11 @@ def add_analysis_commands(sub) -> None:
     p = sub.add_parser("diffusion", help="our diffusion metrics of one projection")
     p.add_argument("projection", type=Path, help="projection.npz from `lskd project`")
     p.add_argument("out", type=Path, help="output diffusion.json")
+    p.add_argument(
+        "--penultimate",
+        type=Path,
+        help="the run's penultimate.npz: adds the reconstructed stability metric",
+    )
     p.set_defaults(func=cmd_diffusion)
 
     p = sub.add_parser("claims", help="the paper's claims checked on one table's runs")

@@ -18,6 +18,7 @@ import torch
 import torch.distributed as dist
 
 from lskd.data.source import Shard
+from lskd.preempt import REQUEUE_EXIT, forwarding, requested
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,12 @@ class Context:
 
 
 def relaunch(gpus: int, argv: list[str]) -> int | None:
-    """Run this command under torchrun with `gpus` processes, unless already inside."""
+    """Run this command under torchrun with `gpus` processes, unless already inside.
+
+    SIGTERM/SIGUSR1 reaching this process are passed on to torchrun, which relays
+    SIGTERM to the workers: they checkpoint at the same step and exit; we then return
+    `REQUEUE_EXIT`.
+    """
     if gpus <= 1 or "RANK" in os.environ:
         return None
     cmd = [
@@ -51,7 +57,11 @@ def relaunch(gpus: int, argv: list[str]) -> int | None:
         "lskd.cli",
         *argv,
     ]
-    return subprocess.call(cmd)
+    with subprocess.Popen(cmd) as proc, forwarding(proc):
+        code = proc.wait()
+    if code != 0 and requested() is not None:
+        return REQUEUE_EXIT  # the workers saved last.pt on our forwarded signal
+    return code
 
 
 def setup(device: str) -> Context:

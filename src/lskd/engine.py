@@ -2,9 +2,10 @@
 
 `fit` is shaped like pytorch/examples' ImageNet loop. What differs between a teacher and
 a student is only the `step_loss(model, x, y) -> (loss, logits)` callable it is given.
-At every epoch boundary it atomically writes `last.pt` next to the outputs (never a
-declared Snakemake output), so a killed job resumes from its last finished epoch with
-the same RNG and data-order state.
+At every epoch boundary, and at the step where a preemption signal arrived, it
+atomically writes `last.pt` next to the outputs (never a declared Snakemake output), so
+a killed job resumes where it stopped with the same RNG and data-order state
+(`lskd.resume`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +25,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lskd import checkpoint
+from lskd import preempt, resume, rng
 from lskd.config import Recipe
-from lskd.distributed import Context, all_sum
+from lskd.distributed import Context, all_sum, barrier
 from lskd.losses import topk_correct
+from lskd.preempt import Preempted
+from lskd.resume import EpochProgress
 
 log = logging.getLogger("lskd")
 StepLoss = Callable[[nn.Module, Tensor, Tensor], tuple[Tensor, Tensor]]
@@ -95,10 +99,19 @@ def train_one_epoch(
     opt: torch.optim.Optimizer,
     scheduler,
     ctx: Context,
+    progress: EpochProgress | None = None,
+    stop: Callable[[], int | None] | None = None,
 ) -> dict:
-    """One pass over this rank's batches; loss/accuracy/throughput summed over ranks."""
+    """One pass over this rank's batches; loss/accuracy/throughput summed over ranks.
+
+    With `progress` the pass continues a stopped epoch (`batches` already positioned
+    after its `step` steps) and keeps its running sums. After every step `stop()` is
+    asked whether to stop; if it names a signal, `progress` is brought up to date and
+    `Preempted` is raised, so the caller can save it.
+    """
     model.train()
-    total_loss, correct, seen, start = 0.0, 0, 0, time.perf_counter()
+    p = progress or EpochProgress(epoch=0, lr=opt.param_groups[0]["lr"])
+    start = time.perf_counter()
     for x, y in batches:
         x, y = to_device(x, y, ctx.device)
         with autocast(ctx.device):
@@ -107,16 +120,21 @@ def train_one_epoch(
         loss.backward()
         opt.step()
         scheduler.step()
-        total_loss += float(loss.detach()) * len(y)
-        correct += topk_correct(logits.detach(), y, (1,))[0]
-        seen += len(y)
-    seconds = time.perf_counter() - start
-    total_loss, correct, seen = all_sum([total_loss, correct, seen], ctx)
+        p.loss_sum += float(loss.detach()) * len(y)
+        p.correct += topk_correct(logits.detach(), y, (1,))[0]
+        p.seen += len(y)
+        p.step += 1
+        signum = stop() if stop is not None else None
+        if signum is not None:
+            p.seconds += time.perf_counter() - start
+            raise Preempted(signum, f"epoch {p.epoch} step {p.step}")
+    p.seconds += time.perf_counter() - start
+    total_loss, correct, seen = all_sum([p.loss_sum, p.correct, p.seen], ctx)
     return {
         "loss": total_loss / seen,
         "top1": 100.0 * correct / seen,
-        "images_per_s": seen / seconds,
-        "seconds": seconds,
+        "images_per_s": seen / p.seconds,
+        "seconds": p.seconds,
     }
 
 
@@ -141,24 +159,6 @@ def evaluate(model: nn.Module, batches: Iterable, ctx: Context) -> dict:
     }
 
 
-def _resume(
-    path: Path, recipe: Recipe, model, opt, scheduler, gen
-) -> dict[str, Any] | None:
-    if not path.exists():
-        return None
-    state = checkpoint.load(path)
-    if state.get("recipe") != recipe.to_dict():
-        log.info("ignoring %s: written with another recipe", path)
-        return None
-    model.load_state_dict(state["model"])
-    opt.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    gen.set_state(state["generator"])
-    torch.set_rng_state(state["torch_rng"])
-    log.info("resumed from %s at epoch %d", path, state["epoch"])
-    return state
-
-
 def fit(
     model: nn.Module,
     step_loss: StepLoss,
@@ -176,67 +176,89 @@ def fit(
     split only at the end, for the last epoch and for the best-validation epoch. `model`
     may be wrapped (DDP, torch.compile): states are read from and written to the bare
     module, so checkpoints never carry `module.` or `_orig_mod.` prefixes. Only rank 0
-    writes `last.pt`.
+    writes `last.pt` (`lskd.resume`): after every epoch, and after the step at which a
+    SIGTERM/SIGUSR1 arrived (`lskd.preempt`), before raising `Preempted`.
     """
     module = unwrap(model)
     opt = make_optimizer(model, recipe)
     scheduler = make_scheduler(opt, recipe, len(train))
-    state = _resume(resume_path, recipe, module, opt, scheduler, gen)
-    history = state["history"] if state else []
-    best_state = state["best_state"] if state else None
-    train_seconds = state["train_seconds"] if state else 0.0
-    for epoch in range(len(history) + 1, recipe.epochs + 1):
-        lr = opt.param_groups[0]["lr"]
-        stats = train_one_epoch(model, step_loss, train, opt, scheduler, ctx)
-        val_stats = evaluate(model, val, ctx)
-        train_seconds += stats["seconds"]
-        history.append(
-            {
-                "epoch": epoch,
-                "lr": lr,
-                "train_loss": stats["loss"],
-                "train_top1": stats["top1"],
-                "val_top1": val_stats["top1"],
-                "val_top5": val_stats["top5"],
-                "images_per_s": stats["images_per_s"],
-            }
-        )
-        if best_state is None or val_stats["top1"] > max(
-            h["val_top1"] for h in history[:-1]
-        ):
-            best_state = copy.deepcopy(
-                {k: v.detach().cpu() for k, v in module.state_dict().items()}
+
+    def save(epoch_generator: Tensor) -> None:
+        if ctx.is_main:
+            resume.save(
+                resume_path, recipe, module, opt, scheduler, epoch_generator, run
             )
-        log.info(
-            "epoch %d/%d loss=%.4f top1=%.2f val_top1=%.2f img/s=%.0f "
-            "(%.0f per process) lr=%.5f",
-            epoch,
-            recipe.epochs,
-            stats["loss"],
-            stats["top1"],
-            val_stats["top1"],
-            stats["images_per_s"],
-            stats["images_per_s"] / ctx.world,
-            lr,
+        barrier(ctx)  # no rank leaves (or exits) before last.pt is complete
+
+    with preempt.watch():  # from here on SIGTERM/SIGUSR1 only set a flag
+        run = resume.load(resume_path, recipe, module, opt, scheduler, gen)
+        run = run or resume.RunState()
+        for epoch in range(len(run.history) + 1, recipe.epochs + 1):
+            progress = run.partial or resume.EpochProgress(
+                epoch, opt.param_groups[0]["lr"]
+            )
+            progress.scatter(ctx)
+            epoch_generator = gen.get_state()
+            if run.rng is not None and progress.step == 0:
+                rng.restore(run.rng)
+            batches = resume.position(train, progress.step)
+            if run.rng is not None and progress.step > 0:
+                rng.restore(run.rng)
+            run.partial, run.rng = None, None
+            stop = partial(preempt.stop_agreed, ctx)
+            try:
+                stats = train_one_epoch(
+                    model, step_loss, batches, opt, scheduler, ctx, progress, stop
+                )
+            except Preempted:
+                progress.gather(ctx)
+                run.partial = progress
+                save(epoch_generator)
+                raise
+            _end_epoch(model, module, val, recipe, ctx, run, progress, stats)
+            save(gen.get_state())
+            signum = preempt.stop_agreed(ctx)
+            if signum is not None:
+                raise Preempted(signum, f"the end of epoch {epoch}")
+    return summarise(
+        model, run.best_state, run.history, test, recipe, ctx, run.train_seconds
+    )
+
+
+def _end_epoch(model, module, val, recipe, ctx, run, progress, stats) -> None:
+    """Validate, append the epoch to the history, keep the best weights, log a line."""
+    val_stats = evaluate(model, val, ctx)
+    run.train_seconds += stats["seconds"]
+    history = run.history
+    history.append(
+        {
+            "epoch": progress.epoch,
+            "lr": progress.lr,
+            "train_loss": stats["loss"],
+            "train_top1": stats["top1"],
+            "val_top1": val_stats["top1"],
+            "val_top5": val_stats["top5"],
+            "images_per_s": stats["images_per_s"],
+        }
+    )
+    if run.best_state is None or val_stats["top1"] > max(
+        h["val_top1"] for h in history[:-1]
+    ):
+        run.best_state = copy.deepcopy(
+            {k: v.detach().cpu() for k, v in module.state_dict().items()}
         )
-        if not ctx.is_main:
-            continue
-        checkpoint.save(
-            {
-                "epoch": epoch,
-                "recipe": recipe.to_dict(),
-                "model": module.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "generator": gen.get_state(),
-                "torch_rng": torch.get_rng_state(),
-                "history": history,
-                "best_state": best_state,
-                "train_seconds": train_seconds,
-            },
-            resume_path,
-        )
-    return _summarise(model, best_state, history, test, recipe, ctx, train_seconds)
+    log.info(
+        "epoch %d/%d loss=%.4f top1=%.2f val_top1=%.2f img/s=%.0f "
+        "(%.0f per process) lr=%.5f",
+        progress.epoch,
+        recipe.epochs,
+        stats["loss"],
+        stats["top1"],
+        val_stats["top1"],
+        stats["images_per_s"],
+        stats["images_per_s"] / ctx.world,
+        progress.lr,
+    )
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -246,7 +268,8 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model
 
 
-def _summarise(model, best_state, history, test, recipe, ctx, train_seconds):
+def summarise(model, best_state, history, test, recipe, ctx, train_seconds):
+    """Test-split metrics of the last and best-validation states; loads the chosen."""
     module = unwrap(model)
     best = max(history, key=lambda h: h["val_top1"])
     last_state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}

@@ -17,3 +17,8 @@ class DataError(LskdError, ValueError):
 
 class CheckpointError(LskdError):
     """A checkpoint is missing, corrupt, unsafe or of the wrong kind."""
+
+
+class OutputError(LskdError, OSError):
+    """An output file could not be written (disk full, no permission); nothing was
+    left behind under its name."""

@@ -39,18 +39,23 @@ def select(
 @torch.no_grad()
 def features(
     model: torch.nn.Module, source: DataSource, split: str, idx: np.ndarray
-) -> np.ndarray:
-    """Inputs of the final linear layer for the samples `idx` of `split`."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs of the final linear layer, and the model's logits (all classes), for the
+    samples `idx` of `split`."""
     captured: list[torch.Tensor] = []
+    logits: list[torch.Tensor] = []
     hook = classifier(model).register_forward_hook(
         lambda m, inp, out: captured.append(inp[0])
     )
     try:
         for x, _ in source.eval_batches(split, 250, indices=idx):
-            model(x)
+            logits.append(model(x))
     finally:
         hook.remove()
-    return torch.cat(captured).float().numpy()
+    return (
+        torch.cat(captured).float().numpy(),
+        torch.cat(logits).float().numpy(),
+    )
 
 
 def extract(
@@ -62,7 +67,8 @@ def extract(
     out: Path,
     augment: dict | None = None,
 ) -> None:
-    """Write train/test features, labels 0..2 and the matching final-layer rows."""
+    """Write train/test features, logits, labels 0..2 and the matching final-layer
+    rows."""
     source = open_source(data_path, augment or {})
     for c in classes:
         if not 0 <= c < len(source.class_names):
@@ -76,7 +82,8 @@ def extract(
     fields = {}
     for split, per_class in (("train", train_per_class), ("test", test_per_class)):
         idx = select(source.labels(split), classes, per_class, split)
-        fields[f"{split}_features"] = features(model, source, split, idx)
+        feats, logits = features(model, source, split, idx)
+        fields[f"{split}_features"], fields[f"{split}_logits"] = feats, logits
         fields[f"{split}_labels"] = np.repeat(np.arange(len(classes)), per_class)
     fc = classifier(model)
     fields["weight"] = fc.weight.detach()[classes].numpy()

@@ -1,5 +1,6 @@
 """One training run end to end: data, model, objective, `fit`, then model.pt and
-metrics.json (rank 0 only).
+metrics.json (rank 0 only); or the fused temperature sweep (`distill_students`): K
+student runs in one job through `lskd.sweep.fit_students`.
 """
 
 from __future__ import annotations
@@ -8,7 +9,8 @@ import hashlib
 import logging
 import platform
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ import numpy as np
 import torch
 
 import lskd
-from lskd import checkpoint
+from lskd import checkpoint, preempt
 from lskd.atomic import write_json
 from lskd.config import Recipe
 from lskd.data.source import DataSource, open_source
@@ -26,6 +28,7 @@ from lskd.distributed import Context, barrier, setup, teardown
 from lskd.engine import StepLoss, evaluate_imported, fit, seed_everything
 from lskd.errors import CheckpointError, ConfigError
 from lskd.models import build_model
+from lskd.sweep import fit_students
 
 log = logging.getLogger("lskd")
 
@@ -147,43 +150,60 @@ def _execute(
     else:
         metrics, state = fit(model, step, train, val, test, r, gen, ctx, resume)
     if ctx.is_main:
-        module = build_for(source, spec.arch)
-        module.load_state_dict(state)
-        checkpoint.save_model(
-            module,
-            spec.model_out,
-            arch=spec.arch,
-            num_classes=len(source.class_names),
-            in_channels=source.in_channels,
-            class_names=list(source.class_names),
-            **{k: identity[k] for k in ("role", "alpha", "T", "seed")},
-        )
-        metrics = {
-            **identity,
-            **metrics,
-            "wall_s": time.perf_counter() - start,
-            "device": str(ctx.device),
-            "rng_seed": seed,
-            "config": {
-                "recipe": r.to_dict(),
-                "augment": spec.augment,
-                "loader": spec.loader,
-                "init": str(spec.init) if spec.init else None,
-                "compile": spec.compile,
-            },
-            "versions": versions(),
-        }
-        write_json(spec.metrics_out, metrics)
-        resume.unlink(missing_ok=True)
-        log.info(
-            "done: top1=%.2f top5=%.2f (%s epoch %d) in %.0f s",
-            metrics["top1"],
-            metrics["top5"],
-            r.selection,
-            metrics["chosen_epoch"],
-            metrics["wall_s"],
-        )
+        metrics = _write_run(spec, source, identity, metrics, state, seed, start, ctx)
+        resume.unlink(missing_ok=True)  # last: a kill before this still resumes
     barrier(ctx)
+    return metrics
+
+
+def _write_run(
+    spec: RunSpec,
+    source: DataSource,
+    identity: dict[str, Any],
+    metrics: dict[str, Any],
+    state: dict[str, Any],
+    seed: int,
+    start: float,
+    ctx: Context,
+) -> dict[str, Any]:
+    """Write the run's model.pt and metrics.json (rank 0); return the full metrics."""
+    r = spec.recipe
+    module = build_for(source, spec.arch)
+    module.load_state_dict(state)
+    checkpoint.save_model(
+        module,
+        spec.model_out,
+        arch=spec.arch,
+        num_classes=len(source.class_names),
+        in_channels=source.in_channels,
+        class_names=list(source.class_names),
+        **{k: identity[k] for k in ("role", "alpha", "T", "seed")},
+    )
+    metrics = {
+        **identity,
+        **metrics,
+        "wall_s": time.perf_counter() - start,
+        "device": str(ctx.device),
+        "rng_seed": seed,
+        "config": {
+            "recipe": r.to_dict(),
+            "augment": spec.augment,
+            "loader": spec.loader,
+            "init": str(spec.init) if spec.init else None,
+            "compile": spec.compile,
+        },
+        "versions": versions(),
+    }
+    write_json(spec.metrics_out, metrics)
+    log.info(
+        "done: %s top1=%.2f top5=%.2f (%s epoch %d) in %.0f s",
+        spec.metrics_out.parent.name,
+        metrics["top1"],
+        metrics["top5"],
+        r.selection,
+        metrics["chosen_epoch"],
+        metrics["wall_s"],
+    )
     return metrics
 
 
@@ -205,18 +225,18 @@ def train_teacher(spec: RunSpec, alpha: float) -> dict[str, Any]:
         "seed": spec.seed,
         "teacher": None,
     }
-    source, ctx = _open(spec)
-    try:
-        return _execute(spec, source, identity, teacher_step(alpha), ctx)
-    finally:
-        teardown(ctx)
+    with preempt.watch():  # a signal during start-up stops after the first step
+        source, ctx = _open(spec)
+        try:
+            return _execute(spec, source, identity, teacher_step(alpha), ctx)
+        finally:
+            teardown(ctx)
 
 
-def distill_student(spec: RunSpec, teacher_path: Path, T: float) -> dict[str, Any]:
-    """Distil the teacher at `teacher_path` into a new `spec.arch` at temperature T."""
-    source, ctx = _open(spec)
-    teacher, meta = load_teacher(teacher_path, source)
-    identity = {
+def _student_identity(
+    spec: RunSpec, teacher_path: Path, meta: dict[str, Any], T: float
+) -> dict[str, Any]:
+    return {
         "role": "student",
         "task": spec.task,
         "arch": spec.arch,
@@ -231,10 +251,89 @@ def distill_student(spec: RunSpec, teacher_path: Path, T: float) -> dict[str, An
             "sha256": checkpoint.sha256(teacher_path),
         },
     }
+
+
+def _on_device(teacher: FrozenTeacher, ctx: Context) -> FrozenTeacher:
     teacher = teacher.to(ctx.device)
     if ctx.device.type == "cuda":
         teacher = teacher.to(memory_format=torch.channels_last)
+    return teacher
+
+
+def distill_student(spec: RunSpec, teacher_path: Path, T: float) -> dict[str, Any]:
+    """Distil the teacher at `teacher_path` into a new `spec.arch` at temperature T."""
+    with preempt.watch():  # a signal during start-up stops after the first step
+        return _distill(spec, teacher_path, T)
+
+
+def _distill(spec: RunSpec, teacher_path: Path, T: float) -> dict[str, Any]:
+    source, ctx = _open(spec)
+    teacher, meta = load_teacher(teacher_path, source)
+    identity = _student_identity(spec, teacher_path, meta, T)
+    teacher = _on_device(teacher, ctx)
     try:
         return _execute(spec, source, identity, student_step(teacher, T), ctx)
+    finally:
+        teardown(ctx)
+
+
+def _check_sweep(specs: Sequence[RunSpec], temperatures: Sequence[float]) -> None:
+    if len(specs) != len(temperatures) or len(specs) < 2:
+        raise ConfigError(
+            f"a fused sweep needs one output pair per temperature and at least two "
+            f"temperatures (got {len(temperatures)} T, {len(specs)} outputs)"
+        )
+    if len(set(temperatures)) != len(temperatures) or min(temperatures) <= 0:
+        raise ConfigError(f"--T: expected distinct values > 0, got {temperatures}")
+    first = specs[0]
+    for spec in specs[1:]:
+        if replace(spec, model_out=first.model_out, metrics_out=first.metrics_out) != (
+            first
+        ):
+            raise ConfigError("a fused sweep's runs may differ only in their outputs")
+    outputs = [p for s in specs for p in (s.model_out, s.metrics_out)]
+    if len(set(outputs)) != len(outputs):
+        raise ConfigError("a fused sweep needs distinct output paths per temperature")
+
+
+def distill_students(
+    specs: Sequence[RunSpec], teacher_path: Path, temperatures: Sequence[float]
+) -> list[dict[str, Any]]:
+    """Distil the teacher into one student per temperature in ONE job (`lskd.sweep`):
+    one data stream and one teacher forward per batch. `specs[k]` (which differ only
+    in their outputs) receives exactly what `distill_student(specs[k], teacher_path,
+    temperatures[k])` would write; its metrics add `fused_temperatures`. The rolling
+    checkpoint is `last_sweep.pt` beside the first student's model."""
+    _check_sweep(specs, temperatures)
+    spec, r = specs[0], specs[0].recipe
+    source, ctx = _open(spec)
+    try:
+        teacher, meta = load_teacher(teacher_path, source)
+        teacher = _on_device(teacher, ctx)
+        start, seed = time.perf_counter(), rng_seed("student", spec.seed)
+        students = []
+        for _ in specs:  # reseed before each: every student gets the same init
+            gen = seed_everything(seed, spec.deterministic)
+            students.append(_model(spec, source, ctx))
+        train = source.train_batches(r.batch_size, gen, ctx.shard)
+        val, test = (
+            source.eval_batches(s, r.eval_batch_size, shard=ctx.shard)
+            for s in ("val", "test")
+        )
+        resume = spec.model_out.parent / "last_sweep.pt"
+        results = fit_students(
+            students, teacher, temperatures, train, val, test, r, gen, ctx, resume
+        )
+        out = []
+        for s, T, (metrics, state) in zip(specs, temperatures, results, strict=True):
+            metrics = {**metrics, "fused_temperatures": list(temperatures)}
+            if ctx.is_main:
+                who = _student_identity(s, teacher_path, meta, T)
+                metrics = _write_run(s, source, who, metrics, state, seed, start, ctx)
+            out.append(metrics)
+        if ctx.is_main:
+            resume.unlink(missing_ok=True)
+        barrier(ctx)
+        return out
     finally:
         teardown(ctx)

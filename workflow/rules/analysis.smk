@@ -33,7 +33,8 @@ rule project_penultimate:
 
 rule measure_diffusion:
     input:
-        "results/{run}/projection.npz",
+        projection="results/{run}/projection.npz",
+        penultimate="results/{run}/penultimate.npz",
     output:
         "results/{run}/diffusion.json",
     log:
@@ -43,4 +44,5 @@ rule measure_diffusion:
     conda:
         "../envs/lskd.yaml"
     shell:
-        "lskd diffusion {input} {output} > {log} 2>&1"
+        "lskd diffusion {input.projection} {output} --penultimate {input.penultimate} "
+        "> {log} 2>&1"

@@ -41,6 +41,7 @@ wildcard_constraints:
     run=r"[a-z0-9]+/teacher_[^/]+(/student_[^/]+)?",
     fmt="npz|json",
     name=r"[a-z0-9_]+-[a-z0-9_]+",
+    seed=r"\d+",
 
 
 TEACHER = "results/{task}/teacher_{tarch}_a{alpha}_s{tseed}"
@@ -107,26 +108,41 @@ def init_input(role):
     return inputs
 
 
+def job_threads(kind):
+    """Threads of a training job (`teacher` or `student` recipe): every data-parallel
+    process gets the task's `cpus_per_process` cores."""
+
+    def threads(wildcards):
+        task = config["tasks"][wildcards.task]
+        return task[kind]["processes"] * task["cpus_per_process"]
+
+    return threads
+
+
 def run_args(role):
-    """Named param function: the `lskd train|distill` flags of one run, shell-quoted
+    """Named param function: the `lskd train|distill` flags of one run (role `teacher`
+    or `student`) or of one fused sweep over every T (`students`), shell-quoted
     (threads and GPUs from the job's own threads and resources).
 
     The recipe and augmentation JSON are part of the params, so editing them reruns
     exactly the affected jobs.
     """
 
+    kind = "student" if role == "students" else role  # recipe and init key
+
     def params(wildcards, threads, resources):
         w, task = wildcards, config["tasks"][wildcards.task]
         if role == "teacher":
             run = f"--arch {w.tarch} --alpha {w.alpha} --seed {w.tseed}"
         else:
-            run = f"--arch {w.sarch} --T {w.T} --seed {w.seed}"
-        hp = json.dumps(task[role], sort_keys=True)
+            T = " ".join(TEMPS) if role == "students" else w.T
+            run = f"--arch {w.sarch} --T {T} --seed {w.seed}"
+        hp = json.dumps(task[kind], sort_keys=True)
         augment = json.dumps(task["augment"], sort_keys=True)
         flags = f" --loader {task['loader']}"
         flags += "" if RUN["deterministic"] else " --nondeterministic"
         flags += " --compile" if task["compile"] else ""
-        init = init_path(role, wildcards)
+        init = init_path(kind, wildcards)
         flags += f" --init {init}" if init else ""
         flags += " --pretrained" if role == "teacher" and pretrained_teacher(w) else ""
         return (
@@ -138,15 +154,32 @@ def run_args(role):
     return params
 
 
-def run_report(path, role):
+def run_report(path, role, T="{T}"):
     """A run's metrics.json as a report item, labelled by alpha (and T for students)."""
+    labels = run_labels(role)
+    if role == "student":
+        labels["T"] = T
     return report(
         path,
         caption="../report/metrics.rst",
         category="Runs",
         subcategory=f"{role.title()}s",
-        labels=run_labels(role),
+        labels=labels,
     )
+
+
+def sweep_outputs(name):
+    """`name` of each student of one fused sweep (distill_students), one per T:
+    the same paths as the per-T distill_student writes."""
+    return [
+        f"results/<teacher_id>/student_{{sarch}}_T{T}_s{{seed}}/{name}" for T in TEMPS
+    ]
+
+
+def sweep_reports():
+    """The fused sweep's metrics.json files as report items, labelled with their T."""
+    paths = sweep_outputs("metrics.json")
+    return [run_report(p, "student", T) for p, T in zip(paths, TEMPS)]
 
 
 def figure_report(path):

@@ -1,3 +1,15 @@
+# Students: one job per temperature (distill_student), or the fused sweep
+# (distill_students: one job trains every T from one data stream and one teacher
+# forward per batch). Both write the same files; run.fuse_temperatures picks the rule.
+if RUN["fuse_temperatures"]:
+
+    ruleorder: distill_students > distill_student
+
+else:
+
+    ruleorder: distill_student > distill_students
+
+
 rule distill_student:
     input:
         data=dataset,
@@ -12,11 +24,35 @@ rule distill_student:
         "benchmarks/<student_id>/distill_student.tsv"
     conda:
         "../envs/lskd.yaml"
-    threads: 1
+    threads: job_threads("student")
     resources:
         **gpu_resources("student"),
     params:
         args=run_args("student"),
+    shell:
+        "lskd distill {params.args} --data {input.data} --teacher {input.teacher} "
+        "--model-out {output.model} --metrics-out {output.metrics} > {log} 2>&1"
+
+
+rule distill_students:
+    input:
+        data=dataset,
+        init=init_input("student"),
+        teacher="results/<teacher_id>/model.pt",
+    output:
+        model=sweep_outputs("model.pt"),
+        metrics=sweep_reports(),
+    log:
+        "logs/<teacher_id>/students_{sarch}_s{seed}/distill_students.log",
+    benchmark:
+        "benchmarks/<teacher_id>/students_{sarch}_s{seed}/distill_students.tsv"
+    conda:
+        "../envs/lskd.yaml"
+    threads: job_threads("student")
+    resources:
+        **gpu_resources("student"),
+    params:
+        args=run_args("students"),
     shell:
         "lskd distill {params.args} --data {input.data} --teacher {input.teacher} "
         "--model-out {output.model} --metrics-out {output.metrics} > {log} 2>&1"

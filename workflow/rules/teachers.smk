@@ -11,7 +11,7 @@ rule train_teacher:
         "benchmarks/<teacher_id>/train_teacher.tsv"
     conda:
         "../envs/lskd.yaml"
-    threads: 1
+    threads: job_threads("teacher")
     resources:
         **gpu_resources("teacher"),
     params:

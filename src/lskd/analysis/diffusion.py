@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from lskd.analysis.checks import check_rows_and_labels
 from lskd.analysis.projection import load_npz
 from lskd.atomic import write_json
 from lskd.errors import DataError
@@ -64,16 +65,7 @@ _RELATIVE_ZERO = 1e-12
 
 def _check_inputs(points: np.ndarray, labels: np.ndarray) -> None:
     """Shapes, integer labels, finiteness; raise ``DataError`` naming the problem."""
-    if points.ndim != 2 or points.shape[1] < 2:
-        raise DataError(f"points must have shape (n, d >= 2), got {points.shape}")
-    if labels.shape != (points.shape[0],):
-        raise DataError(
-            f"labels have shape {labels.shape}, expected ({points.shape[0]},)"
-        )
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise DataError(f"labels must be integers, got {labels.dtype}")
-    if not np.all(np.isfinite(points)):
-        raise DataError("points have non-finite values")
+    check_rows_and_labels(points, labels, "points")
     missing = [k for k in SIMILAR_PAIR if not np.any(labels == k)]
     if missing:
         raise DataError(f"no point of class {missing} (separation needs classes 0, 1)")
@@ -132,7 +124,8 @@ def diffusion_metrics(points: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
 
 
 def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
-    """One level: ``spread_0``, ``anisotropy_1``, ..., ``separation`` (table rows)."""
+    """One level: ``spread_0``, ``anisotropy_1``, ..., ``separation`` and
+    ``stability_rec_train`` / ``_test`` (NaN when the file has no stability)."""
     flat = {
         f"{name}_{label}": float(values[name])
         for label, values in metrics["classes"].items()
@@ -140,6 +133,9 @@ def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     }
     for name in ("centroid_distance", "pooled_std", "separation"):
         flat[name] = float(metrics[name])
+    stability = metrics.get("stability_reconstructed", {})
+    for split in SPLITS:
+        flat[f"stability_rec_{split}"] = float(stability.get(split, np.nan))
     return flat
 
 
@@ -152,9 +148,14 @@ def _named(metrics: dict[str, Any], names: np.ndarray) -> dict[str, Any]:
 
 
 def diffusion_file(
-    projection_npz: Path, out_json: Path, split: str = "train"
+    projection_npz: Path,
+    out_json: Path,
+    split: str = "train",
+    penultimate_npz: Path | None = None,
 ) -> dict[str, Any]:
-    """Write ``diffusion.json`` for one run's projection.
+    """Write ``diffusion.json`` for one run's projection (and, given the run's
+    ``penultimate.npz``, the reconstructed Shen et al. stability of its softmax
+    outputs under ``stability_reconstructed``: ``lskd.analysis.stability``).
 
     The top level holds the metrics of ``split`` (errors raise ``DataError`` naming the
     file); ``other_splits`` holds those of the other split, or ``{"error": ...}`` when
@@ -190,6 +191,10 @@ def diffusion_file(
         except DataError as err:
             log.warning("%s", err)
             result["other_splits"][other] = {"error": str(err)}
+    if penultimate_npz is not None:
+        from lskd.analysis.stability import stability_of_penultimate
+
+        result["stability_reconstructed"] = stability_of_penultimate(penultimate_npz)
     write_json(out_json, result)
     log.info("wrote %s (separation %.3f)", out_json, result["separation"])
     return result

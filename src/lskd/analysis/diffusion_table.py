@@ -22,8 +22,21 @@ from lskd.atomic import atomic_path
 from lskd.errors import DataError
 
 log = logging.getLogger(__name__)
-COLUMNS = ("separation", "anisotropy_0", "anisotropy_1", "spread_0", "spread_1")
-PLOTTED = ("separation", "anisotropy_0", "anisotropy_1")
+COLUMNS = (
+    "separation",
+    "anisotropy_0",
+    "anisotropy_1",
+    "spread_0",
+    "spread_1",
+    "stability_rec_train",
+    "stability_rec_test",
+)
+PLOTTED = {  # column -> panel title
+    "separation": "separation (classes 0, 1)",
+    "anisotropy_0": "anisotropy (class 0)",
+    "anisotropy_1": "anisotropy (class 1)",
+    "stability_rec_train": "stability, reconstructed (train)",
+}
 
 
 def build_rows(metrics_paths: Sequence[Path], diffusion_paths: Sequence[Path]):
@@ -63,7 +76,7 @@ def plot(table: pd.DataFrame, title: str, out_png: Path) -> None:
         ax.set_xticks(temps, [f"{T:g}" for T in temps])
         ax.minorticks_off()
         ax.set_xlabel("KD temperature T")
-        ax.set_title(name.replace("_0", " (class 0)").replace("_1", " (class 1)"))
+        ax.set_title(PLOTTED[name], fontsize=10)
     axes[0].legend(title="students; teacher dashed", fontsize=8)
     fig.suptitle(title, fontsize=10)
     with atomic_path(out_png) as tmp:
@@ -85,7 +98,9 @@ def write_diffusion_table(
     caption = (
         f"{title}: lskd's diffusion metrics (ours, not the paper's) of the projected "
         "training features, mean over seeds (n): separation of the two similar classes "
-        "(centroid distance / pooled std) and per-class anisotropy and spread."
+        "(centroid distance / pooled std) and per-class anisotropy and spread; "
+        "stability_rec_<split> is the RECONSTRUCTED Shen et al. stability of the "
+        "softmax outputs (formula not found, PAPER.md §6; lskd.analysis.stability)."
     )
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False)

@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from lskd.analysis.tables import parse_run
+from lskd.analysis.tables import format_alpha, parse_run, row_label
 from lskd.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -156,3 +156,67 @@ def _teachers_of_our_tables(
     cell = ["task", "teacher_arch", "alpha"]
     any_ran = mark.groupby(cell, dropna=False)["_ran"].transform("any")
     return teachers[mark["_ran"] | ~any_ran]
+
+
+def _paper_cell(row: pd.Series) -> str:
+    if pd.isna(row["paper"]):
+        return "–"
+    return f"{row['paper']:.2f}"
+
+
+def _delta_cell(row: pd.Series) -> str:
+    if pd.isna(row["delta"]):
+        return "–"
+    mark = " ✓" if bool(row["within_0.3"]) else ""
+    return f"{row['delta']:+.2f}{mark}"
+
+
+def with_paper_columns(
+    table: pd.DataFrame,
+    caption: str,
+    metrics: Sequence[dict[str, Any]],
+    sources: Sequence[str] | None = None,
+) -> tuple[pd.DataFrame, str]:
+    """Add the paper's top-1 and ``delta = ours - paper`` after each alpha column of a
+    ``tables.build_table`` table, when the paper has numbers for its task and teacher
+    -> student pair; otherwise return ``table`` and ``caption`` unchanged.
+
+    A delta cell is ``+0.12 ✓`` when ``|delta| <= 0.3`` top-1 points (``TOLERANCE``);
+    the caption counts those cells and names the paper table and PAPER.md section.
+    """
+    numbers = load_paper_numbers()
+    compared = compare(ours_frame(metrics, sources), numbers)
+    compared = compared[compared["paper"].notna()]
+    students = compared[compared["role"] == "student"]
+    if len(students):  # teachers match every paper table of their arch: keep ours
+        pair = students["student_arch"].iloc[0]
+        compared = compared[compared["student_arch"] == pair]
+    if compared.empty:
+        return table, caption
+    out = table.copy()
+    for alpha, cells in compared.groupby("alpha"):
+        column = format_alpha(alpha)
+        labels = [
+            row_label(
+                r.role, r.teacher_arch if r.role == "teacher" else r.student_arch, r.T
+            )
+            for r in cells.itertuples()
+        ]
+        at = out.columns.get_loc(column) + 1
+        paper = pd.Series([_paper_cell(r) for _, r in cells.iterrows()], index=labels)
+        delta = pd.Series([_delta_cell(r) for _, r in cells.iterrows()], index=labels)
+        out.insert(at, f"{column} paper", paper.reindex(out.index).fillna("–"))
+        out.insert(at + 1, f"{column} Δ top-1", delta.reindex(out.index).fillna("–"))
+    within = int(compared["within_0.3"].sum())
+    used = sorted(set(compared["section"]))
+    sections = ", ".join(used)
+    tables = ", ".join(
+        sorted(set(numbers.loc[numbers["section"].isin(used), "paper_table"]))
+    )
+    note = (
+        f" Beside each alpha column: the paper's top-1 ({tables}; "
+        f"PAPER.md §{sections}) and delta = ours - paper in top-1 points; "
+        f"✓ marks the {within} of "
+        f"{len(compared)} paper cells within ±{TOLERANCE:g}."
+    )
+    return out, caption + note

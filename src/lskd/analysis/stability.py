@@ -13,12 +13,22 @@ class k, n_k = number of samples of class k, K = number of classes that have at 
 one sample (classes without samples are left out of the mean). The inner term is the
 mean squared distance to the class mean, E||p||^2 - ||pbar||^2 <= 1 - ||pbar||^2 < 1,
 so 0 < S <= 1, with S = 1 exactly when every class's outputs are identical.
+
+In the pipeline (``stability_of_penultimate``) S is computed per run on the softmax of
+the full logits (all classes, T = 1) of the images that ``lskd extract`` took for the
+projection (the three classes of the visualization subset), per split; it lands in the
+run's ``diffusion.json`` and in the diffusion table as ``stability_rec_<split>``.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 
+from lskd.analysis.checks import check_rows_and_labels
+from lskd.analysis.projection import load_npz
 from lskd.errors import DataError
 
 ROW_SUM_TOLERANCE = 1e-4
@@ -34,18 +44,7 @@ def softmax(logits: np.ndarray, T: float = 1.0) -> np.ndarray:
 
 def _check(probs: np.ndarray, labels: np.ndarray) -> None:
     """Rows are probability vectors (within 1e-4); labels are valid class indices."""
-    if probs.ndim != 2 or probs.shape[0] == 0 or probs.shape[1] < 2:
-        raise DataError(
-            f"probs must have shape (n >= 1, classes >= 2), got {probs.shape}"
-        )
-    if labels.shape != (probs.shape[0],):
-        raise DataError(
-            f"labels have shape {labels.shape}, expected ({probs.shape[0]},)"
-        )
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise DataError(f"labels must be integers, got {labels.dtype}")
-    if not np.all(np.isfinite(probs)):
-        raise DataError("probs have non-finite values")
+    check_rows_and_labels(probs, labels, "probs")
     low = probs.min()
     if low < -ROW_SUM_TOLERANCE:
         raise DataError(f"probs have a negative entry ({low:g}): not probabilities")
@@ -76,3 +75,25 @@ def stability_reconstructed(probs: np.ndarray, labels: np.ndarray) -> float:
         p = probs[labels == k]
         spreads.append(float(np.mean(np.sum((p - p.mean(axis=0)) ** 2, axis=1))))
     return 1.0 - float(np.mean(spreads))
+
+
+NPZ_KEYS = ("train_logits", "train_labels", "test_logits", "test_labels")
+DEFINITION = (
+    "RECONSTRUCTED Shen et al. stability (formula NOT FOUND, PAPER.md §6): "
+    "S = 1 - mean_k mean_{i in k} ||p_i - pbar_k||^2 over the softmax outputs p_i "
+    "(all classes, T = 1) of the projection's images"
+)
+
+
+def stability_of_penultimate(penultimate_npz: Path) -> dict[str, Any]:
+    """``stability_reconstructed`` per split of one run's ``penultimate.npz``."""
+    arrays = load_npz(Path(penultimate_npz), NPZ_KEYS)
+    result: dict[str, Any] = {"definition": DEFINITION}
+    for split in ("train", "test"):
+        try:
+            result[split] = stability_reconstructed(
+                softmax(arrays[f"{split}_logits"]), arrays[f"{split}_labels"]
+            )
+        except DataError as err:
+            raise DataError(f"{penultimate_npz}: {split} split: {err}") from None
+    return result

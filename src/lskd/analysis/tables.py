@@ -156,6 +156,13 @@ def check_consistent(runs: Sequence[Run]) -> None:
         seen[key] = run.source
 
 
+def row_label(role: str, arch: str, T: float | None = None) -> str:
+    """Row name: ``Teacher resnet50`` or ``Student resnet18, T=2``."""
+    if role == "teacher":
+        return f"Teacher {arch}"
+    return f"Student {arch}, T={format(T, 'g')}"
+
+
 def format_alpha(alpha: float) -> str:
     """Column label, at least one decimal: ``alpha = 0.0``, ``alpha = 0.05``."""
     text = format(alpha, "g")
@@ -202,11 +209,11 @@ def build_table(
     alphas = sorted({r.alpha for r in runs})
     temps = sorted({r.T for r in students if r.T is not None})
     rows: list[tuple[str, str, float | None]] = [
-        (f"Teacher {teacher_arch}", "teacher", None)
+        (row_label("teacher", teacher_arch), "teacher", None)
     ]
     if students:
         arch = students[0].arch
-        rows += [(f"Student {arch}, T={format(t, 'g')}", "student", t) for t in temps]
+        rows += [(row_label("student", arch, t), "student", t) for t in temps]
     cells = {
         label: [
             format_cell([r for r in runs if (r.role, r.T, r.alpha) == (role, t, alpha)])
@@ -309,17 +316,24 @@ def write_table(
     out_tex: Path,
     out_html: Path | None = None,
 ) -> pd.DataFrame:
-    """Build the table from ``metric_paths``; write CSV, Markdown, LaTeX (and HTML)."""
+    """Build the table from ``metric_paths``; write CSV, Markdown, LaTeX (and HTML).
+
+    When the paper has numbers for this task and teacher -> student pair, each alpha
+    column is followed by the paper's cell and the top-1 delta (``with_paper_columns``).
+    """
     paths = [Path(p) for p in metric_paths]
     metrics = [read_metrics(p) for p in paths]
     sources = [str(p) for p in paths]
+    from lskd.analysis.paper import with_paper_columns  # paper.py imports this module
+
     table = build_table(metrics, sources)
     caption = table_caption(metrics, sources)
+    table, caption = with_paper_columns(table, caption, metrics, sources)
     first = next(parse_run(m, s) for m, s in zip(metrics, sources, strict=True))
     pair = f"{first.task}-{first.teacher_arch}-{_student_arch(metrics, sources)}"
     label = "tab:" + re.sub(r"[^A-Za-z0-9]+", "-", pair)
     texts = {
-        Path(out_md): f"{caption}\n\n{table.to_markdown()}\n",
+        Path(out_md): f"{caption}\n\n{table.to_markdown(disable_numparse=True)}\n",
         Path(out_tex): to_latex(table, caption, label),
     }
     if out_html is not None:

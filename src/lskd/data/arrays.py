@@ -8,6 +8,7 @@ everything atomically.
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,6 +107,6 @@ def load_arrays(path: str | Path) -> Arrays:
         raise DataError(
             f"{path}: prepared dataset not found (run the prepare_data rule)"
         ) from None
-    except (OSError, KeyError, ValueError) as err:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise DataError(f"{path}: not a prepared lskd dataset ({err})") from None
     return Arrays(images, labels, names, mean, std)

@@ -23,17 +23,27 @@ class Augment:
     hflip: bool = True
 
 
+def draw_augment(n: int, aug: Augment, gen: torch.Generator) -> dict[str, Tensor]:
+    """The random numbers of one batch's augmentation (shifts, flips), in draw order."""
+    drawn = {}
+    if aug.pad:
+        drawn["dy"] = torch.randint(0, 2 * aug.pad + 1, (n,), generator=gen)
+        drawn["dx"] = torch.randint(0, 2 * aug.pad + 1, (n,), generator=gen)
+    if aug.hflip:
+        drawn["flip"] = torch.rand(n, generator=gen) < 0.5
+    return drawn
+
+
 def augment_batch(x: Tensor, aug: Augment, gen: torch.Generator) -> Tensor:
     """Randomly crop each (C, H, W) image of `x` from its zero-padded copy; maybe flip
     it.
     """
     n, _, h, w = x.shape
+    drawn = draw_augment(n, aug, gen)
     if aug.pad:
         padded = torch.nn.functional.pad(x, (aug.pad,) * 4)
-        dy = torch.randint(0, 2 * aug.pad + 1, (n,), generator=gen)
-        dx = torch.randint(0, 2 * aug.pad + 1, (n,), generator=gen)
-        rows = (dy[:, None] + torch.arange(h))[:, None, :, None]
-        cols = (dx[:, None] + torch.arange(w))[:, None, None, :]
+        rows = (drawn["dy"][:, None] + torch.arange(h))[:, None, :, None]
+        cols = (drawn["dx"][:, None] + torch.arange(w))[:, None, None, :]
         x = padded[
             torch.arange(n)[:, None, None, None],
             torch.arange(x.shape[1])[None, :, None, None],
@@ -41,8 +51,7 @@ def augment_batch(x: Tensor, aug: Augment, gen: torch.Generator) -> Tensor:
             cols,
         ]
     if aug.hflip:
-        flip = torch.rand(n, generator=gen) < 0.5
-        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        x = torch.where(drawn["flip"][:, None, None, None], x.flip(-1), x)
     return x
 
 
@@ -84,6 +93,12 @@ class Batches:
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        return self.iter_from(0)
+
+    def iter_from(self, start: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """The pass from batch `start` on; the skipped batches' order and augmentation
+        draws are still taken from the generator (cheaply), so it ends in the same
+        state as a full pass."""
         n = len(self.labels)
         order = (
             torch.randperm(n, generator=self.generator)
@@ -93,6 +108,10 @@ class Batches:
         order = order[self.rank :: self.world][: self._per_rank()]
         for b in range(len(self)):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+            if b < start:
+                if self.augment is not None:
+                    draw_augment(len(idx), self.augment, self.generator)
+                continue
             x = self.images[idx].float().div_(255.0)
             if self.augment is not None:
                 x = augment_batch(x, self.augment, self.generator)

@@ -112,7 +112,13 @@ class KeyedBatches:
         return self.steps
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        self.sampler.keys = self.next_keys()
+        return self.iter_from(0)
+
+    def iter_from(self, start: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """The pass from batch `start` on (a resumed epoch): the keys of the skipped
+        batches are drawn and dropped, their images are never loaded."""
+        keys = self.next_keys()
+        self.sampler.keys = keys[start * self.loader.batch_size :]
         return iter(self.loader)
 
 

@@ -104,6 +104,11 @@ def open_source(
     """Open a prepared dataset: `.npz` arrays or a `.json` image-file manifest."""
     path = Path(path)
     if path.suffix == ".npz":
+        image_keys = {k: v for k, v in augment.items() if k not in ("pad", "hflip")}
+        if image_keys:  # image-file settings do not apply, but must still be known
+            from lskd.data.transforms import ImageAugment
+
+            ImageAugment.from_dict(image_keys)
         try:
             aug = Augment(**{k: v for k, v in augment.items() if k in ("pad", "hflip")})
         except TypeError as err:

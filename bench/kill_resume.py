@@ -1,0 +1,93 @@
+"""Kill-and-resume campaign: kill `lskd train` / `lskd distill` at seeded random
+moments, rerun the same command until it finishes, compare with an uninterrupted run.
+
+The pytest version (tests/test_kill_resume.py) forks warm processes to stay within a
+minute; this one, by default, starts every attempt as a fresh `python -m lskd.cli`
+process, exactly as Snakemake does, and can run many more kill points. Prints one line
+per kill and a summary; exit status 1 if any resumed run differs.
+
+  python bench/kill_resume.py --kills 15 --seed 0               # real processes
+  python bench/kill_resume.py --kills 50 --launcher fork --epochs 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from conftest import make_toy_npz  # noqa: E402
+from killharness import (  # noqa: E402
+    ExecLauncher,
+    ForkLauncher,
+    kill_chain,
+    run_baseline,
+)
+from test_kill_resume import HP, image_jobs  # noqa: E402
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--kills", type=int, default=15, help="kill points per job")
+    p.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
+    p.add_argument("--launcher", choices=["exec", "fork"], default="exec")
+    p.add_argument("--epochs", type=int, default=HP["epochs"], help="epochs per run")
+    p.add_argument("--jobs", default="teacher,student", help="comma-separated jobs")
+    p.add_argument("--work", type=Path, help="keep the runs here (default: temp)")
+    args = p.parse_args()
+    HP["epochs"] = args.epochs
+    work = args.work or Path(tempfile.mkdtemp(prefix="lskd-kills-"))
+    work.mkdir(parents=True, exist_ok=True)
+    launcher = ExecLauncher() if args.launcher == "exec" else ForkLauncher()
+    if args.launcher == "fork":
+        launcher.warm(work / "warm.log")
+    data = make_toy_npz(work / "toy.npz", 2000, 200)
+    start = time.perf_counter()
+    teacher_out, teacher_wall = run_baseline(
+        image_jobs(data, Path("-"))["teacher"], launcher, work
+    )
+    jobs = image_jobs(data, teacher_out / "model.pt")
+    total = Counter()
+    for i, name in enumerate(args.jobs.split(",")):
+        job = jobs[name]
+        if name == "teacher":
+            baseline, wall = teacher_out, teacher_wall
+        else:
+            baseline, wall = run_baseline(job, launcher, work)
+        report = kill_chain(
+            job, launcher, work, baseline, wall, args.kills, args.seed + i
+        )
+        for a in report.attempts:
+            if a.killed:
+                print(
+                    f"{name} chain {a.chain}: {a.signal} after {a.kill_after:.2f} s "
+                    f"-> exit {a.exit_code}; had resumed from {a.resumed_from or '-'}"
+                )
+        killed = [a for a in report.attempts if a.killed]
+        total.update(
+            kills=len(killed),
+            term=sum(a.signal == "SIGTERM" for a in killed),
+            exit75=sum(a.exit_code == 75 for a in killed),
+            resumed=sum(bool(a.resumed_from) for a in report.attempts),
+            mid_epoch=sum("steps" in (a.resumed_from or "") for a in report.attempts),
+            runs=len(report.identical) + len(report.different),
+            identical=len(report.identical),
+        )
+        print(f"{name}: baseline {wall:.1f} s; {report.identical + report.different}")
+    print(
+        f"summary: {total['kills']} kill points ({total['term']} SIGTERM, "
+        f"{total['exit75']} of them exited 75 after saving), {total['resumed']} "
+        f"starts resumed from last.pt ({total['mid_epoch']} mid-epoch), "
+        f"{total['identical']}/{total['runs']} finished runs identical to the "
+        f"uninterrupted one; {time.perf_counter() - start:.0f} s; work dir {work}"
+    )
+    return 0 if total["identical"] == total["runs"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

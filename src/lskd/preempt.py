@@ -1,0 +1,115 @@
+"""Graceful preemption: SIGTERM / SIGUSR1 → checkpoint at the next step → exit 75.
+
+SLURM sends SIGTERM when it preempts a job (after `GraceTime` it sends SIGKILL) and,
+with `sbatch --signal=<sig>@<seconds>`, a signal of our choice before the time limit.
+`watch()` turns both signals into a flag instead of death; the training loop polls the
+flag after every optimizer step (`stop_agreed`, all-reduced so every data-parallel rank
+stops at the same step), saves `last.pt` there and raises `Preempted`. The CLI turns
+that into exit code `REQUEUE_EXIT`.
+
+Why 75: it is `EX_TEMPFAIL` of sysexits.h ("temporary failure; the user is invited to
+retry"), distinct from 1 (crash) and 2 (bad input). Snakemake treats any non-zero exit
+as a failed job and, with `retries:` (profiles/slurm), resubmits it; the new job resumes
+from `last.pt` (under the SLURM executor the batch job runs a job-step `snakemake`,
+whose own exit status is 1, so Snakemake's `retries` is what requeues there). Run
+directly under `sbatch`, `lskd train` exits 75 itself, which a site can requeue
+automatically with `RequeueExit=75` in slurm.conf. A job that SLURM requeues after
+preemption (`--requeue`, the plugin's `slurm-requeue`) resumes the same way.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+REQUEUE_EXIT = 75  # os.EX_TEMPFAIL
+SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+_received: int | None = None
+
+
+class Preempted(Exception):
+    """Training stopped on a preemption signal after saving its resume checkpoint."""
+
+    def __init__(self, signum: int, where: str):
+        self.signum, self.where = signum, where
+        super().__init__(
+            f"{signal.Signals(signum).name} received: checkpoint saved at {where}"
+        )
+
+
+def _flag(signum: int, frame: Any) -> None:
+    global _received
+    _received = signum  # nothing else: a signal handler must stay trivial
+
+
+def requested() -> int | None:
+    """The signal received since `watch()` started, or None."""
+    return _received
+
+
+_depth = 0
+
+
+@contextmanager
+def watch() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGUSR1 set the flag instead of killing us.
+
+    Blocks nest (a job watches from its start, `fit` again around the loop): only the
+    outermost one clears the flag and installs the handlers. Outside the main thread
+    (where handlers cannot be set) this is a no-op; previous handlers are put back
+    afterwards.
+    """
+    global _received, _depth
+    if _depth or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _received, _depth = None, 1
+    previous = {s: signal.signal(s, _flag) for s in SIGNALS}
+    try:
+        yield
+    finally:
+        _depth = 0
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def stop_agreed(ctx: Any) -> int | None:
+    """The signal to stop on, agreed by all ranks (max over ranks of this flag)."""
+    mine = _received or 0
+    if ctx.world > 1:
+        import torch
+        import torch.distributed as dist
+
+        flag = torch.tensor([mine], dtype=torch.int64, device=ctx.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        mine = int(flag.item())
+    return mine or None
+
+
+@contextmanager
+def forwarding(proc: subprocess.Popen) -> Iterator[None]:
+    """Pass SIGTERM and SIGUSR1 on to `proc` (a child we started) as SIGTERM, the
+    signal torchrun relays to its workers; used while waiting for it."""
+
+    def forward(signum: int, frame: Any) -> None:
+        global _received
+        _received = signum
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+
+    global _received
+    _received = None
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, forward) for s in SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

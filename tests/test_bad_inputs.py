@@ -1,0 +1,417 @@
+"""Catalogue of bad inputs: each is refused by the real CLI entry point
+(`lskd.cli.main`, or the config validation Snakemake runs first) with exit code 2 and
+one line `lskd <cmd>: error: ...` that names the offending key or file, without a
+traceback and without writing anything.
+
+NMT cases (unequal line counts, empty corpus, fairseq checkpoints) live on the NMT
+branch and join `CASES` after the merge.
+"""
+
+from __future__ import annotations
+
+import copy
+import errno
+import gzip
+import json
+import os
+import pickle
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import lskd.atomic
+from conftest import REPO, make_toy_npz
+from lskd import checkpoint
+from lskd.cli import main
+from lskd.config import Recipe, validate_config
+from lskd.errors import ConfigError
+from lskd.models import build_model
+from lskd.runs import RunSpec, train_teacher
+from test_folders import make_imagefolder
+
+HP = {"epochs": 1, "batch_size": 50, "lr": 0.05}
+MARKER = "pwned-by-pickle"
+
+
+class Payload:
+    """Unpickling this would create a file (the malicious checkpoint)."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+@dataclass
+class Case:
+    """argv(w) builds the command from the workspace `w`; `expect` must appear in the
+    error line; `keep` names files under `w.out` that existed before the call."""
+
+    argv: Callable[[W], list[str]]
+    expect: Callable[[W], str]
+    keep: tuple[str, ...] = ()
+    prepare: Callable[[W, pytest.MonkeyPatch], None] | None = None
+
+
+@dataclass
+class W:
+    """A case's workspace: shared inputs (read-only) plus a fresh output directory."""
+
+    data: Path
+    teacher: Path
+    root: Path
+    out: Path
+    tmp: Path
+
+
+def run_args(w: W, data: Path | None = None, hp: dict | None = None) -> list[str]:
+    return [
+        *("--task", "toy", "--data", str(data or w.data), "--arch", "mlp128"),
+        *("--seed", "0", "--hp", json.dumps(hp or HP), "--device", "cpu"),
+        *("--model-out", str(w.out / "model.pt")),
+        *("--metrics-out", str(w.out / "metrics.json")),
+    ]
+
+
+def train(w: W, *extra: str, **kw) -> list[str]:
+    return ["train", *run_args(w, **kw), "--alpha", "0.1", *extra]
+
+
+def distill(w: W, teacher: Path | None = None, T: str = "4") -> list[str]:
+    teacher = teacher or w.teacher
+    return ["distill", *run_args(w), "--teacher", str(teacher), "--T", T]
+
+
+def write(path: Path, content: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    return path
+
+
+def prepare_fmnist(w: W, root: Path) -> list[str]:
+    return [
+        *("prepare", "--dataset", "fashion_mnist", "--root", str(root)),
+        *("--val-size", "10", "--out", str(w.out / "data.npz")),
+    ]
+
+
+def prepare_folder(w: W, root: Path, *extra: str) -> list[str]:
+    return [
+        *("prepare", "--dataset", "imagefolder", "--root", str(root)),
+        *("--val-per-class", "1", "--out", str(w.out / "data.json"), *extra),
+    ]
+
+
+def fmnist_with(w: W, name: str, content: bytes) -> Path:
+    root = w.tmp / "fmnist"
+    for f in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"):
+        write(root / f, gzip.compress(b"\x00\x00\x08\x03" + b"\x00" * 12))
+    write(root / name, content)
+    return root
+
+
+def teacher_variant(w: W, name: str, **change) -> Path:
+    obj = checkpoint.load(w.teacher)
+    obj.update(change)
+    checkpoint.save(obj, w.tmp / name)
+    return w.tmp / name
+
+
+def truncated(src: Path, dest: Path) -> Path:
+    return write(dest, src.read_bytes()[: src.stat().st_size // 2])
+
+
+def malicious(w: W) -> Path:
+    path = w.tmp / "evil.pt"
+    with open(path, "wb") as fh:
+        pickle.dump({"state_dict": Payload(str(w.tmp / MARKER))}, fh)
+    return path
+
+
+def enospc_on_fsync(w: W, mp: pytest.MonkeyPatch) -> None:
+    def full(path):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    mp.setattr(lskd.atomic, "_fsync", full)
+
+
+def corrupt_last_pt(w: W, mp: pytest.MonkeyPatch) -> None:
+    write(w.out / "last.pt", b"PK\x03\x04 not really a zip")
+
+
+def other_arch_last_pt(w: W, mp: pytest.MonkeyPatch) -> None:
+    other = build_model("mlp512", 10, 1, 28)
+    opt = torch.optim.SGD(other.parameters(), lr=0.1)
+    state = {
+        "format": "lskd-resume-v2",
+        "epoch": 0,
+        "recipe": Recipe.from_dict(HP).to_dict(),
+        "model": other.state_dict(),
+        "optimizer": opt.state_dict(),
+    }
+    checkpoint.save(state, w.out / "last.pt")
+
+
+CASES: dict[str, Case] = {
+    # --- recipe, flags -------------------------------------------------------------
+    "hp unknown key": Case(
+        lambda w: train(w, hp={**HP, "lrate": 1}), lambda w: "--hp.lrate: unknown key"
+    ),
+    "hp wrong type": Case(
+        lambda w: train(w, hp={**HP, "lr": "fast"}), lambda w: "--hp.lr: expected float"
+    ),
+    "hp epochs 0": Case(
+        lambda w: train(w, hp={**HP, "epochs": 0}), lambda w: "--hp.epochs"
+    ),
+    "hp missing lr": Case(
+        lambda w: train(w, hp={"epochs": 1, "batch_size": 8}),
+        lambda w: "--hp.lr: required",
+    ),
+    "hp not JSON": Case(
+        lambda w: [*train(w)[:-2], "--hp", "{epochs: 1", "--alpha", "0"],
+        lambda w: "argument --hp: not valid JSON",
+    ),
+    "alpha 1": Case(
+        lambda w: [*train(w)[:-1], "1.0"], lambda w: "--alpha: must be in [0, 1)"
+    ),
+    "alpha negative": Case(lambda w: [*train(w)[:-1], "-0.1"], lambda w: "--alpha"),
+    "T zero": Case(lambda w: distill(w, T="0"), lambda w: "--T: must be > 0"),
+    "T negative": Case(lambda w: distill(w, T="-2"), lambda w: "--T: must be > 0"),
+    "unknown architecture": Case(
+        lambda w: [a if a != "mlp128" else "resnet5000" for a in train(w)],
+        lambda w: "resnet5000",
+    ),
+    "augment unknown key": Case(
+        lambda w: train(w, "--augment", '{"rotate": 30}'), lambda w: "augment"
+    ),
+    # --- data ----------------------------------------------------------------------
+    "data file missing": Case(
+        lambda w: train(w, data=w.tmp / "nope.npz"), lambda w: str(w.tmp / "nope.npz")
+    ),
+    "data unknown format": Case(
+        lambda w: train(w, data=write(w.tmp / "d.txt", b"x")), lambda w: "d.txt"
+    ),
+    "data npz corrupt": Case(
+        lambda w: train(w, data=write(w.tmp / "bad.npz", b"PK\x03\x04garbage")),
+        lambda w: str(w.tmp / "bad.npz"),
+    ),
+    "data npz truncated": Case(
+        lambda w: train(w, data=truncated(w.data, w.tmp / "half.npz")),
+        lambda w: str(w.tmp / "half.npz"),
+    ),
+    "raw data directory missing": Case(
+        lambda w: prepare_fmnist(w, w.tmp / "absent"), lambda w: str(w.tmp / "absent")
+    ),
+    "raw data directory empty": Case(
+        lambda w: prepare_fmnist(w, (w.tmp / "empty").resolve()),
+        lambda w: str(w.tmp / "empty" / "train-images-idx3-ubyte.gz"),
+        prepare=lambda w, mp: (w.tmp / "empty").mkdir(),
+    ),
+    "idx file corrupt": Case(
+        lambda w: prepare_fmnist(
+            w, fmnist_with(w, "train-images-idx3-ubyte.gz", b"not gzip")
+        ),
+        lambda w: "train-images-idx3-ubyte.gz: corrupt gzip",
+    ),
+    "idx file wrong magic": Case(
+        lambda w: prepare_fmnist(
+            w, fmnist_with(w, "train-images-idx3-ubyte.gz", gzip.compress(b"\x00" * 64))
+        ),
+        lambda w: "train-images-idx3-ubyte.gz: not an IDX file",
+    ),
+    "idx file truncated": Case(
+        lambda w: prepare_fmnist(
+            w,
+            fmnist_with(
+                w,
+                "train-images-idx3-ubyte.gz",
+                gzip.compress(
+                    b"\x00\x00\x08\x03" + (5).to_bytes(4, "big") * 3 + b"\x00"
+                ),
+            ),
+        ),
+        lambda w: "train-images-idx3-ubyte.gz: truncated",
+    ),
+    "image folder empty": Case(
+        lambda w: prepare_folder(w, w.tmp), lambda w: str(w.tmp / "train")
+    ),
+    "image folder wrong class count": Case(
+        lambda w: prepare_folder(w, w.root, "--expect-classes", "1000"),
+        lambda w: "1000",
+    ),
+    "image file truncated": Case(
+        lambda w: prepare_folder(w, w.tmp / "imgs"),
+        lambda w: "n02_0.JPEG",
+        prepare=lambda w, mp: truncate_one_image(w),
+    ),
+    # --- checkpoints ---------------------------------------------------------------
+    "teacher missing": Case(
+        lambda w: distill(w, w.tmp / "none.pt"), lambda w: f"{w.tmp / 'none.pt'}: file"
+    ),
+    "teacher corrupt": Case(
+        lambda w: distill(w, write(w.tmp / "junk.pt", b"\x00garbage" * 32)),
+        lambda w: f"{w.tmp / 'junk.pt'}: not a PyTorch checkpoint",
+    ),
+    "teacher empty": Case(
+        lambda w: distill(w, write(w.tmp / "empty.pt", b"")),
+        lambda w: f"{w.tmp / 'empty.pt'}: not a PyTorch checkpoint (an empty file)",
+    ),
+    "teacher pickle garbage": Case(
+        lambda w: distill(w, write(w.tmp / "pg.pt", b"\x80\x02" + bytes(range(200)))),
+        lambda w: f"{w.tmp / 'pg.pt'}: ",
+    ),
+    "teacher truncated": Case(
+        lambda w: distill(w, truncated(w.teacher, w.tmp / "cut.pt")),
+        lambda w: f"{w.tmp / 'cut.pt'}: corrupt or truncated",
+    ),
+    "teacher malicious pickle": Case(
+        lambda w: distill(w, malicious(w)), lambda w: "refused by weights_only"
+    ),
+    "teacher not ours": Case(
+        lambda w: distill(w, teacher_variant(w, "plain.pt", format="torchvision")),
+        lambda w: "plain.pt: not an lskd model file",
+    ),
+    "teacher other class count": Case(
+        lambda w: distill(w, teacher_variant(w, "k100.pt", num_classes=100)),
+        lambda w: "k100.pt: teacher has 100 classes",
+    ),
+    "teacher of another architecture": Case(
+        lambda w: distill(w, teacher_variant(w, "arch.pt", arch="mlp512")),
+        lambda w: "arch.pt: weights do not fit arch 'mlp512'",
+    ),
+    "import sha256 mismatch": Case(
+        lambda w: (
+            ["import-weights", str(w.teacher), str(w.out / "w.pt")]
+            + ["--arch", "mlp128", "--sha256", "0" * 64]
+        ),
+        lambda w: "sha256",
+    ),
+    "import checkpoint of another architecture": Case(
+        lambda w: (
+            ["import-weights", str(w.teacher), str(w.out / "w.pt")]
+            + ["--arch", "resnet18"]
+        ),
+        lambda w: "'mlp128', not 'resnet18'",
+    ),
+    "init of another architecture": Case(
+        lambda w: [
+            *(a if a != "mlp128" else "mlp512" for a in train(w)),
+            *("--init", str(w.teacher)),
+        ],
+        lambda w: str(w.teacher),
+    ),
+    "resume checkpoint corrupt": Case(
+        lambda w: train(w),
+        lambda w: "last.pt: corrupt or truncated checkpoint",
+        keep=("last.pt",),
+        prepare=corrupt_last_pt,
+    ),
+    "resume checkpoint of another architecture": Case(
+        lambda w: train(w),
+        lambda w: "last.pt: does not fit this model",
+        keep=("last.pt",),
+        prepare=other_arch_last_pt,
+    ),
+    "disk full while saving": Case(
+        lambda w: train(w),
+        lambda w: "last.pt: cannot write (No space left on device)",
+        prepare=enospc_on_fsync,
+    ),
+}
+
+
+def truncate_one_image(w: W) -> None:
+    root = make_imagefolder(w.tmp / "imgs")
+    image = root / "train" / "n02" / "n02_0.JPEG"
+    image.write_bytes(image.read_bytes()[:100])
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    base = tmp_path_factory.mktemp("shared")
+    data = make_toy_npz(base / "toy.npz", 200, 50)
+    spec = RunSpec(
+        task="toy",
+        data=data,
+        arch="mlp128",
+        seed=0,
+        recipe=Recipe.from_dict(HP),
+        model_out=base / "teacher" / "model.pt",
+        metrics_out=base / "teacher" / "metrics.json",
+    )
+    flag = torch.are_deterministic_algorithms_enabled()
+    train_teacher(spec, alpha=0.1)
+    torch.use_deterministic_algorithms(flag)
+    return data, spec.model_out, make_imagefolder(base / "imagenet")
+
+
+def test_catalogue_has_at_least_25_cases():
+    assert len(CASES) >= 25
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input_is_refused_cleanly(name, shared, tmp_path, capsys, monkeypatch):
+    case = CASES[name]
+    w = W(*shared, out=tmp_path / "out", tmp=tmp_path / "in")
+    w.out.mkdir(), w.tmp.mkdir()
+    if case.prepare:
+        case.prepare(w, monkeypatch)
+    flag = torch.are_deterministic_algorithms_enabled()
+    try:
+        code = main(case.argv(w))
+    except SystemExit as exit_:
+        code = exit_.code
+    finally:
+        torch.use_deterministic_algorithms(flag)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "error:" in line]
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("lskd"), err
+    assert "Traceback" not in err
+    assert case.expect(w) in lines[0], lines[0]
+    assert sorted(p.name for p in w.out.iterdir()) == sorted(case.keep)
+    assert not (w.tmp / MARKER).exists()
+
+
+# --- the workflow config (validated by common.smk before any job runs) ---------------
+
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+CONFIG_CASES = {
+    "unknown key": (("tasks", "fmnist", "teacher", "epoch"), 3, "epoch"),
+    "wrong type": (
+        ("tasks", "fmnist", "teacher", "lr"),
+        "fast",
+        "tasks.fmnist.teacher.lr",
+    ),
+    "alpha >= 1": (("run", "alphas"), [0.0, 1.0], "run.alphas[1]"),
+    "T <= 0": (("run", "temperatures"), [0], "run.temperatures[0]"),
+    "empty alphas": (("run", "alphas"), [], "run.alphas"),
+    "empty temperatures": (("run", "temperatures"), [], "run.temperatures"),
+    "unknown architecture": (
+        ("tasks", "fmnist", "teacher_archs"),
+        ["resnet5000"],
+        "resnet5000",
+    ),
+    "empty task list": (("run", "tasks"), [], "run.tasks"),
+}
+
+
+@pytest.mark.parametrize("name", list(CONFIG_CASES))
+def test_bad_config_names_the_key(name):
+    keys, value, expect = CONFIG_CASES[name]
+    config = copy.deepcopy(
+        yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    )
+    node = config
+    for key in keys[:-1]:
+        node = node[key]
+    node[keys[-1]] = value
+    with pytest.raises(ConfigError) as err:
+        validate_config(config, SCHEMA)
+    assert expect in str(err.value)
+    assert "\n" not in str(err.value)

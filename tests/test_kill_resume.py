@@ -1,0 +1,181 @@
+"""Kill at any moment -> the same command again -> the same metrics.json and model.pt.
+
+Each job is started, killed (SIGKILL, sometimes SIGTERM) at seeded random moments and
+restarted with the same arguments until it finishes; the result is compared with an
+uninterrupted run, bit for bit (CPU, deterministic algorithms), ignoring only the
+wall-time fields listed in `killharness.WALL_KEYS`. NMT jobs join `JOBS` the same way.
+The Snakemake path (kill the job, rerun the same `snakemake` command) is tested last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import make_toy_npz
+from killharness import ForkLauncher, Job, differences, kill_chain, run_baseline
+
+KILLS = {"teacher": 10, "student": 10}  # 20 kill points in all
+HP = {"epochs": 6, "batch_size": 50, "lr": 0.05, "eval_batch_size": 200}
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run_args(data: Path, out: Path) -> list[str]:
+    return [
+        *("--task", "toy", "--data", str(data), "--arch", "mlp128", "--seed", "0"),
+        *("--hp", json.dumps(HP), "--augment", '{"pad": 2, "hflip": true}'),
+        *("--device", "cpu", "--model-out", str(out / "model.pt")),
+        *("--metrics-out", str(out / "metrics.json")),
+    ]
+
+
+def image_jobs(data: Path, teacher: Path) -> dict[str, Job]:
+    """`lskd train` and `lskd distill` on the toy data (the student learns from
+    `teacher`, a finished teacher's model.pt)."""
+    return {
+        "teacher": Job(
+            "teacher", lambda out: ["train", *_run_args(data, out), "--alpha", "0.1"]
+        ),
+        "student": Job(
+            "student",
+            lambda out: [
+                "distill",
+                *_run_args(data, out),
+                "--teacher",
+                str(teacher),
+                "--T",
+                "4",
+            ],
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    work = tmp_path_factory.mktemp("kills")
+    data = make_toy_npz(work / "toy.npz", 2000, 200)
+    launcher = ForkLauncher()
+    launcher.warm(work / "warm.log")
+    teacher = image_jobs(data, Path("unused"))["teacher"]
+    teacher_out, teacher_wall = run_baseline(teacher, launcher, work)
+    return work, image_jobs(data, teacher_out / "model.pt"), launcher, teacher_wall
+
+
+@pytest.mark.slow  # about a minute for both jobs
+@pytest.mark.parametrize("name", list(KILLS))
+def test_killed_anywhere_resumes_to_identical_outputs(setup, name):
+    work, jobs, launcher, teacher_wall = setup
+    job = jobs[name]
+    if name == "teacher":
+        baseline, wall = work / "teacher-baseline", teacher_wall
+    else:
+        baseline, wall = run_baseline(job, launcher, work)
+    seed = sorted(KILLS).index(name)
+    report = kill_chain(job, launcher, work, baseline, wall, KILLS[name], seed)
+    summary = [
+        (a.signal, a.exit_code, a.resumed_from) for a in report.attempts if a.killed
+    ]
+    print(f"{name}: {report.kill_points} kills {summary}; {report.identical}")
+    assert report.kill_points == KILLS[name]
+    assert report.different == [] and report.identical
+    resumed = [a for a in report.attempts if a.resumed_from]
+    assert resumed, "no attempt resumed from a checkpoint: kill times too early"
+
+
+# --- through Snakemake: kill the running job, rerun the same command ----------------
+
+
+def _snakemake(work: Path, config: Path, *extra: str) -> subprocess.Popen:
+    cmd = ["snakemake", "-s", str(REPO / "workflow" / "Snakefile")]
+    cmd += ["--directory", str(work), "--configfile", str(config), "--cores", "1"]
+    cmd += ["results/fmnist/teacher_mlp128_a0.1_s0/metrics.json", *extra]
+    return subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group: we may signal all of it
+    )
+
+
+def _lskd_child(parent: int) -> int | None:
+    """The pid of a running `lskd train` below `parent` (our snakemake), if any."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().split(b"\0")
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if b"train" in cmd and any(c.endswith(b"lskd") for c in cmd[:2]):
+            pid, ppid = int(entry.name), int(stat[1])
+            while ppid > 1:  # is it a descendant of `parent`?
+                if ppid == parent:
+                    return pid
+                try:
+                    stat_p = (Path("/proc") / str(ppid) / "stat").read_text()
+                except OSError:
+                    break
+                ppid = int(stat_p.rsplit(")", 1)[1].split()[1])
+    return None
+
+
+def _wait_for(condition, proc: subprocess.Popen, what: str) -> None:
+    deadline = time.monotonic() + 240
+    while not condition() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert condition(), f"{what} never happened: {proc.communicate()[0][-3000:]}"
+
+
+@pytest.mark.slow
+def test_snakemake_rerun_after_kill_and_sigterm_gives_identical_metrics(
+    tmp_path, fmnist_root, snakemake_bin
+):
+    """SIGKILL the job mid-training; rerun the same command; SIGTERM the whole
+    snakemake process group (what SLURM does to a job step) once the job has resumed;
+    rerun again: metrics.json and model.pt equal an uninterrupted run's."""
+    config = yaml.safe_load((REPO / ".test" / "config" / "config.yaml").read_text())
+    config["run"]["alphas"] = [0.1]
+    config["tasks"]["fmnist"]["teacher"]["epochs"] = 6
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    run = "results/fmnist/teacher_mlp128_a0.1_s0"
+    last_pt = killed / run / "last.pt"
+    train_log = killed / "logs/fmnist/teacher_mlp128_a0.1_s0/train_teacher.log"
+
+    first = _snakemake(killed, path)
+    _wait_for(last_pt.exists, first, "a first epoch")
+    pid = _lskd_child(first.pid)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)  # the job, mid-training, after its first epoch
+    assert first.wait() != 0, first.communicate()[0][-3000:]
+
+    second = _snakemake(killed, path)  # the same command
+    _wait_for(lambda: "resumed from" in train_log.read_text(), second, "a resume")
+    pid = _lskd_child(second.pid)
+    os.killpg(second.pid, signal.SIGTERM)  # our own process group (new session)
+    out = second.communicate()[0]
+    assert second.returncode != 0, out[-3000:]
+    while pid is not None and Path(f"/proc/{pid}").exists():
+        time.sleep(0.1)  # its shell may die first; the job itself saves, then exits
+    assert "exit 75 to be requeued" in train_log.read_text(), train_log.read_text()
+
+    third = _snakemake(killed, path)
+    out = third.communicate()[0]
+    assert third.returncode == 0, out[-3000:]
+    assert "resumed from" in train_log.read_text()
+
+    clean = _snakemake(straight, path)
+    assert clean.wait() == 0, clean.communicate()[0][-3000:]
+    assert differences(straight / run, killed / run) == []
+    assert not last_pt.exists()

@@ -1,0 +1,283 @@
+"""Preemption and exact resume: RNG capture, mid-epoch positioning, SIGTERM/SIGUSR1."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import lskd.runs
+from conftest import make_toy_npz
+from lskd import checkpoint, preempt, rng
+from lskd.cli import main
+from lskd.config import Recipe
+from lskd.data.batches import Augment, Batches
+from lskd.data.folders import FolderSource, scan_imagefolder
+from lskd.distill import teacher_step
+from lskd.resume import position
+from lskd.runs import RunSpec, distill_student, train_teacher
+from test_folders import TINY, make_imagefolder
+
+BATCH = 50
+STEPS = 400 // BATCH  # 8 steps per epoch
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _restore_determinism():
+    flag = torch.are_deterministic_algorithms_enabled()
+    cublas = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    yield
+    torch.use_deterministic_algorithms(flag)
+    if cublas is None:
+        os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_toy_npz(tmp_path_factory.mktemp("toy") / "toy.npz", 400, 50)
+
+
+def _spec(data, out, epochs=3) -> RunSpec:
+    return RunSpec(
+        task="toy",
+        data=data,
+        arch="mlp128",
+        seed=0,
+        recipe=Recipe(epochs=epochs, batch_size=BATCH, lr=0.05),
+        model_out=out / "model.pt",
+        metrics_out=out / "metrics.json",
+        augment={"pad": 2, "hflip": True},
+    )
+
+
+def _strip(metrics: dict) -> dict:
+    wall = {"wall_s", "train_seconds", "train_images_per_s"}
+    wall |= {"train_images_per_s_per_process", "images_per_s"}
+    if isinstance(metrics, dict):
+        return {k: _strip(v) for k, v in metrics.items() if k not in wall}
+    if isinstance(metrics, list):
+        return [_strip(v) for v in metrics]
+    return metrics
+
+
+def _signalling_step(make_step, at: int, signum: int, calls: list):
+    """A step function that signals this process during global step `at` (once)."""
+    fired: list = []
+
+    def make(*args):
+        step = make_step(*args)
+
+        def counted(model, x, y):
+            calls.append(1)
+            if len(calls) == at and not fired:
+                fired.append(1)
+                os.kill(os.getpid(), signum)
+            return step(model, x, y)
+
+        return counted
+
+    return make
+
+
+# --- building blocks ---------------------------------------------------------------
+
+
+def test_rng_states_round_trip_through_weights_only(tmp_path):
+    random.seed(1), np.random.seed(2), torch.manual_seed(3)
+    np.random.normal()  # leaves a cached gaussian in numpy's state
+    state = rng.capture()
+    checkpoint.save({"rng": state}, tmp_path / "s.pt")
+    expected = (random.random(), np.random.normal(), torch.rand(3))
+    random.seed(9), np.random.seed(9), torch.manual_seed(9)
+    rng.restore(checkpoint.load(tmp_path / "s.pt")["rng"])
+    got = (random.random(), np.random.normal(), torch.rand(3))
+    assert got[:2] == expected[:2] and torch.equal(got[2], expected[2])
+
+
+def _full_and_resumed(batches, gen, k):
+    start = gen.get_state()
+    full = list(batches)
+    after_full = gen.get_state()
+    gen.set_state(start)
+    resumed = list(position(batches, k))
+    assert torch.equal(gen.get_state(), after_full)  # the same draws were taken
+    return full[k:], resumed
+
+
+@pytest.mark.parametrize("k", [0, 3, 8])
+def test_array_batches_resume_mid_epoch(k):
+    images = np.random.default_rng(0).integers(0, 255, (80, 1, 8, 8), dtype=np.uint8)
+    gen = torch.Generator().manual_seed(0)
+    batches = Batches(
+        images, np.arange(80), 10, (0.5,), (0.5,), gen, Augment(pad=2, hflip=True)
+    )
+    full, resumed = _full_and_resumed(batches, gen, k)
+    assert len(resumed) == len(full) == 8 - k
+    for (xa, ya), (xb, yb) in zip(full, resumed, strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+def test_folder_batches_resume_mid_epoch(tmp_path):
+    manifest = scan_imagefolder(make_imagefolder(tmp_path), 2, 0)
+    gen = torch.Generator().manual_seed(0)
+    batches = FolderSource(manifest, TINY).train_batches(3, gen)
+    full, resumed = _full_and_resumed(batches, gen, 2)
+    assert len(full) == len(resumed) == 2
+    for (xa, ya), (xb, yb) in zip(full, resumed, strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+def test_watch_turns_signals_into_a_flag_and_restores_handlers():
+    before = signal.getsignal(signal.SIGTERM)
+    with preempt.watch():
+        assert preempt.requested() is None
+        os.kill(os.getpid(), signal.SIGUSR1)
+        assert preempt.requested() == signal.SIGUSR1
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+# --- a signal during training: checkpoint at the next step, exit 75, same result ----
+
+
+@pytest.fixture(scope="module")
+def straight(data, tmp_path_factory):
+    spec = _spec(data, tmp_path_factory.mktemp("straight"))
+    return spec, train_teacher(spec, alpha=0.1)
+
+
+@pytest.mark.parametrize(
+    ("at", "signum", "where"),
+    [
+        (STEPS + 3, signal.SIGTERM, "epoch 1 + 3 steps"),  # mid-epoch
+        (STEPS, signal.SIGUSR1, "epoch 0 + 8 steps"),  # last step of epoch 1
+        (1, signal.SIGTERM, "epoch 0 + 1 steps"),  # first step
+    ],
+)
+def test_signal_saves_at_next_step_and_resume_is_bit_identical(
+    data, tmp_path, monkeypatch, straight, at, signum, where
+):
+    _, expected = straight
+    spec = _spec(data, tmp_path)
+    calls: list = []
+    step = _signalling_step(teacher_step, at, signum, calls)
+    monkeypatch.setattr(lskd.runs, "teacher_step", step)
+    with pytest.raises(preempt.Preempted) as stop:
+        train_teacher(spec, alpha=0.1)
+    assert stop.value.signum == signum
+    last = tmp_path / "last.pt"
+    state = checkpoint.load(last)
+    done = f"epoch {state['epoch']} + {state['partial']['step']} steps"
+    assert done == where
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no outputs
+
+    calls.clear()
+    got = train_teacher(spec, alpha=0.1)  # `at` already passed: no second signal
+    assert len(calls) == 3 * STEPS - (at - 1) - 1  # only the steps not done before
+    assert _strip(got) == _strip(expected)
+    assert not last.exists()
+
+
+def test_signal_between_epochs_stops_at_the_boundary(data, tmp_path, monkeypatch):
+    spec = _spec(data, tmp_path, epochs=2)
+    real = lskd.engine.evaluate
+    count = []
+
+    def evaluate(*args, **kw):  # a SIGTERM during the first validation pass
+        count.append(1)
+        if len(count) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(lskd.engine, "evaluate", evaluate)
+    with pytest.raises(preempt.Preempted, match="end of epoch 1"):
+        train_teacher(spec, alpha=0.1)
+    state = checkpoint.load(tmp_path / "last.pt")
+    assert (state["epoch"], state["partial"]) == (1, None)
+
+
+def test_signal_during_start_up_stops_after_the_first_step(data, tmp_path, monkeypatch):
+    real = lskd.runs.open_source
+
+    def open_source(*args, **kw):  # SIGTERM while the data is being opened
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(lskd.runs, "open_source", open_source)
+    with pytest.raises(preempt.Preempted, match="epoch 1 step 1"):
+        train_teacher(_spec(data, tmp_path), alpha=0.1)
+    assert checkpoint.load(tmp_path / "last.pt")["partial"]["step"] == 1
+
+
+def test_student_mid_epoch_signal(data, tmp_path, monkeypatch, straight):
+    teacher_spec, _ = straight
+    expected = distill_student(
+        _spec(data, tmp_path / "a", 2), teacher_spec.model_out, 4
+    )
+    calls: list = []
+    step = _signalling_step(lskd.runs.student_step, 5, signal.SIGTERM, calls)
+    monkeypatch.setattr(lskd.runs, "student_step", step)
+    spec = _spec(data, tmp_path / "b", 2)
+    with pytest.raises(preempt.Preempted):
+        distill_student(spec, teacher_spec.model_out, 4)
+    got = distill_student(spec, teacher_spec.model_out, 4)
+    assert _strip(got) == _strip(expected)
+
+
+def test_cli_exits_75_after_saving(data, tmp_path, monkeypatch):
+    calls: list = []
+    step = _signalling_step(teacher_step, 2, signal.SIGTERM, calls)
+    monkeypatch.setattr(lskd.runs, "teacher_step", step)
+    hp = json.dumps({"epochs": 1, "batch_size": BATCH, "lr": 0.05})
+    argv = ["train", "--task", "toy", "--data", str(data), "--arch", "mlp128"]
+    argv += ["--seed", "0", "--alpha", "0", "--hp", hp, "--device", "cpu"]
+    argv += ["--model-out", str(tmp_path / "model.pt")]
+    argv += ["--metrics-out", str(tmp_path / "metrics.json")]
+    assert main(argv) == preempt.REQUEUE_EXIT == 75
+    assert checkpoint.load(tmp_path / "last.pt")["partial"]["step"] == 2
+
+
+# --- data-parallel: the ranks agree on the step, rank 0 writes -----------------------
+
+
+def _ddp_train(data, out, log, extra=()):
+    hp = json.dumps({"epochs": 3, "batch_size": 25, "lr": 0.05})
+    argv = ["train", "--task", "toy", "--data", str(data), "--arch", "mlp128"]
+    argv += ["--seed", "0", "--alpha", "0", "--hp", hp, "--device", "cpu"]
+    argv += ["--gpus", "2", "--model-out", str(out / "model.pt")]
+    argv += ["--metrics-out", str(out / "metrics.json"), *extra]
+    code = "import sys; from lskd.cli import main; sys.exit(main())"
+    return subprocess.Popen([sys.executable, "-c", code, *argv], stderr=log, stdout=log)
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_data_parallel_job(data, tmp_path):
+    """SIGTERM to `lskd train --gpus 2` (CPU, Gloo): forwarded to torchrun and its
+    workers, which stop at the same step; exit 75; the rerun equals a straight run."""
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    with open(tmp_path / "straight.log", "wb") as log:
+        assert _ddp_train(data, straight, log).wait() == 0
+    log_path = tmp_path / "stopped.log"
+    with open(log_path, "wb") as log:
+        proc = _ddp_train(data, stopped, log)
+        deadline = time.monotonic() + 240
+        while b"epoch 1/3" not in log_path.read_bytes() and proc.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)  # our child: the relaunching lskd
+        assert proc.wait() == 75, log_path.read_text()[-3000:]
+    state = checkpoint.load(stopped / "last.pt")
+    assert state["epoch"] >= 1
+    assert sorted(p.name for p in stopped.iterdir()) == ["last.pt"]
+    with open(tmp_path / "again.log", "wb") as log:
+        assert _ddp_train(data, stopped, log).wait() == 0
+    got = json.loads((stopped / "metrics.json").read_text())
+    expected = json.loads((straight / "metrics.json").read_text())
+    assert _strip(got) == _strip(expected)
