@@ -84,7 +84,7 @@ def train_run(
         log.info("%s: arguments changed, starting afresh", save_dir)
         shutil.rmtree(save_dir)
     save_dir.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(json.dumps(argv))
+    write_json(stamp, argv)
     stats = fairseq_run.run_train(argv, *([teacher] if teacher else []))
     name = (
         "checkpoint_best.pt"
