@@ -11,13 +11,13 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(dataset-fashion-mnist chromium slurm-wlm slurmctld slurmd slurm-client munge slurmdbd mariadb-server)
 PYTHON=${PYTHON:-python3}
 
+sudo=""
+[[ $(id -u) -eq 0 ]] || sudo=sudo
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if ((${#missing[@]})); then
-    sudo=""
-    [[ $(id -u) -eq 0 ]] || sudo=sudo
     echo "setup: apt-get install ${missing[*]}"
     $sudo apt-get install -y --no-install-recommends "${missing[@]}" ||
         { $sudo apt-get update -qq && $sudo apt-get install -y --no-install-recommends "${missing[@]}"; }
@@ -32,7 +32,8 @@ for lang in de ru; do
         echo "setup: extracting Debian's libreoffice-l10n-$lang into $LO_ROOT"
         tmp=$(mktemp -d)
         (cd "$tmp" && apt-get download "libreoffice-l10n-$lang" >/dev/null 2>&1) ||
-            { echo "setup: apt-get download libreoffice-l10n-$lang failed (run apt-get update?)" >&2; rm -rf "$tmp"; exit 1; }
+            { $sudo apt-get update -qq && (cd "$tmp" && apt-get download "libreoffice-l10n-$lang" >/dev/null); } ||
+            { echo "setup: apt-get download libreoffice-l10n-$lang failed" >&2; rm -rf "$tmp"; exit 1; }
         mkdir -p "$LO_ROOT"
         dpkg-deb -x "$tmp"/libreoffice-l10n-"$lang"_*.deb "$LO_ROOT"
         rm -rf "$tmp"
