@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-from sklearn.decomposition import PCA
 
 from lskd.atomic import atomic_path
 from lskd.errors import DataError
@@ -138,6 +137,8 @@ def _project(penultimate: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     test_3d = test_x @ q
     train_c3d = class_centroids(train_x, train_labels) @ q
     test_c3d = class_centroids(test_x, test_labels) @ q
+    from sklearn.decomposition import PCA  # 2 s to import: only where it is used
+
     pca = PCA(n_components=2).fit(np.vstack([train_3d, train_c3d]))
     log.debug("PCA explained variance ratio %s", pca.explained_variance_ratio_)
     return {

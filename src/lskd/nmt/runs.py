@@ -22,10 +22,9 @@ from typing import Any
 from lskd import checkpoint
 from lskd.atomic import write_json
 from lskd.errors import DataError
-from lskd.nmt import bleu, bpe, corpus, fairseq_run
+from lskd.nmt import ARCH, bleu, bpe, corpus, fairseq_run
 
 log = logging.getLogger(__name__)
-ARCH = "transformer"
 
 
 def prepare(

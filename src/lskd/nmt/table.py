@@ -23,11 +23,13 @@ from lskd.analysis.tables import (
     _get,
     format_alpha,
     read_metrics,
+    row_label,
     to_html,
     to_latex,
 )
 from lskd.atomic import atomic_path
 from lskd.errors import DataError
+from lskd.nmt import ARCH
 
 log = logging.getLogger(__name__)
 SELECTION = {"last": "last update", "best_val": "lowest validation loss"}
@@ -109,8 +111,8 @@ def build_nmt_table(runs: Sequence[BleuRun]) -> pd.DataFrame:
     _check(runs)
     columns = sorted({(r.task, r.alpha) for r in runs})
     temps = sorted({r.T for r in runs if r.role == "student"})
-    rows = [("Teacher transformer", "teacher", None)]
-    rows += [(f"Student transformer, T={format(t, 'g')}", "student", t) for t in temps]
+    rows = [(row_label("teacher", ARCH), "teacher", None)]
+    rows += [(row_label("student", ARCH, t), "student", t) for t in temps]
     cells = {
         label: [
             _cell([r for r in runs if (r.task, r.alpha, r.role, r.T) == (*c, role, t)])
@@ -149,7 +151,7 @@ def write_nmt_table(
     table = build_nmt_table(runs)
     caption = nmt_caption(runs)
     texts = {
-        Path(out_md): f"{caption}\n\n{table.to_markdown()}\n",
+        Path(out_md): f"{caption}\n\n{table.to_markdown(disable_numparse=True)}\n",
         Path(out_tex): to_latex(table, caption, "tab:table5-nmt"),
     }
     if out_html is not None:
