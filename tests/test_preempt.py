@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -380,37 +381,54 @@ def test_sweep_cli_exits_75_after_saving(data, tmp_path, monkeypatch, sweep):
 # --- data-parallel: the ranks agree on the step, rank 0 writes -----------------------
 
 
-def _ddp_train(data, out, log, extra=()):
+def _ddp_train(data, out, log, fused=False):
+    """`lskd train --gpus 2` (or, `fused`, a `distill --gpus 2` sweep at T = 1, 4 with
+    outputs in out/T1, out/T4 from the teacher in out/../teacher)."""
     hp = json.dumps({"epochs": 3, "batch_size": 25, "lr": 0.05})
-    argv = ["train", "--task", "toy", "--data", str(data), "--arch", "mlp128"]
-    argv += ["--seed", "0", "--alpha", "0", "--hp", hp, "--device", "cpu"]
-    argv += ["--gpus", "2", "--model-out", str(out / "model.pt")]
-    argv += ["--metrics-out", str(out / "metrics.json"), *extra]
+    argv = ["--task", "toy", "--data", str(data), "--arch", "mlp128", "--seed", "0"]
+    argv += ["--hp", hp, "--device", "cpu", "--gpus", "2"]
+    if fused:
+        teacher = out.parent / "teacher" / "model.pt"
+        argv = ["distill", *argv, "--teacher", str(teacher), "--T", "1", "4"]
+        for flag, name in (("--model-out", "model.pt"), ("--metrics-out", "m.json")):
+            argv += [flag, *(str(out / t / name) for t in ("T1", "T4"))]
+    else:
+        argv = ["train", *argv, "--alpha", "0", "--model-out", str(out / "model.pt")]
+        argv += ["--metrics-out", str(out / "metrics.json")]
     code = "import sys; from lskd.cli import main; sys.exit(main())"
     return subprocess.Popen([sys.executable, "-c", code, *argv], stderr=log, stdout=log)
 
 
 @pytest.mark.slow
-def test_sigterm_to_a_data_parallel_job(data, tmp_path):
-    """SIGTERM to `lskd train --gpus 2` (CPU, Gloo): forwarded to torchrun and its
-    workers, which stop at the same step; exit 75; the rerun equals a straight run."""
+@pytest.mark.parametrize("fused", [False, True], ids=["train", "fused"])
+def test_sigterm_to_a_data_parallel_job(data, tmp_path, fused):
+    """SIGTERM to `lskd train --gpus 2` or a fused `lskd distill --gpus 2 --T 1 4`
+    (CPU, Gloo): forwarded to torchrun and its workers, which stop at the same step;
+    exit 75; the rerun equals a straight run."""
+    if fused:
+        train_teacher(_spec(data, tmp_path / "teacher", epochs=1), alpha=0.1)
+    runs = ["T1", "T4"] if fused else ["."]
+    last_pt = Path(runs[0]) / ("last_sweep.pt" if fused else "last.pt")
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     with open(tmp_path / "straight.log", "wb") as log:
-        assert _ddp_train(data, straight, log).wait() == 0
+        assert _ddp_train(data, straight, log, fused).wait() == 0
     log_path = tmp_path / "stopped.log"
     with open(log_path, "wb") as log:
-        proc = _ddp_train(data, stopped, log)
+        proc = _ddp_train(data, stopped, log, fused)
         deadline = time.monotonic() + 240
         while b"epoch 1/3" not in log_path.read_bytes() and proc.poll() is None:
             assert time.monotonic() < deadline
             time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)  # our child: the relaunching lskd
         assert proc.wait() == 75, log_path.read_text()[-3000:]
-    state = checkpoint.load(stopped / "last.pt")
+    state = checkpoint.load(stopped / last_pt)
     assert state["epoch"] >= 1
-    assert sorted(p.name for p in stopped.iterdir()) == ["last.pt"]
+    files = [str(p.relative_to(stopped)) for p in stopped.rglob("*") if p.is_file()]
+    assert files == [str(last_pt)]
     with open(tmp_path / "again.log", "wb") as log:
-        assert _ddp_train(data, stopped, log).wait() == 0
-    got = json.loads((stopped / "metrics.json").read_text())
-    expected = json.loads((straight / "metrics.json").read_text())
-    assert _strip(got) == _strip(expected)
+        assert _ddp_train(data, stopped, log, fused).wait() == 0
+    for run in runs:
+        name = "m.json" if fused else "metrics.json"
+        got = json.loads((stopped / run / name).read_text())
+        expected = json.loads((straight / run / name).read_text())
+        assert _strip(got) == _strip(expected)
