@@ -23,6 +23,11 @@ COMMANDS = [
     "diffusion",
     "claims",
     "diffusion-table",
+    "nmt-prepare",
+    "nmt-train",
+    "nmt-distill",
+    "nmt-score",
+    "nmt-table",
 ]
 
 

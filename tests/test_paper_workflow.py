@@ -120,6 +120,7 @@ def paper_run(tmp_path_factory):
             },
             "cub200": tiny_task(base / "cub", tiny),
         },
+        "nmt": {"pairs": []},  # NMT end to end: tests/test_nmt_pipeline.py
     }
     (base / "override.yaml").write_text(yaml.safe_dump(override))
     work = base / "work"

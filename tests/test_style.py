@@ -55,7 +55,13 @@ def rule_lengths() -> dict[str, int]:
 def test_rule_sizes():
     lengths = rule_lengths()
     assert lengths, "no rules found"
-    training = {"train_teacher", "distill_student", "distill_students"}
+    training = {
+        "train_teacher",
+        "distill_student",
+        "distill_students",
+        "train_nmt_teacher",
+        "distill_nmt_students",
+    }
     # STYLE.md §4 budgets 22 lines for training rules, 15 for the others (median 15); we
     # allow 17 / 16: the report() wrappers and the four table formats cost two lines.
     for name, n in lengths.items():

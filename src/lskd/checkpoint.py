@@ -13,6 +13,7 @@ import io
 import pickle
 import struct
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,12 @@ def save(obj: dict[str, Any], path: str | Path) -> None:
         fh.write(buffer.getbuffer())
 
 
-def load(path: str | Path) -> dict[str, Any]:
-    """torch.load with `weights_only=True` on CPU; one-line errors name the file."""
+def load(path: str | Path, allow: Sequence[type] = ()) -> dict[str, Any]:
+    """torch.load with `weights_only=True` on CPU; one-line errors name the file.
+
+    `allow` adds classes to the weights_only allow-list for this call only (fairseq
+    checkpoints hold an `argparse.Namespace`: see lskd.nmt.safe_load).
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: file not found")
@@ -56,7 +61,8 @@ def load(path: str | Path) -> dict[str, Any]:
         what = "an empty file" if not head else "neither a zip archive nor a pickle"
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({what})")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(list(allow)):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         raise CheckpointError(
             f"{path}: refused by weights_only loading ({_reason(err)}); a checkpoint "

@@ -16,6 +16,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from lskd.cli_analysis import add_analysis_commands
+from lskd.cli_nmt import add_nmt_commands
 from lskd.errors import ConfigError, LskdError
 from lskd.preempt import REQUEUE_EXIT as REQUEUE
 from lskd.preempt import Preempted, watch
@@ -339,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_extract)
 
     add_analysis_commands(sub)
+    add_nmt_commands(sub)
     return parser
 
 

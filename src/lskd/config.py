@@ -70,7 +70,24 @@ def validate_config(config: dict[str, Any], schema_path: str | Path) -> dict[str
                     f"tasks.{task}.penultimate.temperatures[{j}]: {T} is not "
                     "in run.temperatures"
                 )
+    _check_nmt(config["nmt"])
     return config
+
+
+def _check_nmt(nmt: dict[str, Any]) -> None:
+    """Cross-key rules of the `nmt` section (the schema checks each key alone)."""
+    if not nmt["pairs"]:
+        return
+    for role in ("teacher", "student"):
+        if role not in nmt:
+            raise ConfigError(f"nmt.{role}: required when nmt.pairs is not empty")
+    for i, pair in enumerate(nmt["student_pairs"] or []):
+        if pair not in nmt["pairs"]:
+            raise ConfigError(f"nmt.student_pairs[{i}]: {pair!r} is not in nmt.pairs")
+    if nmt["corpus"]["kind"] == "files":
+        for pair in nmt["pairs"]:
+            if pair not in nmt["corpus"]["files"]:
+                raise ConfigError(f"nmt.corpus.files: no entry for pair {pair!r}")
 
 
 def check_data_roots(config: dict[str, Any]) -> None:
@@ -79,6 +96,13 @@ def check_data_roots(config: dict[str, Any]) -> None:
         root = Path(config["tasks"][task]["data"]["root"])
         if not root.is_dir():
             raise ConfigError(f"tasks.{task}.data.root: directory {root} not found")
+    corpus = config.get("nmt", {}).get("corpus", {})
+    if config.get("nmt", {}).get("pairs") and corpus["kind"] == "libreoffice":
+        if not Path(corpus["root"]).is_dir():
+            raise ConfigError(
+                f"nmt.corpus.root: directory {corpus['root']} not found (run "
+                "scripts/setup.sh: it extracts Debian's libreoffice-l10n packages)"
+            )
 
 
 @dataclass(frozen=True)

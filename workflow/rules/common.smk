@@ -327,7 +327,7 @@ def final_targets():
         for t, a, s in pairs()
         if TASKS[t]["penultimate"]["enabled"]
     ]
-    return tables + claims + sorted(figures) + diffusion
+    return tables + claims + sorted(figures) + diffusion + nmt_targets()
 
 
 def prepare_args(wildcards):
@@ -403,3 +403,105 @@ def figure_args(wildcards):
         return f"--rows teacher --alphas {alphas} --title {title!r}"
     title = f"Penultimate layer of {w.panel} students of {w.tarch} ({w.task})"
     return f"--rows {figure_rows(wildcards)} --alphas {alphas} --title {title!r}"
+
+
+# ---- NMT (PAPER.md §3.6, Table 5) ----
+NMT = config["nmt"]
+NMT_PAIRS = NMT["pairs"]
+NMT_STUDENT_PAIRS = [
+    p for p in NMT_PAIRS if NMT["student_pairs"] is None or p in NMT["student_pairs"]
+]
+NMT_TEACHER = "results/nmt_{pair}/teacher_transformer_a{alpha}_s{tseed}"
+NMT_STUDENT = f"{NMT_TEACHER}/student_transformer_T{{T}}_s{{tseed}}"
+
+
+wildcard_constraints:
+    pair=r"en_[a-z]{2}",
+
+
+def nmt_prepare_args(wildcards):
+    corpus = json.dumps(NMT["corpus"], sort_keys=True)
+    return f"--corpus {shlex.quote(corpus)} --vocab-size {NMT['bpe_vocab']}"
+
+
+def nmt_run_args(role):
+    """Named param function: the `lskd nmt-train|nmt-distill` flags of one job. The
+    recipe JSON is part of them, so editing it reruns exactly the affected jobs;
+    teachers ignore `kd`."""
+
+    def params(wildcards, threads):
+        recipe = {k: v for k, v in NMT[role].items() if role == "student" or k != "kd"}
+        hp = shlex.quote(json.dumps(recipe, sort_keys=True))
+        args = f"--pair {wildcards.pair} --alpha {wildcards.alpha} "
+        args += f"--seed {wildcards.tseed} --hp {hp} --threads {threads}"
+        return args + (f" --T {' '.join(TEMPS)}" if role == "student" else "")
+
+    return params
+
+
+def nmt_resources():
+    """One GPU per NMT job where the executor knows GPUs; ignored locally."""
+    return {"gpu": 1, "mem_mb": 8000, "runtime": 1440}
+
+
+def nmt_students(name):
+    """The T-sweep's files `name` of one teacher directory (rule output patterns)."""
+    return expand(
+        f"results/<nmt_teacher_id>/student_transformer_T{{T}}_s{{{{tseed}}}}/{name}",
+        T=TEMPS,
+    )
+
+
+def nmt_report(path, what, labels=None):
+    """NMT artefacts in the report: Table 5, the split sizes, each run's BLEU."""
+    labels = labels or {
+        "table": {"table": "Table 5"},
+        "splits": {"pair": "{pair}", "run": "splits"},
+    }.get(what, {"pair": "{pair}", "alpha": "{alpha}", "run": what})
+    return report(
+        path,
+        caption=f"../report/nmt_{what if what in ('table', 'splits') else 'run'}.rst",
+        category="NMT",
+        subcategory="Table 5" if what == "table" else "{pair}",
+        labels=labels,
+    )
+
+
+def nmt_student_reports():
+    """The students' metrics.json of one teacher directory, one report item per T."""
+    items = []
+    for T, path in zip(TEMPS, nmt_students("metrics.json")):
+        labels = {"pair": "{pair}", "alpha": "{alpha}", "run": f"student T={T}"}
+        items.append(nmt_report(path, "student", labels))
+    return items
+
+
+def nmt_runs(name):
+    """`name` (metrics.json, ...) of every NMT run in Table 5."""
+    runs = [
+        NMT_TEACHER.format(pair=p, alpha=a, tseed=s)
+        for p in NMT_PAIRS
+        for a in ALPHAS
+        for s in SEEDS
+    ]
+    runs += [
+        NMT_STUDENT.format(pair=p, alpha=a, tseed=s, T=T)
+        for p in NMT_STUDENT_PAIRS
+        for a in ALPHAS
+        for s in SEEDS
+        for T in TEMPS
+    ]
+    return [f"{run}/{name}" for run in runs]
+
+
+def nmt_targets():
+    if not NMT_PAIRS:
+        return []
+    return [f"results/tables/table5_nmt.{ext}" for ext in ("csv", "md", "tex", "html")]
+
+
+def nmt_score_args(wildcards):
+    """`lskd nmt-score` flags: the pair, its prepared data, the generation settings."""
+    gen = shlex.quote(json.dumps(NMT["generate"], sort_keys=True))
+    data = f"resources/data/nmt_{wildcards.pair}/prepared"
+    return f"--pair {wildcards.pair} --data {data} --gen {gen}"

@@ -1,0 +1,195 @@
+"""fairseq argument lists (pure, testable) and in-process calls of its entry points.
+
+Each call logs the equivalent ``fairseq-<cmd> ...`` command line first, so a fairseq
+user can rerun it by hand (loading checkpoints then needs torch's weights_only
+allow-list of lskd.nmt.safe_load: fairseq's own CLI under torch >= 2.6 fails on them).
+The calls run inside `fairseq_safe_globals()` instead of a subprocess for that reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import time
+from pathlib import Path
+from typing import Any
+
+from lskd.nmt.safe_load import fairseq_safe_globals
+
+log = logging.getLogger(__name__)
+
+PLUGIN_DIR = Path(__file__).resolve().parent / "lskd_fairseq"
+SOURCE = "en"
+
+
+def preprocess_args(pair: str, text_dir: Path, dest: Path, threads: int) -> list[str]:
+    """``fairseq-preprocess`` of the subword text: one joined dictionary (PAPER.md
+    §3.6, ``--joined-dictionary``)."""
+    src, tgt = pair.split("_")
+    return [
+        *("--source-lang", src, "--target-lang", tgt),
+        *(
+            "--trainpref",
+            str(text_dir / "train"),
+            "--validpref",
+            str(text_dir / "valid"),
+        ),
+        *("--testpref", str(text_dir / "test"), "--destdir", str(dest)),
+        *("--joined-dictionary", "--workers", str(threads)),
+    ]
+
+
+def model_args(model: dict[str, Any]) -> list[str]:
+    """fairseq's ``transformer`` with the sizes of ``model`` (``nmt.*.model``)."""
+    args = ["--arch", "transformer"]
+    for side in ("encoder", "decoder"):
+        args += [f"--{side}-layers", str(model["layers"])]
+        args += [f"--{side}-embed-dim", str(model["embed_dim"])]
+        args += [f"--{side}-ffn-embed-dim", str(model["ffn_dim"])]
+        args += [f"--{side}-attention-heads", str(model["heads"])]
+    args += ["--dropout", str(model["dropout"])]
+    return args + (["--share-all-embeddings"] if model["share_all_embeddings"] else [])
+
+
+def recipe_args(recipe: dict[str, Any]) -> list[str]:
+    """Adam + inverse-sqrt schedule with warm-up (PAPER.md §3.6), batching and stop."""
+    args = [
+        *("--optimizer", "adam", "--adam-betas", "(0.9,0.98)"),
+        *("--lr", str(recipe["lr"]), "--lr-scheduler", "inverse_sqrt"),
+        *("--warmup-updates", str(recipe["warmup_updates"])),
+        *("--warmup-init-lr", str(recipe["warmup_init_lr"])),
+        *("--weight-decay", str(recipe["weight_decay"])),
+        *("--clip-norm", str(recipe["clip_norm"])),
+        *("--max-tokens", str(recipe["max_tokens"])),
+        *("--max-update", str(recipe["max_update"])),
+        *("--max-epoch", str(recipe["max_epoch"])),
+        *("--best-checkpoint-metric", "loss"),
+    ]
+    if recipe["patience"]:
+        args += ["--patience", str(recipe["patience"])]
+    if recipe["validate_interval_updates"]:
+        interval = str(recipe["validate_interval_updates"])
+        args += ["--validate-interval-updates", interval]
+        args += ["--save-interval-updates", interval, "--keep-interval-updates", "1"]
+    return args
+
+
+def train_args(
+    data: Path,
+    save_dir: Path,
+    model: dict[str, Any],
+    recipe: dict[str, Any],
+    seed: int,
+    criterion: list[str],
+    cpu: bool,
+) -> list[str]:
+    """Full ``fairseq-train`` argument list; ``criterion`` from `teacher_criterion` or
+    `student_criterion`."""
+    return [
+        str(data),
+        *model_args(model),
+        *recipe_args(recipe),
+        *criterion,
+        *("--save-dir", str(save_dir), "--no-epoch-checkpoints", "--seed", str(seed)),
+        *("--log-format", "simple", "--log-interval", "50", "--no-progress-bar"),
+        *("--num-workers", "0"),
+        *(["--cpu"] if cpu else []),
+    ]
+
+
+def teacher_criterion(alpha: float) -> list[str]:
+    """fairseq's label-smoothed CE (alpha = 0: plain CE). fairseq spreads alpha over the
+    V − 1 wrong words; PAPER.md §2.1 over all V: a difference of alpha/V per word."""
+    return [
+        *("--criterion", "label_smoothed_cross_entropy"),
+        *("--label-smoothing", format(alpha, "g")),
+    ]
+
+
+def student_criterion(teacher: Path, T: float, kd: dict[str, Any]) -> list[str]:
+    """Our word-level KD criterion (lskd.nmt.lskd_fairseq, PAPER.md §2.3)."""
+    return [
+        *("--user-dir", str(PLUGIN_DIR), "--criterion", "lskd_word_kd"),
+        *("--teacher-path", str(teacher), "--kd-temperature", format(T, "g")),
+        *("--kd-weight", str(kd["weight"])),
+        *("--kd-label-smoothing", str(kd["label_smoothing"])),
+        *("--kd-topk", str(kd["topk"])),
+    ]
+
+
+def generate_args(
+    data: Path, model: Path, results: Path, gen: dict[str, Any], cpu: bool
+) -> list[str]:
+    """``fairseq-generate`` on the test split, subwords decoded by sentencepiece."""
+    return [
+        str(data),
+        *("--path", str(model), "--gen-subset", "test"),
+        *("--beam", str(gen["beam"]), "--lenpen", str(gen["lenpen"])),
+        *("--max-len-a", str(gen["max_len_a"]), "--max-len-b", str(gen["max_len_b"])),
+        *("--batch-size", str(gen["batch_size"]), "--post-process", "sentencepiece"),
+        # with the default multiple of 8, fairseq-generate 0.12 silently skipped a
+        # final batch of 3 sentences here: every test sentence must be translated
+        *("--required-batch-size-multiple", "1"),
+        *("--results-path", str(results), "--seed", "0", "--num-workers", "0"),
+        *(["--cpu"] if cpu else []),
+    ]
+
+
+def log_command(prog: str, argv: list[str]) -> None:
+    log.info("equivalent command: %s %s", prog, shlex.join(argv))
+
+
+def run_preprocess(argv: list[str]) -> None:
+    from fairseq import options
+    from fairseq_cli import preprocess
+
+    log_command("fairseq-preprocess", argv)
+    preprocess.main(options.get_preprocessing_parser().parse_args(argv))
+
+
+def run_train(argv: list[str], *checkpoints: Path) -> dict[str, float]:
+    """fairseq-train in this process; returns wall seconds, updates and tokens/s."""
+    from fairseq import checkpoint_utils, distributed_utils, options
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+    from fairseq.logging import metrics
+    from fairseq_cli import train
+
+    log_command("fairseq-train", argv)
+    _reset_run_state(checkpoint_utils.save_checkpoint, train.should_stop_early)
+    args = options.parse_args_and_arch(options.get_training_parser(), argv)
+    cfg = convert_namespace_to_omegaconf(args)
+    start = time.perf_counter()
+    with fairseq_safe_globals(*checkpoints):
+        distributed_utils.call_main(cfg, train.main)
+    wall = time.perf_counter() - start
+    # fairseq resets its "train" meters each epoch; "default" sees the whole run
+    tokens = metrics.get_meter("default", "wpb")
+    train_wall = metrics.get_meter("default", "train_wall")
+    seconds = float(train_wall.sum) if train_wall is not None else 0.0
+    total = float(tokens.sum) if tokens is not None else 0.0
+    return {
+        "wall_s": round(wall, 2),
+        "train_step_s": round(seconds, 2),
+        "train_tokens": int(total),
+        "tokens_per_s": round(total / seconds, 1) if seconds else None,
+    }
+
+
+def _reset_run_state(*functions) -> None:
+    """fairseq keeps the best validation loss and the patience count as attributes of
+    these functions; a second run in the same process must not inherit them."""
+    for function in functions:
+        for name in ("best", "num_runs"):
+            if hasattr(function, name):
+                delattr(function, name)
+
+
+def run_generate(argv: list[str], model: Path) -> None:
+    from fairseq import options
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+    from fairseq_cli import generate
+
+    log_command("fairseq-generate", argv)
+    args = options.parse_args_and_arch(options.get_generation_parser(), argv)
+    with fairseq_safe_globals(model):
+        generate.main(convert_namespace_to_omegaconf(args))

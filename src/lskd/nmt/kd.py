@@ -1,0 +1,65 @@
+"""Word-level KD loss of the NMT students (PAPER.md §2.3), a pure function of tensors.
+
+Per non-pad target token, with student logits s, teacher logits t over a vocabulary of
+V words, temperature T, KD weight a and label-smoothing ε of the hard-label term:
+
+    L = a·T²·Σ_j q_j·(−log p^T_j) + (1 − a)·[(1 − ε)·(−log p_y) + (ε/V)·Σ_v (−log p_v)]
+
+q = softmax(t/T) over the whole vocabulary (``topk = 0``) or over the teacher's k
+largest logits, renormalised on those k words (``topk = k``: RayeRen's recipe, k = 4),
+and p^T = softmax(s/T), p = softmax(s) over the whole vocabulary. The loss is summed
+over tokens. a = 1 is pure KD (the image students' loss, PAPER.md §2.2, up to the
+teacher's entropy, a constant); a = 0 is the label-smoothed cross-entropy alone.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def word_kd_loss(
+    student_logits: Tensor,
+    teacher_logits: Tensor,
+    target: Tensor,
+    T: float,
+    kd_weight: float,
+    label_smoothing: float,
+    topk: int = 0,
+    ignore_index: int | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(total loss, summed NLL of the targets, summed KD term without a·T²).
+
+    Logits are ``[..., V]``, ``target`` is ``[...]``; positions whose target equals
+    ``ignore_index`` (fairseq's pad) count nothing. Computed in float32.
+    """
+    if T <= 0:
+        raise ValueError(f"T must be > 0, got {T}")
+    if not 0 <= kd_weight <= 1 or not 0 <= label_smoothing < 1:
+        raise ValueError("kd_weight must be in [0, 1] and label_smoothing in [0, 1)")
+    s = student_logits.float().reshape(-1, student_logits.size(-1))
+    t = teacher_logits.float().reshape(-1, teacher_logits.size(-1)).detach()
+    y = target.reshape(-1)
+    if ignore_index is not None:
+        keep = y != ignore_index
+        s, t, y = s[keep], t[keep], y[keep]
+    log_p_T = F.log_softmax(s / T, dim=-1)
+    if topk:
+        values, index = t.topk(topk, dim=-1)
+        q = F.softmax(values / T, dim=-1)
+        kd = -(q * log_p_T.gather(-1, index)).sum(-1)
+    else:
+        kd = -(F.softmax(t / T, dim=-1) * log_p_T).sum(-1)
+    log_p = F.log_softmax(s, dim=-1)
+    nll = -log_p.gather(-1, y.unsqueeze(-1)).squeeze(-1)
+    label = (1 - label_smoothing) * nll - label_smoothing * log_p.mean(-1)
+    loss = kd_weight * T * T * kd + (1 - kd_weight) * label
+    return loss.sum(), nll.sum(), kd.sum()
+
+
+def topk_mass(teacher_logits: Tensor, T: float, k: int) -> Tensor:
+    """Mean share of softmax(t/T) that the k largest logits carry (how much of the
+    teacher's distribution a top-k dump keeps)."""
+    p = torch.softmax(teacher_logits.float() / T, dim=-1)
+    return p.topk(k, dim=-1).values.sum(-1).mean()

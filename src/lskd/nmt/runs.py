@@ -1,0 +1,183 @@
+"""The NMT jobs: prepare a pair, train a teacher, distil students at several T, score.
+
+Run layout (as the image runs): ``results/nmt_<pair>/teacher_transformer_a<α>_s<seed>/``
+holds ``model.pt`` (the selected fairseq checkpoint without optimizer state),
+``train.json`` (recipe, fairseq command, wall time, tokens/s) and, after scoring,
+``metrics.json`` and ``test.hyp`` (detokenised translations); students sit one level
+deeper in ``student_transformer_T<T>_s<seed>/``. fairseq's rolling checkpoints live in
+``fairseq/`` inside the run while it trains (an interrupted job resumes from them) and
+are removed once ``model.pt`` is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lskd import checkpoint
+from lskd.atomic import write_json
+from lskd.errors import DataError
+from lskd.nmt import bleu, bpe, corpus, fairseq_run
+
+log = logging.getLogger(__name__)
+ARCH = "transformer"
+
+
+def prepare(
+    pair: str,
+    spec: dict[str, Any],
+    vocab_size: int,
+    out: Path,
+    splits: Path,
+    threads: int,
+) -> dict[str, Any]:
+    """Corpus splits -> joint BPE -> ``fairseq-preprocess``; ``out`` gets ``raw/``,
+    ``spm.model``, ``sub/`` and ``bin/``; ``splits`` (JSON) the sizes."""
+    src, tgt = pair.split("_")
+    info = corpus.prepare_corpus(spec, pair, out / "raw")
+    raw = [out / "raw" / f"train.{lang}" for lang in (src, tgt)]
+    model = bpe.train_bpe(raw, out / "spm", vocab_size, seed=spec["split_seed"])
+    info["subwords"] = {
+        f"{split}.{lang}": bpe.encode_file(
+            model, out / "raw" / f"{split}.{lang}", out / "sub" / f"{split}.{lang}"
+        )
+        for split in corpus.SPLITS
+        for lang in (src, tgt)
+    }
+    fairseq_run.run_preprocess(
+        fairseq_run.preprocess_args(pair, out / "sub", out / "bin", threads)
+    )
+    info["bpe"] = {"library": "sentencepiece", "model_type": "bpe", "vocab": vocab_size}
+    info["dictionary_size"] = sum(1 for _ in open(out / "bin" / f"dict.{src}.txt"))
+    write_json(splits, info)
+    return info
+
+
+def _cpu() -> bool:
+    import torch
+
+    return not torch.cuda.is_available()
+
+
+def train_run(
+    data: Path,
+    model_out: Path,
+    model: dict[str, Any],
+    recipe: dict[str, Any],
+    seed: int,
+    criterion: list[str],
+    meta: dict[str, Any],
+    teacher: Path | None = None,
+) -> dict[str, Any]:
+    """One fairseq-train run; writes ``model.pt`` and ``train.json`` beside it."""
+    save_dir = model_out.parent / "fairseq"
+    argv = fairseq_run.train_args(
+        data / "bin", save_dir, model, recipe, seed, criterion, _cpu()
+    )
+    stamp = save_dir / "argv.json"
+    if stamp.is_file() and json.loads(stamp.read_text()) != argv:
+        log.info("%s: arguments changed, starting afresh", save_dir)
+        shutil.rmtree(save_dir)
+    save_dir.mkdir(parents=True, exist_ok=True)
+    write_json(stamp, argv)
+    stats = fairseq_run.run_train(argv, *([teacher] if teacher else []))
+    name = (
+        "checkpoint_best.pt"
+        if recipe["selection"] == "best_val"
+        else "checkpoint_last.pt"
+    )
+    state = checkpoint.load(save_dir / name, allow=[argparse.Namespace])
+    state.pop("last_optimizer_state", None)
+    extra = state.get("extra_state") or {}
+    checkpoint.save(state, model_out)
+    info = {
+        **meta,
+        "arch": ARCH,
+        "model": model,
+        "recipe": recipe,
+        "selection": recipe["selection"],
+        "checkpoint": name,
+        "num_updates": int(state["optimizer_history"][-1]["num_updates"]),
+        "val_loss": extra.get("val_loss"),
+        **stats,
+        "fairseq_train": ["fairseq-train", *argv],
+    }
+    write_json(model_out.parent / "train.json", info)
+    shutil.rmtree(save_dir)
+    log.info("wrote %s (%s updates)", model_out, info["num_updates"])
+    return info
+
+
+def distill(
+    data: Path,
+    teacher: Path,
+    temps: Sequence[float],
+    model_outs: Sequence[Path],
+    model: dict[str, Any],
+    recipe: dict[str, Any],
+    kd: dict[str, Any],
+    seed: int,
+    meta: dict[str, Any],
+) -> None:
+    """The T-sweep of one teacher in one process (fairseq and the data load once)."""
+    if len(temps) != len(model_outs):
+        raise DataError(f"{len(temps)} temperatures for {len(model_outs)} outputs")
+    for T, out in zip(temps, model_outs, strict=True):
+        criterion = fairseq_run.student_criterion(teacher, T, kd)
+        info = {
+            **meta,
+            "T": T,
+            "kd": kd,
+            "teacher": {**meta["teacher"], "path": str(teacher)},
+        }
+        train_run(data, out, model, recipe, seed, criterion, info, teacher)
+
+
+def score(
+    data: Path,
+    pair: str,
+    models: Sequence[Path],
+    metrics_outs: Sequence[Path],
+    gen: dict,
+) -> list[dict[str, Any]]:
+    """Translate the test split with each model and score it with sacrebleu; each
+    ``metrics.json`` holds the BLEU, its signature and the run's ``train.json``."""
+    if len(models) != len(metrics_outs):
+        raise DataError(f"{len(models)} models for {len(metrics_outs)} metrics files")
+    refs_path = data / "raw" / f"test.{pair.split('_')[1]}"
+    refs = refs_path.read_text(encoding="utf-8").splitlines()
+    out = []
+    for model, dest in zip(models, metrics_outs, strict=True):
+        results = model.parent / "generate"
+        argv = fairseq_run.generate_args(data / "bin", model, results, gen, _cpu())
+        fairseq_run.run_generate(argv, model)
+        hyps, missing = bleu.read_hypotheses(results / "generate-test.txt", len(refs))
+        corpus.write_lines(model.parent / "test.hyp", hyps)
+        shutil.rmtree(results)
+        train = json.loads((model.parent / "train.json").read_text())
+        score = bleu.corpus_bleu(hyps, refs)
+        metrics = {
+            key: train.get(key)
+            for key in ("role", "task", "arch", "alpha", "T", "seed", "teacher")
+        }
+        metrics.update(
+            eval_split="test",
+            selection="last" if train["selection"] == "last" else "best_val",
+            bleu=score["bleu"],
+            sacrebleu_signature=score["signature"],
+            bleu_detail=score,
+            test_sentences=len(refs),
+            untranslated=missing,
+            generate=gen,
+            fairseq_generate=["fairseq-generate", *argv],
+            train=train,
+        )
+        write_json(dest, metrics)
+        log.info("%s: BLEU %.2f (%s)", model, score["bleu"], score["signature"])
+        out.append(metrics)
+    return out

@@ -1,0 +1,163 @@
+"""Table 5 (PAPER.md §4.6): BLEU of Transformer teachers and KD students.
+
+Rows: ``Teacher transformer``, then ``Student transformer, T=<T>`` by T ascending.
+Columns: one per (pair, alpha), e.g. ``EN→DE alpha = 0.0``. A cell is sacrebleu's
+BLEU, or ``mean ± std (n=k)`` over seeds; an empty cell is ``–``. The caption names
+the sacrebleu signature(s), the split and the selected checkpoint. Rendering (LaTeX,
+HTML, alpha labels) is the image tables' code, lskd.analysis.tables.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lskd.analysis.tables import (
+    MISSING,
+    _get,
+    format_alpha,
+    read_metrics,
+    to_html,
+    to_latex,
+)
+from lskd.atomic import atomic_path
+from lskd.errors import DataError
+
+log = logging.getLogger(__name__)
+SELECTION = {"last": "last update", "best_val": "lowest validation loss"}
+
+
+@dataclass(frozen=True)
+class BleuRun:
+    source: str
+    role: str
+    task: str
+    alpha: float
+    T: float | None
+    seed: int
+    bleu: float
+    signature: str
+    selection: str
+    eval_split: str
+
+
+def parse_bleu_run(metrics: dict[str, Any], source: str) -> BleuRun:
+    """Validate one NMT ``metrics.json``; errors name the file and key."""
+    role = _get(metrics, "role", str, source)
+    if role not in ("teacher", "student"):
+        raise DataError(f"{source}: key 'role' must be 'teacher' or 'student'")
+    task = _get(metrics, "task", str, source)
+    if not task.startswith("nmt_") or task.count("_") != 2:
+        raise DataError(f"{source}: key 'task' must look like nmt_en_de, got {task!r}")
+    selection = _get(metrics, "selection", str, source)
+    if selection not in SELECTION:
+        raise DataError(f"{source}: key 'selection' must be one of {list(SELECTION)}")
+    num = (int, float)
+    return BleuRun(
+        source=source,
+        role=role,
+        task=task,
+        alpha=float(_get(metrics, "alpha", num, source)),
+        T=float(_get(metrics, "T", num, source)) if role == "student" else None,
+        seed=_get(metrics, "seed", int, source),
+        bleu=float(_get(metrics, "bleu", num, source)),
+        signature=_get(metrics, "sacrebleu_signature", str, source),
+        selection=selection,
+        eval_split=_get(metrics, "eval_split", str, source),
+    )
+
+
+def pair_label(task: str) -> str:
+    """``nmt_en_de`` -> ``EN→DE``."""
+    _, src, tgt = task.split("_")
+    return f"{src.upper()}→{tgt.upper()}"
+
+
+def _cell(runs: Sequence[BleuRun]) -> str:
+    if not runs:
+        return MISSING
+    bleu = np.array([r.bleu for r in runs])
+    if len(runs) == 1:
+        return f"{bleu[0]:.2f}"
+    return f"{bleu.mean():.2f} ± {bleu.std(ddof=1):.2f} (n={len(runs)})"
+
+
+def _check(runs: Sequence[BleuRun]) -> None:
+    seen: dict[tuple, str] = {}
+    for run in runs:
+        key = (run.task, run.role, run.alpha, run.T, run.seed)
+        if key in seen:
+            raise DataError(f"{run.source}: duplicate of run {seen[key]}")
+        seen[key] = run.source
+        if run.eval_split != runs[0].eval_split:
+            raise DataError(
+                f"{run.source}: eval_split {run.eval_split!r} differs from "
+                f"{runs[0].eval_split!r} in {runs[0].source}"
+            )
+
+
+def build_nmt_table(runs: Sequence[BleuRun]) -> pd.DataFrame:
+    """Paper-layout Table 5 from parsed runs."""
+    if not runs:
+        raise DataError("no metrics.json given")
+    _check(runs)
+    columns = sorted({(r.task, r.alpha) for r in runs})
+    temps = sorted({r.T for r in runs if r.role == "student"})
+    rows = [("Teacher transformer", "teacher", None)]
+    rows += [(f"Student transformer, T={format(t, 'g')}", "student", t) for t in temps]
+    cells = {
+        label: [
+            _cell([r for r in runs if (r.task, r.alpha, r.role, r.T) == (*c, role, t)])
+            for c in columns
+        ]
+        for label, role, t in rows
+    }
+    names = [f"{pair_label(task)} {format_alpha(alpha)}" for task, alpha in columns]
+    table = pd.DataFrame.from_dict(cells, orient="index", columns=names)
+    table.index.name = "model"
+    return table
+
+
+def nmt_caption(runs: Sequence[BleuRun]) -> str:
+    signatures = sorted({r.signature for r in runs})
+    selections = " or ".join(sorted({SELECTION[r.selection] for r in runs}))
+    return (
+        "Table 5 (PAPER.md §4.6), Transformer teachers and word-level KD students: "
+        f"cells are sacreBLEU on the detokenised {runs[0].eval_split} split of each "
+        f"pair (signature {'; '.join(signatures)}), checkpoint at the {selections}, "
+        "mean ± sample std with the number of seeds n when there are several; alpha "
+        "is the teacher's label-smoothing factor, students mix T²-scaled KD at "
+        "temperature T with a label-smoothed hard-label term (PAPER.md §2.3)."
+    )
+
+
+def write_nmt_table(
+    metric_paths: Sequence[Path],
+    out_csv: Path,
+    out_md: Path,
+    out_tex: Path,
+    out_html: Path | None = None,
+) -> pd.DataFrame:
+    """Build Table 5 from ``metric_paths``; write CSV, Markdown, LaTeX (and HTML)."""
+    runs = [parse_bleu_run(read_metrics(Path(p)), str(p)) for p in metric_paths]
+    table = build_nmt_table(runs)
+    caption = nmt_caption(runs)
+    texts = {
+        Path(out_md): f"{caption}\n\n{table.to_markdown()}\n",
+        Path(out_tex): to_latex(table, caption, "tab:table5-nmt"),
+    }
+    if out_html is not None:
+        texts[Path(out_html)] = to_html(table, caption)
+    with atomic_path(Path(out_csv)) as tmp:
+        table.to_csv(tmp)
+    for dest, text in texts.items():
+        with atomic_path(dest) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    log.info("wrote %s and %d more files from %d runs", out_csv, len(texts), len(runs))
+    return table

@@ -1,0 +1,249 @@
+"""NMT corpus, BLEU, Table 5 and config: broken inputs name the file or key; numbers are
+recomputed by hand."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import struct
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lskd.config import validate_config
+from lskd.errors import ConfigError, DataError
+from lskd.nmt import bleu, corpus
+from lskd.nmt.table import write_nmt_table
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def write_mo(path: Path, messages: dict[str, str]) -> None:
+    """A GNU .mo catalog (the format of LibreOffice's translations)."""
+    header = {"": "Content-Type: text/plain; charset=UTF-8\n"}
+    items = sorted({**header, **messages}.items())
+    ids = b"".join(k.encode() + b"\0" for k, _ in items)
+    strs = b"".join(v.encode() + b"\0" for _, v in items)
+    n, start = len(items), 28 + 16 * len(items)
+    table, offset = [], start
+    for k, _ in items:
+        table += [len(k.encode()), offset]
+        offset += len(k.encode()) + 1
+    for _, v in items:
+        table += [len(v.encode()), offset]
+        offset += len(v.encode()) + 1
+    head = struct.pack("<7I", 0x950412DE, 0, n, 28, 28 + 8 * n, 0, 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(head + struct.pack(f"<{4 * n}I", *table) + ids + strs)
+
+
+def test_unequal_line_counts_name_the_file(tmp_path):
+    (tmp_path / "train.en").write_text("a\nb\nc\n")
+    (tmp_path / "train.de").write_text("x\ny\n")
+    with pytest.raises(
+        DataError, match=r"train\.de: 2 sentences but .*train\.en has 3"
+    ):
+        corpus.read_parallel(tmp_path / "train.en", tmp_path / "train.de")
+
+
+def test_empty_or_missing_file_is_named(tmp_path):
+    (tmp_path / "train.en").write_text("a\n")
+    (tmp_path / "train.de").write_text("\n\n")
+    with pytest.raises(DataError, match=r"train\.de: empty file"):
+        corpus.read_parallel(tmp_path / "train.en", tmp_path / "train.de")
+    with pytest.raises(DataError, match=r"nope\.en: file not found"):
+        corpus.read_lines(tmp_path / "nope.en")
+
+
+def test_iwslt_formats(tmp_path):
+    tags = tmp_path / "train.tags.de-en.en"
+    tags.write_text("<url>http://x</url>\n<title>Talk</title>\nHello  world\n")
+    assert corpus.read_lines(tags) == ["Talk", "Hello world"]
+    xml = tmp_path / "IWSLT14.TED.tst2010.de-en.en.xml"
+    xml.write_text('<doc>\n<seg id="1"> One. </seg>\n<seg id="2">Two</seg>\n</doc>\n')
+    assert corpus.read_lines(xml) == ["One.", "Two"]
+
+
+def test_files_splits_keep_test_sources_out_of_train(tmp_path):
+    train = [f"s{i}" for i in range(46)] + ["shared"]
+    for lang in ("en", "de"):
+        (tmp_path / f"train.{lang}").write_text("".join(f"{x}-{lang}\n" for x in train))
+        (tmp_path / f"test.{lang}").write_text(f"shared-{lang}\nt1-{lang}\n")
+    spec = {
+        "train": str(tmp_path / "train.{lang}"),
+        "test": [str(tmp_path / "test.{lang}")],
+        "valid_every": 23,
+    }
+    splits = corpus.files_splits(spec, "de")
+    # lines 23 and 46 (1-based) go to valid; 'shared' is in test, so train loses it
+    assert [en for en, _ in splits["valid"]] == ["s22-en", "s45-en"]
+    assert len(splits["train"]) == 47 - 2 - 1
+    assert "shared-en" not in {en for en, _ in splits["train"]}
+
+
+def test_libreoffice_catalogs_are_cleaned_deduplicated_and_split(tmp_path):
+    root = tmp_path / "lo"
+    messages = {f"ctx{i}\x04Open file {i}": f"Datei {i} öffnen" for i in range(40)}
+    messages["a\x04_Save as"] = "_Speichern unter"  # GTK mnemonic
+    messages["b\x04Save as"] = "Speichern unter"  # same source, other context
+    messages["c\x04Untranslated"] = "Untranslated"  # dropped
+    write_mo(root / "resource/de/LC_MESSAGES/sw.mo", messages)
+    catalog = corpus.libreoffice_catalog(root, "de")
+    assert catalog["Save as"] == "Speichern unter"
+    assert "Untranslated" not in catalog and len(catalog) == 41
+    spec = {
+        "kind": "libreoffice",
+        "root": str(root),
+        "valid_size": 5,
+        "test_size": 6,
+        "split_seed": 0,
+        "min_words": 1,
+        "lowercase": False,
+        "max_train": None,
+    }
+    info = corpus.prepare_corpus(spec, "en_de", tmp_path / "raw")
+    assert info["sizes"] == {"train": 30, "valid": 5, "test": 6}
+    sources = {
+        split: set((tmp_path / "raw" / f"{split}.en").read_text().splitlines())
+        for split in corpus.SPLITS
+    }
+    assert not sources["train"] & sources["test"]
+    assert not sources["valid"] & (sources["train"] | sources["test"])
+    # the split of a source depends only on the string and the seed
+    again = corpus.split_by_source(catalog, 5, 6, 0)
+    assert {en for en, _ in again["test"]} == sources["test"]
+
+
+def test_missing_libreoffice_root_says_how_to_get_it(tmp_path):
+    with pytest.raises(DataError, match="scripts/setup.sh"):
+        corpus.libreoffice_catalog(tmp_path, "ru")
+
+
+def test_sacrebleu_of_a_known_pair():
+    # hyp "the cat sat on the mat" vs ref "the cat is on the mat" (13a keeps the words):
+    # 1-grams 5/6, 2-grams 3/5 (the cat, on the, the mat), 3-grams 1/4 (on the mat),
+    # 4-grams 0/3 -> 'exp' smoothing uses 1 / (2 * 3); equal lengths, so BP = 1.
+    expected = 100 * math.exp(
+        (math.log(5 / 6) + math.log(3 / 5) + math.log(1 / 4) + math.log(1 / 6)) / 4
+    )
+    score = bleu.corpus_bleu(["the cat sat on the mat"], ["the cat is on the mat"])
+    assert score["bleu"] == pytest.approx(expected, abs=1e-6)
+    assert score["signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp")
+    assert bleu.corpus_bleu(["a b c d"], ["a b c d"])["bleu"] == pytest.approx(100)
+
+
+def test_hypotheses_follow_sentence_ids(tmp_path):
+    out = tmp_path / "generate-test.txt"
+    out.write_text("S-1\tsrc\nH-1\t-0.1\tzwei\nD-1\t-0.1\tZwei .\nD-0\t-0.2\tEins\n")
+    assert bleu.read_hypotheses(out, 3) == (["Eins", "Zwei .", ""], 1)
+
+
+def _metrics(task, role, alpha, value, T=None):
+    run = {
+        "role": role,
+        "task": task,
+        "arch": "transformer",
+        "alpha": alpha,
+        "seed": 0,
+        "bleu": value,
+        "sacrebleu_signature": "nrefs:1|tok:13a",
+        "selection": "last",
+        "eval_split": "test",
+    }
+    return run | ({"T": T} if T is not None else {})
+
+
+def test_table5_layout_and_caption(tmp_path):
+    runs = [
+        _metrics("nmt_en_de", "teacher", 0.0, 26.461),
+        _metrics("nmt_en_de", "teacher", 0.1, 26.75),
+        _metrics("nmt_en_de", "student", 0.1, 25.085, T=1),
+        _metrics("nmt_en_ru", "teacher", 0.0, 16.718),
+    ]
+    paths = []
+    for i, run in enumerate(runs):
+        paths.append(tmp_path / f"m{i}.json")
+        paths[-1].write_text(json.dumps(run))
+    out = {ext: tmp_path / f"t.{ext}" for ext in ("csv", "md", "tex", "html")}
+    table = write_nmt_table(paths, out["csv"], out["md"], out["tex"], out["html"])
+    assert list(table.columns) == [
+        "EN→DE alpha = 0.0",
+        "EN→DE alpha = 0.1",
+        "EN→RU alpha = 0.0",
+    ]
+    assert table.loc["Teacher transformer"].tolist() == ["26.46", "26.75", "16.72"]
+    assert table.loc["Student transformer, T=1"].tolist() == ["–", "25.09", "–"]
+    assert "nrefs:1|tok:13a" in out["md"].read_text()
+    assert r"\caption" in out["tex"].read_text()
+    runs[3]["bleu"] = "high"
+    paths[3].write_text(json.dumps(runs[3]))
+    with pytest.raises(DataError, match=r"m3\.json: key 'bleu'"):
+        write_nmt_table(paths, out["csv"], out["md"], out["tex"])
+
+
+@pytest.fixture
+def config() -> dict:
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def test_demo_config_runs_nmt_with_defaults(config):
+    validate_config(config, SCHEMA)
+    assert config["nmt"]["pairs"] and config["nmt"]["generate"]["lenpen"] == 1.0
+    assert config["nmt"]["student"]["kd"]["weight"] == 0.9
+
+
+def test_paper_config_lists_the_table5_grid(config):
+    paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    assert paper["nmt"]["pairs"] == ["en_de", "en_ru"]
+    assert paper["nmt"]["student_pairs"] is None
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        ("pairs", ["de_en"], "nmt.pairs[0]"),
+        ("student_pairs", ["en_fr"], "nmt.student_pairs[0]"),
+        ("bpe_vocab", 10, "nmt.bpe_vocab"),
+        ("corpus", {"kind": "files"}, "nmt.corpus.files"),
+        ("teacher", None, "nmt.teacher"),
+    ],
+)
+def test_bad_nmt_keys_are_named(config, key, value, named):
+    bad = copy.deepcopy(config)
+    if value is None:
+        del bad["nmt"][key]
+    else:
+        bad["nmt"][key] = value
+    with pytest.raises(
+        ConfigError, match=named.replace("[", r"\[").replace("]", r"\]")
+    ):
+        validate_config(bad, SCHEMA)
+
+
+def test_nmt_cli_errors_are_one_line(tmp_path):
+    from conftest import run_cli
+
+    (tmp_path / "a.en").write_text("one\ntwo\n")
+    (tmp_path / "a.de").write_text("eins\n")
+    spec = {
+        "kind": "files",
+        "files": {"en_de": {"train": str(tmp_path / "a.{lang}"), "test": ["x"]}},
+        "valid_every": 23,
+        "min_words": 1,
+        "lowercase": False,
+        "max_train": None,
+        "split_seed": 0,
+    }
+    result = run_cli(
+        "nmt-prepare", "--pair", "en_de", "--corpus", json.dumps(spec),
+        "--vocab-size", "100", "--out", str(tmp_path / "o"), "--splits",
+        str(tmp_path / "s.json"),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"lskd nmt-prepare: error: {tmp_path / 'a.de'}: 1 sentences but "
+        f"{tmp_path / 'a.en'} has 2 (files must be line-aligned)"
+    )
