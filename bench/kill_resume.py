@@ -1,5 +1,6 @@
-"""Kill-and-resume campaign: kill `lskd train` / `lskd distill` at seeded random
-moments, rerun the same command until it finishes, compare with an uninterrupted run.
+"""Kill-and-resume campaign: kill `lskd train` / `lskd distill` / a fused sweep
+`lskd distill --T 1 4 64` at seeded random moments, rerun the same command until it
+finishes, compare with an uninterrupted run.
 
 The pytest version (tests/test_kill_resume.py) forks warm processes to stay within a
 minute; this one, by default, starts every attempt as a fresh `python -m lskd.cli`
@@ -37,7 +38,9 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
     p.add_argument("--launcher", choices=["exec", "fork"], default="exec")
     p.add_argument("--epochs", type=int, default=HP["epochs"], help="epochs per run")
-    p.add_argument("--jobs", default="teacher,student", help="comma-separated jobs")
+    p.add_argument(
+        "--jobs", default="teacher,student,fused", help="comma-separated jobs"
+    )
     p.add_argument("--work", type=Path, help="keep the runs here (default: temp)")
     args = p.parse_args()
     HP["epochs"] = args.epochs
@@ -78,11 +81,18 @@ def main() -> int:
             runs=len(report.identical) + len(report.different),
             identical=len(report.identical),
         )
-        print(f"{name}: baseline {wall:.1f} s; {report.identical + report.different}")
+        mid = sum("steps" in (a.resumed_from or "") for a in report.attempts)
+        runs = report.identical + report.different
+        print(
+            f"{name}: baseline {wall:.1f} s; {len(killed)} kill points "
+            f"({sum(a.exit_code == 75 for a in killed)} exited 75), {mid} mid-epoch "
+            f"resumes, {len(report.identical)}/{len(runs)} finished runs identical; "
+            f"{runs}"
+        )
     print(
         f"summary: {total['kills']} kill points ({total['term']} SIGTERM, "
         f"{total['exit75']} of them exited 75 after saving), {total['resumed']} "
-        f"starts resumed from last.pt ({total['mid_epoch']} mid-epoch), "
+        f"starts resumed from a checkpoint ({total['mid_epoch']} mid-epoch), "
         f"{total['identical']}/{total['runs']} finished runs identical to the "
         f"uninterrupted one; {time.perf_counter() - start:.0f} s; work dir {work}"
     )

@@ -2,9 +2,10 @@
 the same command until it finishes, and compare its outputs with an uninterrupted run.
 
 A `Job` is any command that writes `metrics.json` (and optionally `model.pt`) into an
-output directory and resumes from a rolling checkpoint there; `lskd train` and
-`lskd distill` are the two image jobs, NMT jobs are added the same way (a `Job` whose
-`argv(out_dir)` builds their command line).
+output directory (or one folder of it per run) and resumes from a rolling checkpoint
+there; `lskd train`, `lskd distill` and the fused sweep `lskd distill --T 1 4 64` are
+the image jobs, NMT jobs are added the same way (a `Job` whose `argv(out_dir)` builds
+their command line).
 
 Two launchers start the commands:
 
@@ -47,12 +48,15 @@ WALL_KEYS = {
 
 @dataclass(frozen=True)
 class Job:
-    """A resumable command: `argv(out_dir)` is its `lskd` argument list."""
+    """A resumable command: `argv(out_dir)` is its `lskd` argument list. It writes
+    `metrics.json` and `model.pt` into each of its `runs` (folders of the output
+    directory; a fused sweep has one per temperature) and resumes from `checkpoint`
+    (a path in the output directory)."""
 
     name: str
     argv: Callable[[Path], list[str]]
     checkpoint: str = "last.pt"
-    outputs: tuple[str, ...] = ("metrics.json", "model.pt")
+    runs: tuple[str, ...] = (".",)
 
 
 @dataclass
@@ -232,7 +236,11 @@ def kill_chain(
         _check_exit(attempt, out)
         if attempt.killed:
             continue
-        diffs = differences(baseline, out)
+        diffs = [
+            f"{run}/{d}"
+            for run in job.runs
+            for d in differences(baseline / run, out / run)
+        ]
         (report.different if diffs else report.identical).append(f"{out.name}: {diffs}")
         if not left:
             return report

@@ -1,5 +1,6 @@
 """The fused temperature sweep (lskd.sweep): bit-identical to separate jobs, resumable,
-same outputs and paths."""
+same outputs and paths. Preemption (SIGTERM at a chosen step, exit 75) is tested in
+tests/test_preempt.py, random kills in tests/test_kill_resume.py."""
 
 import json
 import os
@@ -11,11 +12,12 @@ import torch
 from torch import nn
 
 import lskd.sweep
-from lskd import checkpoint
+from lskd import checkpoint, resume
 from lskd.cli import main
 from lskd.config import Recipe
 from lskd.data.arrays import Arrays, save_arrays
 from lskd.data.fashion_mnist import CLASS_NAMES
+from lskd.errors import CheckpointError
 from lskd.losses import kd_loss
 from lskd.models import MODELS
 from lskd.runs import RunSpec, distill_student, distill_students, train_teacher
@@ -205,10 +207,21 @@ def test_last_sweep_pt_for_other_temperatures_is_ignored(data, teacher, tmp_path
     specs = _sweep_specs(data, tmp_path)[:2]
     last = specs[0].model_out.parent / "last_sweep.pt"
     recipe = specs[0].recipe.to_dict()
-    checkpoint.save({"epoch": 1, "recipe": recipe, "temperatures": [9.0, 8.0]}, last)
+    state = {"epoch": 1, "recipe": recipe, "temperatures": [9.0, 8.0]}
+    checkpoint.save({"format": resume.SWEEP_FORMAT, **state}, last)
     out = distill_students(specs, teacher, TEMPS[:2])
     assert [len(m["history"]) for m in out] == [EPOCHS, EPOCHS]
     assert not last.exists()
+
+
+def test_corrupt_last_sweep_pt_stops_with_one_line(data, teacher, tmp_path):
+    specs = _sweep_specs(data, tmp_path)[:2]
+    last = specs[0].model_out.parent / "last_sweep.pt"
+    last.parent.mkdir(parents=True)
+    last.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(CheckpointError, match="last_sweep.pt: corrupt or truncated"):
+        distill_students(specs, teacher, TEMPS[:2])
+    assert not any(s.model_out.exists() or s.metrics_out.exists() for s in specs)
 
 
 @pytest.mark.parametrize(

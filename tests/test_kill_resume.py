@@ -3,7 +3,9 @@
 Each job is started, killed (SIGKILL, sometimes SIGTERM) at seeded random moments and
 restarted with the same arguments until it finishes; the result is compared with an
 uninterrupted run, bit for bit (CPU, deterministic algorithms), ignoring only the
-wall-time fields listed in `killharness.WALL_KEYS`. NMT jobs join `JOBS` the same way.
+wall-time fields listed in `killharness.WALL_KEYS`. The fused temperature
+sweep (K students in one job, `last_sweep.pt`) is one of the jobs; NMT jobs join the
+same way.
 The Snakemake path (kill the job, rerun the same `snakemake` command) is tested last.
 """
 
@@ -22,23 +24,43 @@ import yaml
 from conftest import make_toy_npz
 from killharness import ForkLauncher, Job, differences, kill_chain, run_baseline
 
-KILLS = {"teacher": 10, "student": 10}  # 20 kill points in all
+KILLS = {"teacher": 7, "student": 7, "fused": 8}  # 22 kill points in all
+SEEDS = {"student": 0, "teacher": 1, "fused": 2}  # of each job's kill moments
+FUSED_T = ("1", "4", "64")
 HP = {"epochs": 6, "batch_size": 50, "lr": 0.05, "eval_batch_size": 200}
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _run_args(data: Path, out: Path) -> list[str]:
+def _common_args(data: Path) -> list[str]:
     return [
         *("--task", "toy", "--data", str(data), "--arch", "mlp128", "--seed", "0"),
         *("--hp", json.dumps(HP), "--augment", '{"pad": 2, "hflip": true}'),
-        *("--device", "cpu", "--model-out", str(out / "model.pt")),
+        *("--device", "cpu"),
+    ]
+
+
+def _run_args(data: Path, out: Path) -> list[str]:
+    return [
+        *_common_args(data),
+        *("--model-out", str(out / "model.pt")),
         *("--metrics-out", str(out / "metrics.json")),
     ]
 
 
+def _sweep_args(data: Path, out: Path, teacher: Path) -> list[str]:
+    runs = [out / f"T{T}" for T in FUSED_T]
+    return [
+        "distill",
+        *_common_args(data),
+        *("--teacher", str(teacher), "--T", *FUSED_T),
+        *("--model-out", *(str(r / "model.pt") for r in runs)),
+        *("--metrics-out", *(str(r / "metrics.json") for r in runs)),
+    ]
+
+
 def image_jobs(data: Path, teacher: Path) -> dict[str, Job]:
-    """`lskd train` and `lskd distill` on the toy data (the student learns from
-    `teacher`, a finished teacher's model.pt)."""
+    """`lskd train`, `lskd distill` and the fused sweep `lskd distill --T 1 4 64` on
+    the toy data (the students learn from `teacher`, a finished teacher's model.pt)."""
     return {
         "teacher": Job(
             "teacher", lambda out: ["train", *_run_args(data, out), "--alpha", "0.1"]
@@ -54,6 +76,12 @@ def image_jobs(data: Path, teacher: Path) -> dict[str, Job]:
                 "4",
             ],
         ),
+        "fused": Job(
+            "fused",
+            lambda out: _sweep_args(data, out, teacher),
+            checkpoint=f"T{FUSED_T[0]}/last_sweep.pt",
+            runs=tuple(f"T{T}" for T in FUSED_T),
+        ),
     }
 
 
@@ -68,7 +96,7 @@ def setup(tmp_path_factory):
     return work, image_jobs(data, teacher_out / "model.pt"), launcher, teacher_wall
 
 
-@pytest.mark.slow  # about a minute for both jobs
+@pytest.mark.slow  # about 65 s for the three jobs
 @pytest.mark.parametrize("name", list(KILLS))
 def test_killed_anywhere_resumes_to_identical_outputs(setup, name):
     work, jobs, launcher, teacher_wall = setup
@@ -77,11 +105,9 @@ def test_killed_anywhere_resumes_to_identical_outputs(setup, name):
         baseline, wall = work / "teacher-baseline", teacher_wall
     else:
         baseline, wall = run_baseline(job, launcher, work)
-    seed = sorted(KILLS).index(name)
+    seed = SEEDS[name]
     report = kill_chain(job, launcher, work, baseline, wall, KILLS[name], seed)
-    summary = [
-        (a.signal, a.exit_code, a.resumed_from) for a in report.attempts if a.killed
-    ]
+    summary = [(a.signal, a.exit_code, a.resumed_from) for a in report.attempts]
     print(f"{name}: {report.kill_points} kills {summary}; {report.identical}")
     assert report.kill_points == KILLS[name]
     assert report.different == [] and report.identical

@@ -1,4 +1,5 @@
-"""Preemption and exact resume: RNG capture, mid-epoch positioning, SIGTERM/SIGUSR1."""
+"""Preemption and exact resume: RNG capture, mid-epoch positioning, SIGTERM/SIGUSR1,
+for single jobs and fused temperature sweeps."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,9 +25,12 @@ from lskd.config import Recipe
 from lskd.data.batches import Augment, Batches
 from lskd.data.folders import FolderSource, scan_imagefolder
 from lskd.distill import teacher_step
+from lskd.losses import kd_loss
+from lskd.models import MODELS
 from lskd.resume import position
-from lskd.runs import RunSpec, distill_student, train_teacher
+from lskd.runs import RunSpec, distill_student, distill_students, train_teacher
 from test_folders import TINY, make_imagefolder
+from test_fused import dropout_mlp
 
 BATCH = 50
 STEPS = 400 // BATCH  # 8 steps per epoch
@@ -244,40 +250,185 @@ def test_cli_exits_75_after_saving(data, tmp_path, monkeypatch):
     assert checkpoint.load(tmp_path / "last.pt")["partial"]["step"] == 2
 
 
+# --- a fused temperature sweep: the same path, K students at once -------------------
+
+TEMPS = [1.0, 4.0, 64.0]
+K = len(TEMPS)
+
+
+@pytest.fixture(scope="module")
+def sweep(data, straight, tmp_path_factory):
+    """The teacher, then the uninterrupted fused sweep and its K separate jobs (a
+    student with dropout, so each student's RNG stream matters)."""
+    MODELS["mlpdrop"] = dropout_mlp
+    teacher = straight[0].model_out
+    root = tmp_path_factory.mktemp("sweep")
+    fused = _sweep_specs(data, root / "fused")
+    distill_students(fused, teacher, TEMPS)
+    separate = _sweep_specs(data, root / "separate")
+    for spec, T in zip(separate, TEMPS, strict=True):
+        distill_student(spec, teacher, T)
+    yield teacher, fused, separate
+    del MODELS["mlpdrop"]
+
+
+def _sweep_specs(data, root) -> list[RunSpec]:
+    return [
+        replace(_spec(data, root / f"student_T{T:g}", epochs=2), arch="mlpdrop")
+        for T in TEMPS
+    ]
+
+
+def _same_outputs(got: RunSpec, expected: RunSpec) -> None:
+    """Bit-identical weights and metrics (but wall time and `fused_temperatures`)."""
+    a = checkpoint.load_model_file(got.model_out)["state_dict"]
+    b = checkpoint.load_model_file(expected.model_out)["state_dict"]
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), got.model_out
+    ma, mb = (json.loads(s.metrics_out.read_text()) for s in (got, expected))
+    ma.pop("fused_temperatures"), mb.pop("fused_temperatures", None)
+    assert _strip(ma) == _strip(mb)
+
+
+def _signalling_kd(at: int, signum: int, calls: list):
+    """kd_loss that signals this process during its call number `at` (once): call
+    `step * K + i + 1` is student i's loss in global step `step + 1`."""
+    fired: list = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == at and not fired:
+            fired.append(1)
+            os.kill(os.getpid(), signum)
+        return kd_loss(*args, **kwargs)
+
+    return counted
+
+
+@pytest.mark.parametrize(
+    ("at", "signum", "where"),
+    [
+        ((STEPS + 2) * K + 3, signal.SIGTERM, "epoch 1 + 3 steps"),  # last student
+        ((STEPS - 1) * K + 1, signal.SIGUSR1, "epoch 0 + 8 steps"),  # first student
+        (2, signal.SIGTERM, "epoch 0 + 1 steps"),  # first step, second student
+    ],
+)
+def test_sweep_signal_saves_at_next_step_and_resume_is_bit_identical(
+    data, tmp_path, monkeypatch, sweep, at, signum, where
+):
+    """SIGTERM/SIGUSR1 during any student's step of a fused job: the step finishes
+    for all K, `last_sweep.pt` is saved there, `Preempted`; the rerun trains only the
+    steps left and equals both the uninterrupted fused run and K separate jobs."""
+    teacher, fused, separate = sweep
+    specs = _sweep_specs(data, tmp_path)
+    calls: list = []
+    monkeypatch.setattr(lskd.sweep, "kd_loss", _signalling_kd(at, signum, calls))
+    with pytest.raises(preempt.Preempted) as stop:
+        distill_students(specs, teacher, TEMPS)
+    assert stop.value.signum == signum
+    last = specs[0].model_out.parent / "last_sweep.pt"
+    state = checkpoint.load(last)
+    assert f"epoch {state['epoch']} + {state['partial']['step']} steps" == where
+    assert len(state["streams"]) == K and set(state["rng"]) >= {"python", "numpy"}
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["last_sweep.pt"]
+
+    calls.clear()
+    distill_students(specs, teacher, TEMPS)  # `at` already passed: no second signal
+    done = state["epoch"] * STEPS + state["partial"]["step"]
+    assert len(calls) == K * (2 * STEPS - done)  # only the steps not done before
+    assert not last.exists()
+    for got, straight_, alone in zip(specs, fused, separate, strict=True):
+        _same_outputs(got, straight_)
+        _same_outputs(got, alone)
+
+
+def test_sweep_signal_between_epochs_stops_at_the_boundary(
+    data, tmp_path, monkeypatch, sweep
+):
+    teacher, fused, _ = sweep
+    real, count = lskd.sweep.evaluate_students, []
+
+    def evaluate_students(*args, **kw):  # a SIGTERM during the first validation
+        count.append(1)
+        if len(count) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(lskd.sweep, "evaluate_students", evaluate_students)
+    specs = _sweep_specs(data, tmp_path)
+    with pytest.raises(preempt.Preempted, match="end of epoch 1"):
+        distill_students(specs, teacher, TEMPS)
+    state = checkpoint.load(specs[0].model_out.parent / "last_sweep.pt")
+    assert (state["epoch"], state["partial"]) == (1, None)
+    distill_students(specs, teacher, TEMPS)
+    for got, expected in zip(specs, fused, strict=True):
+        _same_outputs(got, expected)
+
+
+def test_sweep_cli_exits_75_after_saving(data, tmp_path, monkeypatch, sweep):
+    teacher = sweep[0]
+    monkeypatch.setattr(lskd.sweep, "kd_loss", _signalling_kd(4, signal.SIGTERM, []))
+    hp = json.dumps({"epochs": 1, "batch_size": BATCH, "lr": 0.05})
+    argv = ["distill", "--task", "toy", "--data", str(data), "--arch", "mlp128"]
+    argv += ["--seed", "0", "--hp", hp, "--device", "cpu", "--teacher", str(teacher)]
+    argv += ["--T", "1", "4", "--model-out"]
+    argv += [str(tmp_path / f"T{T}" / "model.pt") for T in (1, 4)]
+    argv += ["--metrics-out", *(str(tmp_path / f"T{T}" / "m.json") for T in (1, 4))]
+    assert main(argv) == preempt.REQUEUE_EXIT == 75
+    assert checkpoint.load(tmp_path / "T1" / "last_sweep.pt")["partial"]["step"] == 2
+
+
 # --- data-parallel: the ranks agree on the step, rank 0 writes -----------------------
 
 
-def _ddp_train(data, out, log, extra=()):
+def _ddp_train(data, out, log, fused=False):
+    """`lskd train --gpus 2` (or, `fused`, a `distill --gpus 2` sweep at T = 1, 4 with
+    outputs in out/T1, out/T4 from the teacher in out/../teacher)."""
     hp = json.dumps({"epochs": 3, "batch_size": 25, "lr": 0.05})
-    argv = ["train", "--task", "toy", "--data", str(data), "--arch", "mlp128"]
-    argv += ["--seed", "0", "--alpha", "0", "--hp", hp, "--device", "cpu"]
-    argv += ["--gpus", "2", "--model-out", str(out / "model.pt")]
-    argv += ["--metrics-out", str(out / "metrics.json"), *extra]
+    argv = ["--task", "toy", "--data", str(data), "--arch", "mlp128", "--seed", "0"]
+    argv += ["--hp", hp, "--device", "cpu", "--gpus", "2"]
+    if fused:
+        teacher = out.parent / "teacher" / "model.pt"
+        argv = ["distill", *argv, "--teacher", str(teacher), "--T", "1", "4"]
+        for flag, name in (("--model-out", "model.pt"), ("--metrics-out", "m.json")):
+            argv += [flag, *(str(out / t / name) for t in ("T1", "T4"))]
+    else:
+        argv = ["train", *argv, "--alpha", "0", "--model-out", str(out / "model.pt")]
+        argv += ["--metrics-out", str(out / "metrics.json")]
     code = "import sys; from lskd.cli import main; sys.exit(main())"
     return subprocess.Popen([sys.executable, "-c", code, *argv], stderr=log, stdout=log)
 
 
 @pytest.mark.slow
-def test_sigterm_to_a_data_parallel_job(data, tmp_path):
-    """SIGTERM to `lskd train --gpus 2` (CPU, Gloo): forwarded to torchrun and its
-    workers, which stop at the same step; exit 75; the rerun equals a straight run."""
+@pytest.mark.parametrize("fused", [False, True], ids=["train", "fused"])
+def test_sigterm_to_a_data_parallel_job(data, tmp_path, fused):
+    """SIGTERM to `lskd train --gpus 2` or a fused `lskd distill --gpus 2 --T 1 4`
+    (CPU, Gloo): forwarded to torchrun and its workers, which stop at the same step;
+    exit 75; the rerun equals a straight run."""
+    if fused:
+        train_teacher(_spec(data, tmp_path / "teacher", epochs=1), alpha=0.1)
+    runs = ["T1", "T4"] if fused else ["."]
+    last_pt = Path(runs[0]) / ("last_sweep.pt" if fused else "last.pt")
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     with open(tmp_path / "straight.log", "wb") as log:
-        assert _ddp_train(data, straight, log).wait() == 0
+        assert _ddp_train(data, straight, log, fused).wait() == 0
     log_path = tmp_path / "stopped.log"
     with open(log_path, "wb") as log:
-        proc = _ddp_train(data, stopped, log)
+        proc = _ddp_train(data, stopped, log, fused)
         deadline = time.monotonic() + 240
         while b"epoch 1/3" not in log_path.read_bytes() and proc.poll() is None:
             assert time.monotonic() < deadline
             time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)  # our child: the relaunching lskd
         assert proc.wait() == 75, log_path.read_text()[-3000:]
-    state = checkpoint.load(stopped / "last.pt")
+    state = checkpoint.load(stopped / last_pt)
     assert state["epoch"] >= 1
-    assert sorted(p.name for p in stopped.iterdir()) == ["last.pt"]
+    files = [str(p.relative_to(stopped)) for p in stopped.rglob("*") if p.is_file()]
+    assert files == [str(last_pt)]
     with open(tmp_path / "again.log", "wb") as log:
-        assert _ddp_train(data, stopped, log).wait() == 0
-    got = json.loads((stopped / "metrics.json").read_text())
-    expected = json.loads((straight / "metrics.json").read_text())
-    assert _strip(got) == _strip(expected)
+        assert _ddp_train(data, stopped, log, fused).wait() == 0
+    for run in runs:
+        name = "m.json" if fused else "metrics.json"
+        got = json.loads((stopped / run / name).read_text())
+        expected = json.loads((straight / run / name).read_text())
+        assert _strip(got) == _strip(expected)

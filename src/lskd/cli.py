@@ -1,8 +1,8 @@
 """`lskd` command line: one subcommand per workflow step; each handler parses and calls
 one library function. Expected errors print one line naming the bad key or file and exit
-with 2; a training job stopped by SIGTERM/SIGUSR1 saves `last.pt` and exits with 75
-(`lskd.preempt`). Heavy imports (torch) happen inside the handlers, so `lskd table`
-starts fast.
+with 2; a training job (a fused `distill --T ...` sweep included) stopped by
+SIGTERM/SIGUSR1 saves its rolling checkpoint and exits with 75 (`lskd.preempt`). Heavy
+imports (torch) happen inside the handlers, so `lskd table` starts fast.
 """
 
 from __future__ import annotations
@@ -376,8 +376,9 @@ def _exit_now() -> None:
     """Exit 0 at once, skipping the interpreter's teardown.
 
     With torch loaded the teardown takes up to seconds, all of it after the outputs are
-    written and `last.pt` is removed: a kill there would make Snakemake discard the
-    finished outputs and train again from scratch. Every output is already on disk
+    written and the rolling checkpoint (`last.pt`, `last_sweep.pt`) is removed: a kill
+    there would make Snakemake discard the finished outputs and train again from
+    scratch. Every output is already on disk
     (atomic, fsynced); only the log streams need flushing.
     """
     logging.shutdown()

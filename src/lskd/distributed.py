@@ -60,7 +60,7 @@ def relaunch(gpus: int, argv: list[str]) -> int | None:
     with subprocess.Popen(cmd) as proc, forwarding(proc):
         code = proc.wait()
     if code != 0 and requested() is not None:
-        return REQUEUE_EXIT  # the workers saved last.pt on our forwarded signal
+        return REQUEUE_EXIT  # the workers saved their checkpoint on our signal
     return code
 
 

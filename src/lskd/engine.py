@@ -5,7 +5,8 @@ a student is only the `step_loss(model, x, y) -> (loss, logits)` callable it is 
 At every epoch boundary, and at the step where a preemption signal arrived, it
 atomically writes `last.pt` next to the outputs (never a declared Snakemake output), so
 a killed job resumes where it stopped with the same RNG and data-order state
-(`lskd.resume`).
+(`lskd.resume`). That resumable epoch loop, `run_epochs`, is shared with the fused
+temperature sweep (`lskd.sweep`), which writes `last_sweep.pt` the same way.
 """
 
 from __future__ import annotations
@@ -177,88 +178,129 @@ def fit(
     may be wrapped (DDP, torch.compile): states are read from and written to the bare
     module, so checkpoints never carry `module.` or `_orig_mod.` prefixes. Only rank 0
     writes `last.pt` (`lskd.resume`): after every epoch, and after the step at which a
-    SIGTERM/SIGUSR1 arrived (`lskd.preempt`), before raising `Preempted`.
+    SIGTERM/SIGUSR1 arrived (`lskd.preempt`), before raising `Preempted`
+    (`run_epochs`).
     """
     module = unwrap(model)
     opt = make_optimizer(model, recipe)
     scheduler = make_scheduler(opt, recipe, len(train))
 
-    def save(epoch_generator: Tensor) -> None:
-        if ctx.is_main:
-            resume.save(
-                resume_path, recipe, module, opt, scheduler, epoch_generator, run
-            )
-        barrier(ctx)  # no rank leaves (or exits) before last.pt is complete
+    def train_epoch(batches, progress, stop) -> dict:
+        return train_one_epoch(
+            model, step_loss, batches, opt, scheduler, ctx, progress, stop
+        )
+
+    def end_epoch(progress: EpochProgress, stats: dict) -> None:
+        val_stats = evaluate(model, val, ctx)
+        run.train_seconds += stats["seconds"]
+        entry = epoch_entry(progress, stats, val_stats)
+        run.best_state = record_epoch(run.history, run.best_state, entry, module)
+        log.info(
+            "epoch %d/%d loss=%.4f top1=%.2f val_top1=%.2f img/s=%.0f "
+            "(%.0f per process) lr=%.5f",
+            progress.epoch,
+            recipe.epochs,
+            stats["loss"],
+            stats["top1"],
+            val_stats["top1"],
+            stats["images_per_s"],
+            stats["images_per_s"] / ctx.world,
+            progress.lr,
+        )
+
+    def write(epoch_generator: Tensor) -> None:
+        resume.save(resume_path, recipe, module, opt, scheduler, epoch_generator, run)
 
     with preempt.watch():  # from here on SIGTERM/SIGUSR1 only set a flag
         run = resume.load(resume_path, recipe, module, opt, scheduler, gen)
         run = run or resume.RunState()
-        for epoch in range(len(run.history) + 1, recipe.epochs + 1):
-            progress = run.partial or resume.EpochProgress(
-                epoch, opt.param_groups[0]["lr"]
-            )
-            progress.scatter(ctx)
-            epoch_generator = gen.get_state()
-            if run.rng is not None and progress.step == 0:
-                rng.restore(run.rng)
-            batches = resume.position(train, progress.step)
-            if run.rng is not None and progress.step > 0:
-                rng.restore(run.rng)
-            run.partial, run.rng = None, None
-            stop = partial(preempt.stop_agreed, ctx)
-            try:
-                stats = train_one_epoch(
-                    model, step_loss, batches, opt, scheduler, ctx, progress, stop
-                )
-            except Preempted:
-                progress.gather(ctx)
-                run.partial = progress
-                save(epoch_generator)
-                raise
-            _end_epoch(model, module, val, recipe, ctx, run, progress, stats)
-            save(gen.get_state())
-            signum = preempt.stop_agreed(ctx)
-            if signum is not None:
-                raise Preempted(signum, f"the end of epoch {epoch}")
+        run_epochs(run, recipe, gen, train, opt, ctx, train_epoch, end_epoch, write)
     return summarise(
         model, run.best_state, run.history, test, recipe, ctx, run.train_seconds
     )
 
 
-def _end_epoch(model, module, val, recipe, ctx, run, progress, stats) -> None:
-    """Validate, append the epoch to the history, keep the best weights, log a line."""
-    val_stats = evaluate(model, val, ctx)
-    run.train_seconds += stats["seconds"]
-    history = run.history
-    history.append(
-        {
-            "epoch": progress.epoch,
-            "lr": progress.lr,
-            "train_loss": stats["loss"],
-            "train_top1": stats["top1"],
-            "val_top1": val_stats["top1"],
-            "val_top5": val_stats["top5"],
-            "images_per_s": stats["images_per_s"],
-        }
-    )
-    if run.best_state is None or val_stats["top1"] > max(
-        h["val_top1"] for h in history[:-1]
-    ):
-        run.best_state = copy.deepcopy(
+def run_epochs(
+    run: resume.RunState,
+    recipe: Recipe,
+    gen: torch.Generator,
+    train: Any,
+    opt: torch.optim.Optimizer,
+    ctx: Context,
+    train_epoch: Callable[[Iterable, EpochProgress, Callable[[], int | None]], Any],
+    end_epoch: Callable[[EpochProgress, Any], None],
+    write: Callable[[Tensor], None],
+    new_progress: type[EpochProgress] = EpochProgress,
+) -> None:
+    """The resumable epoch loop of `fit` and `sweep.fit_students`, from the epoch
+    after `run.epochs_done` (continuing `run.partial` mid-epoch) to `recipe.epochs`.
+
+    Each epoch positions the data after the finished steps (`resume.position`), puts
+    back the saved global RNG states, then calls `train_epoch(batches, progress,
+    stop)` (which raises `Preempted` after the step at which `stop()` names a signal)
+    and `end_epoch(progress, its result)`. Rank 0 calls `write(generator state)` to
+    save the rolling checkpoint after every epoch and, with `run.partial` set, on
+    preemption before re-raising; a signal that arrives between steps stops the job
+    at the end of the epoch.
+    """
+
+    def save(epoch_generator: Tensor) -> None:
+        if ctx.is_main:
+            write(epoch_generator)
+        barrier(ctx)  # no rank leaves (or exits) before the checkpoint is complete
+
+    for epoch in range(run.epochs_done + 1, recipe.epochs + 1):
+        progress = run.partial or new_progress(epoch, opt.param_groups[0]["lr"])
+        progress.scatter(ctx)
+        epoch_generator = gen.get_state()
+        if run.rng is not None and progress.step == 0:
+            rng.restore(run.rng)
+        batches = resume.position(train, progress.step)
+        if run.rng is not None and progress.step > 0:
+            rng.restore(run.rng)
+        run.partial, run.rng = None, None
+        stop = partial(preempt.stop_agreed, ctx)
+        try:
+            result = train_epoch(batches, progress, stop)
+        except Preempted:
+            progress.gather(ctx)
+            run.partial = progress
+            save(epoch_generator)
+            raise
+        end_epoch(progress, result)
+        save(gen.get_state())
+        signum = preempt.stop_agreed(ctx)
+        if signum is not None:
+            raise Preempted(signum, f"the end of epoch {epoch}")
+
+
+def epoch_entry(progress: EpochProgress, train: dict, val: dict) -> dict[str, Any]:
+    """One epoch's line of a run's history (`train`: loss, top1, images_per_s)."""
+    return {
+        "epoch": progress.epoch,
+        "lr": progress.lr,
+        "train_loss": train["loss"],
+        "train_top1": train["top1"],
+        "val_top1": val["top1"],
+        "val_top5": val["top5"],
+        "images_per_s": train["images_per_s"],
+    }
+
+
+def record_epoch(
+    history: list[dict[str, Any]],
+    best_state: dict[str, Tensor] | None,
+    entry: dict[str, Any],
+    module: nn.Module,
+) -> dict[str, Tensor] | None:
+    """Append `entry` to `history`; return the best-validation weights so far (a CPU
+    copy of `module`'s if this epoch is strictly better than every earlier one)."""
+    if best_state is None or entry["val_top1"] > max(h["val_top1"] for h in history):
+        best_state = copy.deepcopy(
             {k: v.detach().cpu() for k, v in module.state_dict().items()}
         )
-    log.info(
-        "epoch %d/%d loss=%.4f top1=%.2f val_top1=%.2f img/s=%.0f "
-        "(%.0f per process) lr=%.5f",
-        progress.epoch,
-        recipe.epochs,
-        stats["loss"],
-        stats["top1"],
-        val_stats["top1"],
-        stats["images_per_s"],
-        stats["images_per_s"] / ctx.world,
-        progress.lr,
-    )
+    history.append(entry)
+    return best_state
 
 
 def unwrap(model: nn.Module) -> nn.Module:

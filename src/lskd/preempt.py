@@ -4,13 +4,14 @@ SLURM sends SIGTERM when it preempts a job (after `GraceTime` it sends SIGKILL) 
 with `sbatch --signal=<sig>@<seconds>`, a signal of our choice before the time limit.
 `watch()` turns both signals into a flag instead of death; the training loop polls the
 flag after every optimizer step (`stop_agreed`, all-reduced so every data-parallel rank
-stops at the same step), saves `last.pt` there and raises `Preempted`. The CLI turns
-that into exit code `REQUEUE_EXIT`.
+stops at the same step), saves `last.pt` there (`last_sweep.pt` for a fused sweep: the
+loop is `engine.run_epochs` either way) and raises `Preempted`. The CLI turns that into
+exit code `REQUEUE_EXIT`.
 
 Why 75: it is `EX_TEMPFAIL` of sysexits.h ("temporary failure; the user is invited to
 retry"), distinct from 1 (crash) and 2 (bad input). Snakemake treats any non-zero exit
 as a failed job and, with `retries:` (profiles/slurm), resubmits it; the new job resumes
-from `last.pt` (under the SLURM executor the batch job runs a job-step `snakemake`,
+from its checkpoint (under the SLURM executor the batch job runs a job-step `snakemake`,
 whose own exit status is 1, so Snakemake's `retries` is what requeues there). Run
 directly under `sbatch`, `lskd train` exits 75 itself, which a site can requeue
 automatically with `RequeueExit=75` in slurm.conf. A job that SLURM requeues after

@@ -151,9 +151,16 @@ def _execute(
         metrics, state = fit(model, step, train, val, test, r, gen, ctx, resume)
     if ctx.is_main:
         metrics = _write_run(spec, source, identity, metrics, state, seed, start, ctx)
-        resume.unlink(missing_ok=True)  # last: a kill before this still resumes
-    barrier(ctx)
+    _finish(resume, ctx)
     return metrics
+
+
+def _finish(resume: Path, ctx: Context) -> None:
+    """After every output is written: delete the rolling checkpoint (rank 0), last, so
+    that a kill before this still resumes (and then only rewrites the outputs)."""
+    if ctx.is_main:
+        resume.unlink(missing_ok=True)
+    barrier(ctx)
 
 
 def _write_run(
@@ -303,8 +310,16 @@ def distill_students(
     one data stream and one teacher forward per batch. `specs[k]` (which differ only
     in their outputs) receives exactly what `distill_student(specs[k], teacher_path,
     temperatures[k])` would write; its metrics add `fused_temperatures`. The rolling
-    checkpoint is `last_sweep.pt` beside the first student's model."""
+    checkpoint is `last_sweep.pt` beside the first student's model; SIGTERM/SIGUSR1
+    saves it after the current step and raises `Preempted`, as a single job does."""
     _check_sweep(specs, temperatures)
+    with preempt.watch():  # a signal during start-up stops after the first step
+        return _distill_sweep(specs, teacher_path, temperatures)
+
+
+def _distill_sweep(
+    specs: Sequence[RunSpec], teacher_path: Path, temperatures: Sequence[float]
+) -> list[dict[str, Any]]:
     spec, r = specs[0], specs[0].recipe
     source, ctx = _open(spec)
     try:
@@ -331,9 +346,7 @@ def distill_students(
                 who = _student_identity(s, teacher_path, meta, T)
                 metrics = _write_run(s, source, who, metrics, state, seed, start, ctx)
             out.append(metrics)
-        if ctx.is_main:
-            resume.unlink(missing_ok=True)
-        barrier(ctx)
+        _finish(resume, ctx)
         return out
     finally:
         teardown(ctx)

@@ -16,16 +16,21 @@ Each student follows exactly the trajectory of its own `lskd distill` job:
   they draw in the separate job instead of interleaving.
 
 tests/test_fused.py checks bit-identity against K separate jobs on CPU. Evaluation,
-selection and metrics are per student (`summarise`, as `engine.fit` does), and the
-rolling `last_sweep.pt` resumes all K together.
+selection and metrics are per student (`summarise`, as `engine.fit` does).
+
+Interruptions are handled exactly as in a single job, by the same epoch loop
+(`engine.run_epochs`): the rolling `last_sweep.pt` (`resume.save_sweep`) is written
+after every epoch and, when SIGTERM/SIGUSR1 arrived (`lskd.preempt`), after the step
+the sweep stops at, with every global RNG state, each student's RNG stream and the
+running sums of the epoch (`resume.SweepProgress`); the job then raises `Preempted`
+(exit 75) and the same command resumes all K students at that step, bit-identically.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -33,18 +38,23 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lskd import checkpoint
+from lskd import preempt, resume
 from lskd.config import Recipe
 from lskd.distributed import Context, all_sum
 from lskd.engine import (
     autocast,
+    epoch_entry,
     make_optimizer,
     make_scheduler,
+    record_epoch,
+    run_epochs,
     summarise,
     to_device,
     unwrap,
 )
 from lskd.losses import kd_loss, topk_correct
+from lskd.preempt import Preempted
+from lskd.resume import SweepProgress
 
 log = logging.getLogger("lskd")
 
@@ -85,16 +95,29 @@ def train_sweep_epoch(
     scheduler,
     streams: RNGStreams,
     ctx: Context,
+    progress: SweepProgress | None = None,
+    stop: Callable[[], int | None] | None = None,
 ) -> tuple[list[dict[str, float]], float, float]:
     """One pass: per batch one teacher forward, then each student's KD step; one
     optimizer step for all. Returns per-student {loss, top1}, images/s and seconds
-    (summed over ranks). Running sums stay on the device: no sync per step."""
+    (summed over ranks). Running sums stay on the device: no sync per step.
+
+    As `engine.train_one_epoch`: with `progress` the pass continues a stopped epoch
+    (`batches` positioned after its `step` steps) from its running sums, and after
+    every step `stop()` may name a signal: `progress` is brought up to date and
+    `Preempted` raised."""
     for s in students:
         s.train()
     k, dev = len(students), ctx.device
-    loss_sum = torch.zeros(k, dtype=torch.float64, device=dev)
-    hits = torch.zeros(k, dtype=torch.int64, device=dev)
-    seen, start = 0, time.perf_counter()
+    p = progress or SweepProgress(epoch=0, lr=opt.param_groups[0]["lr"])
+    loss_sum = torch.tensor(p.loss_sums or [0.0] * k, dtype=torch.float64, device=dev)
+    hits = torch.tensor(p.hits or [0] * k, dtype=torch.int64, device=dev)
+    start = time.perf_counter()
+
+    def bring_up_to_date() -> None:
+        p.loss_sums, p.hits = loss_sum.tolist(), hits.tolist()
+        p.seconds += time.perf_counter() - start
+
     for x, y in batches:
         x, y = to_device(x, y, dev)
         with autocast(dev):
@@ -110,15 +133,20 @@ def train_sweep_epoch(
             hits[i] += logits.detach().topk(1, dim=-1).indices.eq(y[:, None]).sum()
         opt.step()
         scheduler.step()
-        seen += len(y)
-    seconds = time.perf_counter() - start
-    totals = all_sum([*loss_sum.tolist(), *hits.tolist(), seen], ctx)
+        p.seen += len(y)
+        p.step += 1
+        signum = stop() if stop is not None else None
+        if signum is not None:
+            bring_up_to_date()
+            raise Preempted(signum, f"epoch {p.epoch} step {p.step}")
+    bring_up_to_date()
+    totals = all_sum([*p.loss_sums, *p.hits, p.seen], ctx)
     seen = totals[-1]
     stats = [
         {"loss": totals[i] / seen, "top1": 100.0 * totals[k + i] / seen}
         for i in range(k)
     ]
-    return stats, seen / seconds, seconds
+    return stats, seen / p.seconds, p.seconds
 
 
 @torch.no_grad()
@@ -153,48 +181,6 @@ def evaluate_students(
     ]
 
 
-def _cpu_state(module: nn.Module) -> dict[str, Tensor]:
-    return copy.deepcopy({k: v.detach().cpu() for k, v in module.state_dict().items()})
-
-
-class _Sweep:
-    """Everything `last_sweep.pt` holds besides the optimizer: per-student histories,
-    best states and RNG streams, and the shared generator and train time."""
-
-    def __init__(self, k: int, streams: RNGStreams):
-        self.histories: list[list[dict]] = [[] for _ in range(k)]
-        self.best: list[dict | None] = [None] * k
-        self.streams, self.train_seconds = streams, 0.0
-
-    def record(self, i: int, entry: dict, module: nn.Module) -> None:
-        history = self.histories[i]
-        if self.best[i] is None or entry["val_top1"] > max(
-            h["val_top1"] for h in history
-        ):
-            self.best[i] = _cpu_state(module)
-        history.append(entry)
-
-
-def _resume(path: Path, recipe, temperatures, modules, opt, scheduler, gen, sweep):
-    if not path.exists():
-        return
-    state = checkpoint.load(path)
-    if state.get("recipe") != recipe.to_dict() or state.get("temperatures") != list(
-        temperatures
-    ):
-        log.info("ignoring %s: written for another recipe or temperatures", path)
-        return
-    for module, weights in zip(modules, state["students"], strict=True):
-        module.load_state_dict(weights)
-    opt.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    gen.set_state(state["generator"])
-    sweep.streams.states = state["rng"]
-    sweep.histories, sweep.best = state["histories"], state["best_states"]
-    sweep.train_seconds = state["train_seconds"]
-    log.info("resumed the sweep from %s at epoch %d", path, state["epoch"])
-
-
 def _log_epoch(epoch, recipe, temperatures, stats, vals, rate, lr, ctx) -> None:
     parts = [
         f"T={T:g} loss={s['loss']:.4f} top1={s['top1']:.2f} val_top1={v['top1']:.2f}"
@@ -226,49 +212,78 @@ def fit_students(
     """`engine.fit` for K students at once: one (metrics, chosen state_dict) per
     student, each as its separate `fit` would return it. Call with the global RNG in
     the state right after the students were built (the state every separate job's
-    training starts from). Only rank 0 writes `resume_path`."""
+    training starts from). Only rank 0 writes `resume_path` (`last_sweep.pt`): after
+    every epoch and, on SIGTERM/SIGUSR1, after the step it stops at, before raising
+    `Preempted` (`engine.run_epochs`)."""
+    k = len(students)
     modules = [unwrap(s) for s in students]
     opt = make_optimizer(nn.ModuleList(students), recipe)
     scheduler = make_scheduler(opt, recipe, len(train))
-    sweep = _Sweep(len(students), RNGStreams(len(students), ctx.device))
-    _resume(resume_path, recipe, temperatures, modules, opt, scheduler, gen, sweep)
-    for epoch in range(len(sweep.histories[0]) + 1, recipe.epochs + 1):
-        lr = opt.param_groups[0]["lr"]
-        stats, rate, seconds = train_sweep_epoch(
-            students, teacher, temperatures, train, opt, scheduler, sweep.streams, ctx
+    streams = RNGStreams(k, ctx.device)
+
+    def train_epoch(batches, progress, stop):
+        return train_sweep_epoch(
+            students,
+            teacher,
+            temperatures,
+            batches,
+            opt,
+            scheduler,
+            streams,
+            ctx,
+            progress,
+            stop,
         )
+
+    def end_epoch(progress: SweepProgress, result) -> None:
+        stats, rate, seconds = result
         vals = evaluate_students(students, val, ctx)
-        sweep.train_seconds += seconds
+        run.train_seconds += seconds
         for i, (s, v) in enumerate(zip(stats, vals, strict=True)):
-            entry = {
-                "epoch": epoch,
-                "lr": lr,
-                "train_loss": s["loss"],
-                "train_top1": s["top1"],
-                "val_top1": v["top1"],
-                "val_top5": v["top5"],
-                "images_per_s": rate,
-            }
-            sweep.record(i, entry, modules[i])
-        _log_epoch(epoch, recipe, temperatures, stats, vals, rate, lr, ctx)
-        if ctx.is_main:
-            checkpoint.save(
-                {
-                    "epoch": epoch,
-                    "recipe": recipe.to_dict(),
-                    "temperatures": list(temperatures),
-                    "students": [m.state_dict() for m in modules],
-                    "optimizer": opt.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "generator": gen.get_state(),
-                    "rng": sweep.streams.states,
-                    "histories": sweep.histories,
-                    "best_states": sweep.best,
-                    "train_seconds": sweep.train_seconds,
-                },
-                resume_path,
-            )
+            entry = epoch_entry(progress, {**s, "images_per_s": rate}, v)
+            history, best = run.histories[i], run.best_states[i]
+            run.best_states[i] = record_epoch(history, best, entry, modules[i])
+        _log_epoch(
+            progress.epoch, recipe, temperatures, stats, vals, rate, progress.lr, ctx
+        )
+
+    def write(epoch_generator: Tensor) -> None:
+        run.streams = streams.states
+        resume.save_sweep(
+            resume_path,
+            recipe,
+            temperatures,
+            modules,
+            opt,
+            scheduler,
+            epoch_generator,
+            run,
+        )
+
+    with preempt.watch():  # from here on SIGTERM/SIGUSR1 only set a flag
+        run = resume.load_sweep(
+            resume_path, recipe, temperatures, modules, opt, scheduler, gen
+        )
+        run = run or resume.SweepState(
+            histories=[[] for _ in range(k)], best_states=[None] * k
+        )
+        if run.streams is not None:
+            streams.states = run.streams
+        run_epochs(
+            run,
+            recipe,
+            gen,
+            train,
+            opt,
+            ctx,
+            train_epoch,
+            end_epoch,
+            write,
+            SweepProgress,
+        )
     return [
-        summarise(s, best, history, test, recipe, ctx, sweep.train_seconds)
-        for s, best, history in zip(students, sweep.best, sweep.histories, strict=True)
+        summarise(s, best, history, test, recipe, ctx, run.train_seconds)
+        for s, best, history in zip(
+            students, run.best_states, run.histories, strict=True
+        )
     ]
