@@ -184,6 +184,36 @@ def test_table5_layout_and_caption(tmp_path):
         write_nmt_table(paths, out["csv"], out["md"], out["tex"])
 
 
+def test_table5_with_paper_bleu_and_deltas(tmp_path):
+    from lskd.analysis.paper import load_paper_numbers
+
+    paper = load_paper_numbers().dropna(subset=["bleu"])
+    offsets = {("teacher", None): 0.2, ("student", 1.0): -1.5, ("student", 64.0): 0.3}
+    paths = []
+    for (role, T), off in offsets.items():
+        row = paper[
+            (paper["task"] == "nmt_en_ru")
+            & (paper["alpha"] == 0.1)
+            & (paper["role"] == role)
+            & (paper["T"].isna() if T is None else paper["T"] == T)
+        ]
+        run = _metrics("nmt_en_ru", role, 0.1, row["bleu"].item() + off, T=T)
+        paths.append(tmp_path / f"m{len(paths)}.json")
+        paths[-1].write_text(json.dumps(run))
+    outs = [tmp_path / f"t.{e}" for e in ("csv", "md", "tex")]
+    table = write_nmt_table(paths, *outs, paper=True)
+    col = "EN→RU alpha = 0.1"
+    assert list(table.columns) == [col, f"{col} paper", f"{col} Δ"]
+    for (_role, T), off in offsets.items():
+        label = "Teacher transformer" if T is None else f"Student transformer, T={T:g}"
+        cell = table.loc[label, f"{col} Δ"]
+        assert float(cell.split()[0]) == pytest.approx(off, abs=0.006)
+        assert cell.endswith("✓") == (abs(off) <= 0.3)
+    # the paper's T=2 and T=3 cells are shown though we have no run there
+    assert table.loc["Student transformer, T=1", f"{col} paper"] != "–"
+    assert "✓ marks the 2 of 3 compared cells" in outs[1].read_text()
+
+
 @pytest.fixture
 def config() -> dict:
     return yaml.safe_load((REPO / "config" / "config.yaml").read_text())

@@ -84,7 +84,7 @@ def cmd_score(args: argparse.Namespace) -> None:
 def cmd_table(args: argparse.Namespace) -> None:
     from lskd.nmt.table import write_nmt_table
 
-    write_nmt_table(args.metrics, args.csv, args.md, args.tex, args.html)
+    write_nmt_table(args.metrics, args.csv, args.md, args.tex, args.html, args.paper)
 
 
 def _common(p: argparse.ArgumentParser, data: bool = True) -> None:
@@ -152,4 +152,9 @@ def add_nmt_commands(sub) -> None:
     p.add_argument("metrics", type=Path, nargs="+", help="metrics.json of NMT runs")
     for ext in ("csv", "md", "tex", "html"):
         p.add_argument(f"--{ext}", type=Path, required=ext != "html", help=f"{ext} out")
+    p.add_argument(
+        "--paper",
+        action="store_true",
+        help="add the paper's BLEU and ours - paper per cell (paper-scale corpora)",
+    )
     p.set_defaults(func=cmd_table)

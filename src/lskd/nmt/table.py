@@ -139,17 +139,65 @@ def nmt_caption(runs: Sequence[BleuRun]) -> str:
     )
 
 
+def with_paper_bleu(
+    table: pd.DataFrame, caption: str, runs: Sequence[BleuRun]
+) -> tuple[pd.DataFrame, str]:
+    """After each column of ``build_nmt_table``: the paper's BLEU (PAPER.md §4.6,
+    ``paper_numbers.csv``) and ``delta = ours - paper`` (mean over seeds), ✓ where
+    ``|delta| <= 0.3`` BLEU points; the caption counts those cells."""
+    from lskd.analysis.paper import TOLERANCE, load_paper_numbers
+
+    paper = load_paper_numbers().dropna(subset=["bleu"])
+    out, within, compared = table.copy(), 0, 0
+    for task, alpha in sorted({(r.task, r.alpha) for r in runs}):
+        column = f"{pair_label(task)} {format_alpha(alpha)}"
+        theirs, deltas = {}, {}
+        for row in paper[
+            (paper["task"] == task) & (paper["alpha"] == alpha)
+        ].itertuples():
+            T = None if row.role == "teacher" else float(row.T)
+            ours = [
+                r.bleu
+                for r in runs
+                if (r.task, r.alpha, r.role, r.T) == (task, alpha, row.role, T)
+            ]
+            label = row_label(row.role, ARCH, T)
+            theirs[label] = f"{row.bleu:.2f}"
+            if ours:
+                delta = float(np.mean(ours)) - row.bleu
+                ok = abs(delta) <= TOLERANCE + 1e-9
+                within, compared = within + ok, compared + 1
+                deltas[label] = f"{delta:+.2f}" + (" ✓" if ok else "")
+        at = out.columns.get_loc(column) + 1
+        out.insert(
+            at, f"{column} paper", pd.Series(theirs).reindex(out.index).fillna(MISSING)
+        )
+        out.insert(
+            at + 1, f"{column} Δ", pd.Series(deltas).reindex(out.index).fillna(MISSING)
+        )
+    note = (
+        " Beside each column: the paper's BLEU (PAPER.md §4.6) and delta = ours - "
+        "paper; "
+        f"✓ marks the {within} of {compared} compared cells within ±{TOLERANCE:g} BLEU."
+    )
+    return out, caption + note
+
+
 def write_nmt_table(
     metric_paths: Sequence[Path],
     out_csv: Path,
     out_md: Path,
     out_tex: Path,
     out_html: Path | None = None,
+    paper: bool = False,
 ) -> pd.DataFrame:
-    """Build Table 5 from ``metric_paths``; write CSV, Markdown, LaTeX (and HTML)."""
+    """Build Table 5 from ``metric_paths``; write CSV, Markdown, LaTeX (and HTML).
+    ``paper``: add the paper's BLEU and the delta per cell (paper-scale corpora)."""
     runs = [parse_bleu_run(read_metrics(Path(p)), str(p)) for p in metric_paths]
     table = build_nmt_table(runs)
     caption = nmt_caption(runs)
+    if paper:
+        table, caption = with_paper_bleu(table, caption, runs)
     texts = {
         Path(out_md): f"{caption}\n\n{table.to_markdown(disable_numparse=True)}\n",
         Path(out_tex): to_latex(table, caption, "tab:table5-nmt"),
