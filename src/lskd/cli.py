@@ -8,7 +8,6 @@ imports (torch) happen inside the handlers, so `lskd table` starts fast.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -16,22 +15,13 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from lskd.cli_analysis import add_analysis_commands
+from lskd.cli_args import json_arg
 from lskd.cli_nmt import add_nmt_commands
 from lskd.errors import ConfigError, LskdError
 from lskd.preempt import REQUEUE_EXIT as REQUEUE
 from lskd.preempt import Preempted, watch
 
 log = logging.getLogger("lskd")
-
-
-def _json_arg(text: str) -> dict:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise argparse.ArgumentTypeError(f"not valid JSON ({err})") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("expected a JSON object")
-    return value
 
 
 def _run_spec(args: argparse.Namespace, i: int | None = None):
@@ -177,7 +167,7 @@ def cmd_extract(args: argparse.Namespace) -> None:
 
 
 def _add_augment(p: argparse.ArgumentParser, help_text: str) -> None:
-    p.add_argument("--augment", type=_json_arg, default={}, help=help_text + " (JSON)")
+    p.add_argument("--augment", type=json_arg, default={}, help=help_text + " (JSON)")
 
 
 def _add_run_flags(p: argparse.ArgumentParser, outputs: str | None = None) -> None:
@@ -193,7 +183,7 @@ def _add_run_flags(p: argparse.ArgumentParser, outputs: str | None = None) -> No
     )
     p.add_argument(
         "--hp",
-        type=_json_arg,
+        type=json_arg,
         required=True,
         help="recipe as JSON: epochs, batch_size, lr, momentum, nesterov, "
         "weight_decay, schedule, step_epochs, gamma, warmup_epochs, "

@@ -4,20 +4,10 @@ of lskd.nmt. fairseq runs in this process (see lskd.nmt.safe_load for why)."""
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from lskd.cli_args import json_arg
 from lskd.errors import ConfigError
-
-
-def _json_arg(text: str) -> dict:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise argparse.ArgumentTypeError(f"not valid JSON ({err})") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("expected a JSON object")
-    return value
 
 
 def _threads(n: int) -> None:
@@ -102,7 +92,7 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, required=True, help="fairseq seed")
     p.add_argument(
         "--hp",
-        type=_json_arg,
+        type=json_arg,
         required=True,
         help="recipe as JSON (config nmt.teacher / nmt.student): model sizes, lr, "
         "warmup, max_tokens, max_update, ..., and kd for students",
@@ -116,7 +106,7 @@ def add_nmt_commands(sub) -> None:
     )
     _common(p, data=False)
     p.add_argument(
-        "--corpus", type=_json_arg, required=True, help="config nmt.corpus as JSON"
+        "--corpus", type=json_arg, required=True, help="config nmt.corpus as JSON"
     )
     p.add_argument("--vocab-size", type=int, required=True, help="joint BPE vocabulary")
     p.add_argument("--out", type=Path, required=True, help="output directory")
@@ -144,7 +134,7 @@ def add_nmt_commands(sub) -> None:
         "--out", type=Path, nargs="+", required=True, help="metrics.json per model"
     )
     p.add_argument(
-        "--gen", type=_json_arg, required=True, help="config nmt.generate as JSON"
+        "--gen", type=json_arg, required=True, help="config nmt.generate as JSON"
     )
     p.set_defaults(func=cmd_score)
 

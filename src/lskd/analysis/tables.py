@@ -332,6 +332,22 @@ def write_table(
     first = next(parse_run(m, s) for m, s in zip(metrics, sources, strict=True))
     pair = f"{first.task}-{first.teacher_arch}-{_student_arch(metrics, sources)}"
     label = "tab:" + re.sub(r"[^A-Za-z0-9]+", "-", pair)
+    write_table_files(table, caption, label, out_csv, out_md, out_tex, out_html)
+    log.info("wrote %s and more from %d runs", out_csv, len(paths))
+    return table
+
+
+def write_table_files(
+    table: pd.DataFrame,
+    caption: str,
+    label: str,
+    out_csv: Path,
+    out_md: Path,
+    out_tex: Path,
+    out_html: Path | None = None,
+) -> None:
+    """Write one table as CSV, Markdown (caption first), LaTeX (``label``) and,
+    optionally, HTML; each file atomically."""
     texts = {
         Path(out_md): f"{caption}\n\n{table.to_markdown(disable_numparse=True)}\n",
         Path(out_tex): to_latex(table, caption, label),
@@ -343,8 +359,6 @@ def write_table(
     for dest, text in texts.items():
         with atomic_path(dest) as tmp:
             tmp.write_text(text, encoding="utf-8")
-    log.info("wrote %s and %d more files from %d runs", out_csv, len(texts), len(paths))
-    return table
 
 
 def _student_arch(metrics: Sequence[dict], sources: Sequence[str]) -> str:

@@ -24,10 +24,8 @@ from lskd.analysis.tables import (
     format_alpha,
     read_metrics,
     row_label,
-    to_html,
-    to_latex,
+    write_table_files,
 )
-from lskd.atomic import atomic_path
 from lskd.errors import DataError
 from lskd.nmt import ARCH
 
@@ -198,16 +196,8 @@ def write_nmt_table(
     caption = nmt_caption(runs)
     if paper:
         table, caption = with_paper_bleu(table, caption, runs)
-    texts = {
-        Path(out_md): f"{caption}\n\n{table.to_markdown(disable_numparse=True)}\n",
-        Path(out_tex): to_latex(table, caption, "tab:table5-nmt"),
-    }
-    if out_html is not None:
-        texts[Path(out_html)] = to_html(table, caption)
-    with atomic_path(Path(out_csv)) as tmp:
-        table.to_csv(tmp)
-    for dest, text in texts.items():
-        with atomic_path(dest) as tmp:
-            tmp.write_text(text, encoding="utf-8")
-    log.info("wrote %s and %d more files from %d runs", out_csv, len(texts), len(runs))
+    write_table_files(
+        table, caption, "tab:table5-nmt", out_csv, out_md, out_tex, out_html
+    )
+    log.info("wrote %s and more from %d runs", out_csv, len(runs))
     return table
