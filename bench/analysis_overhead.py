@@ -14,13 +14,13 @@ benchmark files; appends a row to --csv.
 from __future__ import annotations
 
 import argparse
-import csv
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
+from results_csv import append_rows
 
 REPO = Path(__file__).resolve().parents[1]
 EXTRA_RULES = ("measure_diffusion", "check_claims", "make_diffusion_table")
@@ -77,24 +77,15 @@ def main() -> None:
     print(f"with analysis stage:    {with_all:.1f} s")
     print(f"overhead: x{ratio:.3f} ({100 * (ratio - 1):+.1f} %)")
     print(f"extra rules' summed job time: {extra:.1f} s")
-    args.csv.parent.mkdir(parents=True, exist_ok=True)
-    new = not args.csv.exists()
-    with args.csv.open("a", newline="") as fh:
-        writer = csv.writer(fh)
-        if new:
-            writer.writerow(
-                ["config", "cores", "without_s", "with_s", "ratio", "extra_s"]
-            )
-        writer.writerow(
-            [
-                args.configfile.name,
-                args.cores,
-                f"{without:.1f}",
-                f"{with_all:.1f}",
-                f"{ratio:.3f}",
-                f"{extra:.1f}",
-            ]
-        )
+    row = {
+        "config": args.configfile.name,
+        "cores": args.cores,
+        "without_s": f"{without:.1f}",
+        "with_s": f"{with_all:.1f}",
+        "ratio": f"{ratio:.3f}",
+        "extra_s": f"{extra:.1f}",
+    }
+    append_rows(args.csv, [row])
 
 
 if __name__ == "__main__":

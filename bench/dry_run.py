@@ -12,12 +12,13 @@ machine the floor grows with the load, the time above it much less.
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from results_csv import append_rows
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_S = 5.0
@@ -78,13 +79,7 @@ def main() -> None:
             f"{TARGET_S:g} s; {med / floor:.2f} x the start-up floor, "
             f"+{med - floor:.2f} s)"
         )
-    args.csv.parent.mkdir(parents=True, exist_ok=True)
-    new = not args.csv.exists()
-    with args.csv.open("a", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        if new:
-            w.writeheader()
-        w.writerows(rows)
+    append_rows(args.csv, rows)
 
 
 if __name__ == "__main__":

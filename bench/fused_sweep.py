@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import statistics
 import tempfile
 import time
@@ -39,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from results_csv import append_rows
 
 from lskd.config import Recipe
 from lskd.data.arrays import Arrays
@@ -320,13 +320,7 @@ def main() -> None:
             base = extra["teacher_fp32"]
             for name, secs in extra.items():
                 print(f"  {name:>24}: {secs:.3f} s  (x{base / secs:.2f} vs fp32)")
-    args.csv.parent.mkdir(parents=True, exist_ok=True)
-    new = not args.csv.exists()
-    with args.csv.open("a", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        if new:
-            w.writeheader()
-        w.writerows(rows)
+    append_rows(args.csv, rows)
 
 
 if __name__ == "__main__":

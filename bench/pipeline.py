@@ -22,13 +22,13 @@ on generated JPEG files.
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 from itertools import islice
 from pathlib import Path
 
 import torch
 from fused_sweep import array_source, jpeg_source, stream, timed
+from results_csv import append_rows
 
 from lskd.config import Recipe
 from lskd.distill import FrozenTeacher, student_step
@@ -149,13 +149,7 @@ def main() -> None:
         )
     if not rows:
         return
-    args.csv.parent.mkdir(parents=True, exist_ok=True)
-    new = not args.csv.exists()
-    with args.csv.open("a", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        if new:
-            w.writeheader()
-        w.writerows(rows)
+    append_rows(args.csv, rows)
 
 
 if __name__ == "__main__":
