@@ -84,7 +84,12 @@ def train_run(
         shutil.rmtree(save_dir)
     save_dir.mkdir(parents=True, exist_ok=True)
     write_json(stamp, argv)
-    stats = fairseq_run.run_train(argv, *([teacher] if teacher else []))
+    finished = save_dir / "finished.json"
+    if finished.is_file():  # killed after fairseq's final save: nothing left to train
+        stats = json.loads(finished.read_text())
+    else:
+        ckpts = [teacher] if teacher else []
+        stats = fairseq_run.run_train(argv, *ckpts, finished=finished)
     name = (
         "checkpoint_best.pt"
         if recipe["selection"] == "best_val"
