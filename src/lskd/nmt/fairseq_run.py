@@ -99,6 +99,11 @@ def train_args(
         *("--save-dir", str(save_dir), "--no-epoch-checkpoints", "--seed", str(seed)),
         *("--log-format", "simple", "--log-interval", "50", "--no-progress-bar"),
         *("--num-workers", "0"),
+        # a new batch iterator each epoch, its batches drawn with seed + epoch: what a
+        # run resumed in epoch E rebuilds too (fairseq otherwise keeps epoch 1's
+        # batches for the whole run, which a resumed process cannot reproduce)
+        "--update-epoch-batch-itr",
+        "True",
         *(["--cpu"] if cpu else []),
     ]
 
@@ -206,6 +211,10 @@ def _fairseq_hooks(start: float, finished: Path | None) -> Iterator[None]:
       the rolling checkpoint at this update with fairseq's own
       ``checkpoint_utils.save_checkpoint`` (model, optimizer, LR schedule, meters and
       the data iterator's position in the epoch) and raises `preempt.Preempted`.
+    - ``checkpoint_utils.load_checkpoint`` is wrapped: on a checkpoint saved at the
+      end of an epoch, fairseq resets its meters instead of restoring them, and
+      elsewhere it restores them into an aggregator nothing logs to; the wrapper
+      restores the run-long "default" ones (tokens seen, step time) in place.
     - ``PathManager.copy``, with which fairseq copies a saved checkpoint to its other
       names (``checkpoint_best.pt`` -> ``checkpoint_last.pt``), becomes atomic (a
       temporary file, then a rename): a kill mid-copy must not leave a truncated
@@ -213,10 +222,26 @@ def _fairseq_hooks(start: float, finished: Path | None) -> Iterator[None]:
     """
     from fairseq import checkpoint_utils
     from fairseq.file_io import PathManager
+    from fairseq.logging import meters, metrics
     from fairseq_cli import train
 
     original = train.validate_and_save
+    load = checkpoint_utils.load_checkpoint
     copy = PathManager.__dict__["copy"]
+
+    def load_checkpoint(cfg, trainer, **kwargs):
+        extra_state, epoch_itr = load(cfg, trainer, **kwargs)
+        saved = (extra_state or {}).get("metrics", {})
+        if "default" in saved:
+            # into the aggregator that is logged to: fairseq's metrics.load_state_dict
+            # replaces it by a new object that nothing logs to any more
+            active = metrics._active_aggregators["default"]
+            active.load_state_dict(saved["default"])
+            metrics._aggregators["default"] = active
+            for meter in active.values():
+                if isinstance(meter, meters.TimeMeter):
+                    meter.reset()  # as fairseq does: its start time means nothing now
+        return extra_state, epoch_itr
 
     def validate_and_save(cfg, trainer, task, epoch_itr, subsets, end_of_epoch):
         losses, stop = original(cfg, trainer, task, epoch_itr, subsets, end_of_epoch)
@@ -240,11 +265,13 @@ def _fairseq_hooks(start: float, finished: Path | None) -> Iterator[None]:
         return True
 
     train.validate_and_save = validate_and_save
+    checkpoint_utils.load_checkpoint = load_checkpoint
     PathManager.copy = staticmethod(atomic_copy)
     try:
         yield
     finally:
         train.validate_and_save = original
+        checkpoint_utils.load_checkpoint = load
         PathManager.copy = copy
 
 
