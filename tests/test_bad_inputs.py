@@ -419,8 +419,7 @@ CASES: dict[str, Case] = {
     "nmt teacher needs a global outside the allow-list": Case(
         lambda w: nmt_distill(w, fairseq_malicious(w)),
         lambda w: (
-            "evil_fairseq.pt: needs globals outside the fairseq allow-list: "
-            "['builtins.open']"
+            "evil_fairseq.pt: needs globals outside the fairseq allow-list: ['io.open']"
         ),
     ),
     "nmt teacher malicious legacy pickle": Case(
