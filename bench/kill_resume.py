@@ -1,6 +1,7 @@
 """Kill-and-resume campaign: kill `lskd train` / `lskd distill` / a fused sweep
-`lskd distill --T 1 4 64` at seeded random moments, rerun the same command until it
-finishes, compare with an uninterrupted run.
+`lskd distill --T 1 4 64` / `lskd nmt-train` / `lskd nmt-distill` (fairseq) at seeded
+random moments, rerun the same command until it finishes, compare with an
+uninterrupted run.
 
 The pytest version (tests/test_kill_resume.py) forks warm processes to stay within a
 minute; this one, by default, starts every attempt as a fresh `python -m lskd.cli`
@@ -9,6 +10,7 @@ per kill and a summary; exit status 1 if any resumed run differs.
 
   python bench/kill_resume.py --kills 15 --seed 0               # real processes
   python bench/kill_resume.py --kills 50 --launcher fork --epochs 8
+  python bench/kill_resume.py --kills 4 --jobs nmt_teacher,nmt_student
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from killharness import (  # noqa: E402
     kill_chain,
     run_baseline,
 )
-from test_kill_resume import HP, image_jobs  # noqa: E402
+from test_kill_resume import HP, image_jobs, nmt_jobs, prepare_nmt  # noqa: E402
 
 
 def main() -> int:
@@ -39,27 +41,41 @@ def main() -> int:
     p.add_argument("--launcher", choices=["exec", "fork"], default="exec")
     p.add_argument("--epochs", type=int, default=HP["epochs"], help="epochs per run")
     p.add_argument(
-        "--jobs", default="teacher,student,fused", help="comma-separated jobs"
+        "--jobs",
+        default="teacher,student,fused",
+        help="comma-separated jobs (also nmt_teacher, nmt_student)",
     )
     p.add_argument("--work", type=Path, help="keep the runs here (default: temp)")
     args = p.parse_args()
     HP["epochs"] = args.epochs
     work = args.work or Path(tempfile.mkdtemp(prefix="lskd-kills-"))
     work.mkdir(parents=True, exist_ok=True)
-    launcher = ExecLauncher() if args.launcher == "exec" else ForkLauncher()
+    names = args.jobs.split(",")
+    nmt = any(n.startswith("nmt_") for n in names)
+    launcher = ExecLauncher() if args.launcher == "exec" else ForkLauncher(nmt=nmt)
     if args.launcher == "fork":
         launcher.warm(work / "warm.log")
-    data = make_toy_npz(work / "toy.npz", 2000, 200)
     start = time.perf_counter()
-    teacher_out, teacher_wall = run_baseline(
-        image_jobs(data, Path("-"))["teacher"], launcher, work
-    )
-    jobs = image_jobs(data, teacher_out / "model.pt")
+    jobs, teachers = {}, {}
+    if any(not n.startswith("nmt_") for n in names):
+        data = make_toy_npz(work / "toy.npz", 2000, 200)
+        teacher_out, teacher_wall = run_baseline(
+            image_jobs(data, Path("-"))["teacher"], launcher, work
+        )
+        jobs |= image_jobs(data, teacher_out / "model.pt")
+        teachers["teacher"] = teacher_out, teacher_wall
+    if nmt:
+        data = prepare_nmt(work)
+        nmt_out, nmt_wall = run_baseline(
+            nmt_jobs(data, Path("-"))["nmt_teacher"], launcher, work
+        )
+        jobs |= nmt_jobs(data, nmt_out / "model.pt")
+        teachers["nmt_teacher"] = nmt_out, nmt_wall
     total = Counter()
-    for i, name in enumerate(args.jobs.split(",")):
+    for i, name in enumerate(names):
         job = jobs[name]
-        if name == "teacher":
-            baseline, wall = teacher_out, teacher_wall
+        if name in teachers:
+            baseline, wall = teachers[name]
         else:
             baseline, wall = run_baseline(job, launcher, work)
         report = kill_chain(

@@ -4,8 +4,9 @@ the same command until it finishes, and compare its outputs with an uninterrupte
 A `Job` is any command that writes `metrics.json` (and optionally `model.pt`) into an
 output directory (or one folder of it per run) and resumes from a rolling checkpoint
 there; `lskd train`, `lskd distill` and the fused sweep `lskd distill --T 1 4 64` are
-the image jobs, NMT jobs are added the same way (a `Job` whose `argv(out_dir)` builds
-their command line).
+the image jobs; `lskd nmt-train` and `lskd nmt-distill` (fairseq in-process) are the
+NMT jobs: they write `train.json` and a fairseq `model.pt` and resume from fairseq's
+`fairseq/checkpoint_last.pt` (`Job.kind = "fairseq"`).
 
 Two launchers start the commands:
 
@@ -43,6 +44,8 @@ WALL_KEYS = {
     "train_images_per_s",
     "train_images_per_s_per_process",
     "images_per_s",
+    "train_step_s",  # NMT (train.json): fairseq's summed step time
+    "tokens_per_s",
 }
 
 
@@ -57,6 +60,7 @@ class Job:
     argv: Callable[[Path], list[str]]
     checkpoint: str = "last.pt"
     runs: tuple[str, ...] = (".",)
+    kind: str = "lskd"  # "fairseq": NMT job (train.json, fairseq model.pt)
 
 
 @dataclass
@@ -102,9 +106,12 @@ def _child(argv: list[str], log: str) -> None:
 class ForkLauncher:
     """Start `lskd.cli.main(argv)` in a child of a warm forkserver."""
 
-    def __init__(self) -> None:
+    def __init__(self, nmt: bool = False) -> None:
         self.ctx = multiprocessing.get_context("forkserver")
-        self.ctx.set_forkserver_preload(["lskd.cli", "lskd.runs", "torchvision"])
+        preload = ["lskd.cli", "lskd.runs", "torchvision"]
+        # fairseq's import (seconds) moves into the forkserver too for NMT jobs
+        preload += ["fairseq_cli.train", "lskd.nmt.runs"] if nmt else []
+        self.ctx.set_forkserver_preload(preload)
 
     def warm(self, log: Path) -> None:
         """Start the forkserver (it imports torch once) before anything is timed."""
@@ -156,6 +163,22 @@ def checkpoint_position(path: Path) -> str | None:
     return f"epoch {state['epoch']}{steps}"
 
 
+def fairseq_position(path: Path) -> str | None:
+    """The same for fairseq's checkpoint_last.pt: 'epoch E + S steps (update N)'."""
+    if not path.exists():
+        return None
+    import argparse
+
+    from lskd import checkpoint
+
+    state = checkpoint.load(path, allow=[argparse.Namespace])
+    itr = state["extra_state"]["train_iterator"]
+    updates = state["optimizer_history"][-1]["num_updates"]
+    steps = itr.get("iterations_in_epoch", 0)
+    within = f" + {steps} steps" if steps else ""
+    return f"epoch {itr['epoch']}{within} ({updates} updates)"
+
+
 def _strip(obj):
     if isinstance(obj, dict):
         return {k: _strip(v) for k, v in obj.items() if k not in WALL_KEYS}
@@ -164,30 +187,39 @@ def _strip(obj):
     return obj
 
 
-def differences(expected: Path, got: Path) -> list[str]:
+def differences(expected: Path, got: Path, kind: str = "lskd") -> list[str]:
     """What differs between two output directories (wall-time fields ignored;
-    model.pt compared tensor by tensor, bit for bit)."""
+    model.pt compared tensor by tensor, bit for bit). `kind` "fairseq": an NMT run
+    (train.json, fairseq's model.pt with its weights under "model")."""
     diffs = []
-    a = _strip(json.loads((expected / "metrics.json").read_text()))
-    b = _strip(json.loads((got / "metrics.json").read_text()))
+    name = "train.json" if kind == "fairseq" else "metrics.json"
+    # an NMT run records fairseq's command line, with its own output folder in it
+    text = (expected / name).read_text().replace(str(expected), str(got))
+    a = _strip(json.loads(text))
+    b = _strip(json.loads((got / name).read_text()))
     diffs += [
-        f"metrics.json[{k!r}]"
-        for k in sorted(a.keys() | b.keys())
-        if a.get(k) != b.get(k)
+        f"{name}[{k!r}]" for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)
     ]
     if (expected / "model.pt").exists():
         import torch
 
-        from lskd import checkpoint
-
-        wa = checkpoint.load_model_file(expected / "model.pt")["state_dict"]
-        wb = checkpoint.load_model_file(got / "model.pt")["state_dict"]
+        wa, wb = _weights(expected / "model.pt", kind), _weights(got / "model.pt", kind)
         if wa.keys() != wb.keys():
             diffs.append("model.pt keys")
         diffs += [
             f"model.pt[{k!r}]" for k in wa if k in wb and not torch.equal(wa[k], wb[k])
         ]
     return diffs
+
+
+def _weights(path: Path, kind: str) -> dict:
+    from lskd import checkpoint
+
+    if kind == "fairseq":
+        import argparse
+
+        return checkpoint.load(path, allow=[argparse.Namespace])["model"]
+    return checkpoint.load_model_file(path)["state_dict"]
 
 
 def run_baseline(job: Job, launcher, workdir: Path) -> tuple[Path, float]:
@@ -225,7 +257,8 @@ def kill_chain(
         kill_after = rnd.uniform(*spread) * wall if left else None
         sig = signal.SIGTERM if rnd.random() < term_share else signal.SIGKILL
         attempt = Attempt(job.name, chain, kill_after, sig.name if left else None)
-        attempt.resumed_from = checkpoint_position(out / job.checkpoint)
+        position = fairseq_position if job.kind == "fairseq" else checkpoint_position
+        attempt.resumed_from = position(out / job.checkpoint)
         start = time.perf_counter()
         attempt.exit_code, attempt.killed = launcher.run(
             job.argv(out), out / "log.txt", kill_after, sig
@@ -239,7 +272,7 @@ def kill_chain(
         diffs = [
             f"{run}/{d}"
             for run in job.runs
-            for d in differences(baseline / run, out / run)
+            for d in differences(baseline / run, out / run, job.kind)
         ]
         (report.different if diffs else report.identical).append(f"{out.name}: {diffs}")
         if not left:

@@ -3,8 +3,8 @@
 one line `lskd <cmd>: error: ...` that names the offending key or file, without a
 traceback and without writing anything.
 
-NMT cases (unequal line counts, empty corpus, fairseq checkpoints) live on the NMT
-branch and join `CASES` after the merge.
+The NMT cases (`nmt-prepare`, `nmt-train`, `nmt-distill`: corpus files, prepared data
+folders, fairseq checkpoints) are at the end of `CASES`.
 """
 
 from __future__ import annotations
@@ -155,6 +155,72 @@ def other_arch_last_pt(w: W, mp: pytest.MonkeyPatch) -> None:
         "optimizer": opt.state_dict(),
     }
     checkpoint.save(state, w.out / "last.pt")
+
+
+NMT_HP = {
+    "model": {
+        "layers": 1,
+        "embed_dim": 16,
+        "ffn_dim": 16,
+        "heads": 2,
+        "dropout": 0.0,
+        "share_all_embeddings": True,
+    },
+    "lr": 0.01,
+    "warmup_updates": 1,
+    "warmup_init_lr": 1e-7,
+    "weight_decay": 0,
+    "clip_norm": 0,
+    "max_tokens": 256,
+    "max_update": 1,
+    "max_epoch": 0,
+    "patience": 0,
+    "validate_interval_updates": 0,
+    "selection": "last",
+    "kd": {"weight": 0.9, "label_smoothing": 0.1, "topk": 4},
+}
+
+
+def nmt_prepare(w: W, en: bytes, de: bytes) -> list[str]:
+    write(w.tmp / "c" / "train.en", en)
+    write(w.tmp / "c" / "train.de", de)
+    files = {"train": str(w.tmp / "c" / "train.{lang}"), "valid": None}
+    corpus = {
+        "kind": "files",
+        "files": {"en_de": {**files, "test": [str(w.tmp / "c" / "train.{lang}")]}},
+        "valid_every": 2,
+        "min_words": 1,
+        "lowercase": False,
+        "max_train": None,
+        "split_seed": 0,
+    }
+    return [
+        *("nmt-prepare", "--pair", "en_de", "--corpus", json.dumps(corpus)),
+        *("--vocab-size", "40", "--out", str(w.out / "prepared")),
+        *("--splits", str(w.out / "splits.json")),
+    ]
+
+
+def nmt_run(w: W, cmd: str, data: Path, *extra: str) -> list[str]:
+    return [
+        *(cmd, "--pair", "en_de", "--data", str(data), "--alpha", "0.1"),
+        *("--seed", "0", "--hp", json.dumps(NMT_HP), *extra),
+        *("--model-out", str(w.out / "model.pt")),
+    ]
+
+
+def nmt_distill(w: W, teacher: Path) -> list[str]:
+    """`nmt-distill` on a stand-in prepared folder (the teacher is checked first)."""
+    data = w.tmp / "prepared"
+    write(data / "bin" / "dict.en.txt", b"a 1\n")
+    return nmt_run(w, "nmt-distill", data, "--teacher", str(teacher), "--T", "2")
+
+
+def fairseq_malicious(w: W) -> Path:
+    """A torch zip checkpoint whose config needs `io.open` (not allow-listed)."""
+    path = w.tmp / "evil_fairseq.pt"
+    torch.save({"model": {}, "cfg": Payload(str(w.tmp / MARKER))}, path)
+    return path
 
 
 CASES: dict[str, Case] = {
@@ -321,6 +387,47 @@ CASES: dict[str, Case] = {
         lambda w: train(w),
         lambda w: "last.pt: cannot write (No space left on device)",
         prepare=enospc_on_fsync,
+    ),
+    # --- NMT -------------------------------------------------------------------------
+    "nmt corpus unequal line counts": Case(
+        lambda w: nmt_prepare(w, b"a b\nc d\ne f\n", b"x y\nz w\n"),
+        lambda w: f"{w.tmp / 'c' / 'train.de'}: 2 sentences but",
+    ),
+    "nmt corpus file empty": Case(
+        lambda w: nmt_prepare(w, b"", b"x y\n"),
+        lambda w: f"{w.tmp / 'c' / 'train.en'}: empty file",
+    ),
+    "nmt corpus file missing": Case(
+        lambda w: [
+            a.replace("train.{lang}", "absent.{lang}")
+            for a in nmt_prepare(w, b"a\n", b"x\n")
+        ],
+        lambda w: f"{w.tmp / 'c' / 'absent.en'}: file not found",
+    ),
+    "nmt prepared data folder missing": Case(
+        lambda w: nmt_run(w, "nmt-train", w.tmp / "no_prepared"),
+        lambda w: f"{w.tmp / 'no_prepared'}: prepared data folder not found",
+    ),
+    "nmt data folder not prepared": Case(
+        lambda w: nmt_run(w, "nmt-train", w.tmp),
+        lambda w: f"{w.tmp}: not a prepared NMT folder",
+    ),
+    "nmt teacher missing": Case(
+        lambda w: nmt_distill(w, w.tmp / "none.pt"),
+        lambda w: f"{w.tmp / 'none.pt'}: file not found",
+    ),
+    "nmt teacher needs a global outside the allow-list": Case(
+        lambda w: nmt_distill(w, fairseq_malicious(w)),
+        lambda w: (
+            "evil_fairseq.pt: needs globals outside the fairseq allow-list: ['io.open']"
+        ),
+    ),
+    "nmt teacher malicious legacy pickle": Case(
+        lambda w: nmt_distill(w, malicious(w)), lambda w: f"{w.tmp / 'evil.pt'}: "
+    ),
+    "nmt teacher not a fairseq checkpoint": Case(
+        lambda w: nmt_distill(w, w.teacher),
+        lambda w: f"{w.teacher}: not a fairseq checkpoint",
     ),
 }
 

@@ -4,8 +4,8 @@ Each job is started, killed (SIGKILL, sometimes SIGTERM) at seeded random moment
 restarted with the same arguments until it finishes; the result is compared with an
 uninterrupted run, bit for bit (CPU, deterministic algorithms), ignoring only the
 wall-time fields listed in `killharness.WALL_KEYS`. The fused temperature
-sweep (K students in one job, `last_sweep.pt`) is one of the jobs; NMT jobs join the
-same way.
+sweep (K students in one job, `last_sweep.pt`) is one of the jobs; `nmt-train` and
+`nmt-distill` (fairseq, a tiny corpus, dropout on) are the NMT ones.
 The Snakemake path (kill the job, rerun the same `snakemake` command) is tested last.
 """
 
@@ -23,6 +23,7 @@ import yaml
 
 from conftest import make_toy_npz
 from killharness import ForkLauncher, Job, differences, kill_chain, run_baseline
+from test_nmt_pipeline import KD, RECIPE, write_corpus
 
 KILLS = {"teacher": 7, "student": 7, "fused": 8}  # 22 kill points in all
 SEEDS = {"student": 0, "teacher": 1, "fused": 2}  # of each job's kill moments
@@ -94,6 +95,99 @@ def setup(tmp_path_factory):
     teacher = image_jobs(data, Path("unused"))["teacher"]
     teacher_out, teacher_wall = run_baseline(teacher, launcher, work)
     return work, image_jobs(data, teacher_out / "model.pt"), launcher, teacher_wall
+
+
+# --- NMT: fairseq in-process, resuming from fairseq/checkpoint_last.pt ---------------
+
+NMT_KILLS = {"nmt_teacher": 4, "nmt_student": 4}
+NMT_SEEDS = {"nmt_teacher": 3, "nmt_student": 4}
+# dropout on, so that a resumed run must also restore the dropout RNG
+NMT_HP = {
+    **RECIPE,
+    "model": {**RECIPE["model"], "dropout": 0.1},
+    "max_update": 150,
+    "kd": KD,
+}
+
+
+def prepare_nmt(work: Path) -> Path:
+    """The test pipeline's toy EN-DE corpus, prepared (BPE, fairseq binaries)."""
+    from lskd.nmt import runs
+
+    raw = work / "nmt_raw"
+    raw.mkdir()
+    write_corpus(raw, 300, 0, "train")
+    write_corpus(raw, 40, 1, "test")
+    files = {"train": str(raw / "train.{lang}"), "valid": None}
+    spec = {
+        "kind": "files",
+        "files": {"en_de": {**files, "test": [str(raw / "test.{lang}")]}},
+        "valid_every": 10,
+        "min_words": 1,
+        "lowercase": False,
+        "max_train": None,
+        "split_seed": 0,
+    }
+    runs.prepare("en_de", spec, 80, work / "nmt", work / "nmt_splits.json", 1)
+    return work / "nmt"
+
+
+def nmt_jobs(data: Path, teacher: Path) -> dict[str, Job]:
+    """`lskd nmt-train` (alpha 0.1) and `lskd nmt-distill` (T = 2) of `teacher`."""
+
+    def args(out: Path, *extra: str) -> list[str]:
+        return [
+            *("--pair", "en_de", "--data", str(data), "--alpha", "0.1", "--seed", "0"),
+            *("--hp", json.dumps(NMT_HP), *extra),
+            *("--model-out", str(out / "model.pt")),
+        ]
+
+    last = "fairseq/checkpoint_last.pt"
+    return {
+        "nmt_teacher": Job(
+            "nmt_teacher", lambda out: ["nmt-train", *args(out)], last, kind="fairseq"
+        ),
+        "nmt_student": Job(
+            "nmt_student",
+            lambda out: [
+                "nmt-distill",
+                *args(out, "--teacher", str(teacher), "--T", "2"),
+            ],
+            last,
+            kind="fairseq",
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def nmt_setup(tmp_path_factory):
+    pytest.importorskip("fairseq")
+    work = tmp_path_factory.mktemp("nmt_kills")
+    data = prepare_nmt(work)
+    launcher = ForkLauncher(nmt=True)
+    launcher.warm(work / "warm.log")
+    teacher = nmt_jobs(data, Path("unused"))["nmt_teacher"]
+    teacher_out, teacher_wall = run_baseline(teacher, launcher, work)
+    return work, nmt_jobs(data, teacher_out / "model.pt"), launcher, teacher_wall
+
+
+@pytest.mark.slow  # about 40 s for the two jobs
+@pytest.mark.parametrize("name", list(NMT_KILLS))
+def test_nmt_killed_anywhere_resumes_to_identical_outputs(nmt_setup, name):
+    work, jobs, launcher, teacher_wall = nmt_setup
+    job = jobs[name]
+    if name == "nmt_teacher":
+        baseline, wall = work / "nmt_teacher-baseline", teacher_wall
+    else:
+        baseline, wall = run_baseline(job, launcher, work)
+    report = kill_chain(
+        job, launcher, work, baseline, wall, NMT_KILLS[name], NMT_SEEDS[name]
+    )
+    summary = [(a.signal, a.exit_code, a.resumed_from) for a in report.attempts]
+    print(f"{name}: {report.kill_points} kills {summary}; {report.identical}")
+    assert report.kill_points == NMT_KILLS[name]
+    assert report.different == [] and report.identical
+    assert any(a.resumed_from for a in report.attempts), "no resume: kills too early"
 
 
 @pytest.mark.slow  # about 65 s for the three jobs

@@ -348,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     args.argv = argv
-    training = args.command in ("train", "distill")
+    training = args.command in ("train", "distill", "nmt-train", "nmt-distill")
     try:
         with watch() if training else nullcontext():  # SIGTERM -> checkpoint, 75
             args.func(args)

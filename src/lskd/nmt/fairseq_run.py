@@ -9,11 +9,17 @@ The calls run inside `fairseq_safe_globals()` instead of a subprocess for that r
 from __future__ import annotations
 
 import logging
+import os
 import shlex
+import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from lskd import preempt
+from lskd.atomic import write_json
 from lskd.nmt.safe_load import fairseq_safe_globals
 
 log = logging.getLogger(__name__)
@@ -93,6 +99,11 @@ def train_args(
         *("--save-dir", str(save_dir), "--no-epoch-checkpoints", "--seed", str(seed)),
         *("--log-format", "simple", "--log-interval", "50", "--no-progress-bar"),
         *("--num-workers", "0"),
+        # a new batch iterator each epoch, its batches drawn with seed + epoch: what a
+        # run resumed in epoch E rebuilds too (fairseq otherwise keeps epoch 1's
+        # batches for the whole run, which a resumed process cannot reproduce)
+        "--update-epoch-batch-itr",
+        "True",
         *(["--cpu"] if cpu else []),
     ]
 
@@ -147,11 +158,19 @@ def run_preprocess(argv: list[str]) -> None:
     preprocess.main(options.get_preprocessing_parser().parse_args(argv))
 
 
-def run_train(argv: list[str], *checkpoints: Path) -> dict[str, float]:
-    """fairseq-train in this process; returns wall seconds, updates and tokens/s."""
+def run_train(
+    argv: list[str], *checkpoints: Path, finished: Path | None = None
+) -> dict[str, float]:
+    """fairseq-train in this process; returns wall seconds, updates and tokens/s.
+
+    Within `preempt.watch()` (the CLI's nmt-train / nmt-distill), SIGTERM or SIGUSR1
+    stops fairseq after the update in progress, once it has saved
+    ``checkpoint_last.pt``, and raises `preempt.Preempted` (see `_fairseq_hooks`).
+    ``finished`` (a JSON file) receives these statistics as soon as fairseq has saved
+    its final checkpoint: a rerun that finds it must not resume (fairseq would train
+    one more update past ``--max-update``)."""
     from fairseq import checkpoint_utils, distributed_utils, options
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
-    from fairseq.logging import metrics
     from fairseq_cli import train
 
     log_command("fairseq-train", argv)
@@ -159,10 +178,17 @@ def run_train(argv: list[str], *checkpoints: Path) -> dict[str, float]:
     args = options.parse_args_and_arch(options.get_training_parser(), argv)
     cfg = convert_namespace_to_omegaconf(args)
     start = time.perf_counter()
-    with fairseq_safe_globals(*checkpoints):
+    with fairseq_safe_globals(*checkpoints), _fairseq_hooks(start, finished):
         distributed_utils.call_main(cfg, train.main)
+    return _stats(start)
+
+
+def _stats(start: float) -> dict[str, float]:
+    from fairseq.logging import metrics
+
     wall = time.perf_counter() - start
     # fairseq resets its "train" meters each epoch; "default" sees the whole run
+    # (and is restored from the checkpoint when a run resumes)
     tokens = metrics.get_meter("default", "wpb")
     train_wall = metrics.get_meter("default", "train_wall")
     seconds = float(train_wall.sum) if train_wall is not None else 0.0
@@ -173,6 +199,80 @@ def run_train(argv: list[str], *checkpoints: Path) -> dict[str, float]:
         "train_tokens": int(total),
         "tokens_per_s": round(total / seconds, 1) if seconds else None,
     }
+
+
+@contextmanager
+def _fairseq_hooks(start: float, finished: Path | None) -> Iterator[None]:
+    """Two patches of fairseq 0.12 for the duration of one in-process run.
+
+    - ``fairseq_cli.train.validate_and_save`` (called by fairseq's loop after every
+      update) is wrapped: when it reports the end of training, the statistics go to
+      ``finished``; otherwise, if a preemption signal has arrived, the wrapper saves
+      the rolling checkpoint at this update with fairseq's own
+      ``checkpoint_utils.save_checkpoint`` (model, optimizer, LR schedule, meters and
+      the data iterator's position in the epoch) and raises `preempt.Preempted`.
+    - ``checkpoint_utils.load_checkpoint`` is wrapped: on a checkpoint saved at the
+      end of an epoch, fairseq resets its meters instead of restoring them, and
+      elsewhere it restores them into an aggregator nothing logs to; the wrapper
+      restores the run-long "default" ones (tokens seen, step time) in place.
+    - ``PathManager.copy``, with which fairseq copies a saved checkpoint to its other
+      names (``checkpoint_best.pt`` -> ``checkpoint_last.pt``), becomes atomic (a
+      temporary file, then a rename): a kill mid-copy must not leave a truncated
+      ``checkpoint_last.pt`` to resume from.
+    """
+    from fairseq import checkpoint_utils
+    from fairseq.file_io import PathManager
+    from fairseq.logging import meters, metrics
+    from fairseq_cli import train
+
+    original = train.validate_and_save
+    load = checkpoint_utils.load_checkpoint
+    copy = PathManager.__dict__["copy"]
+
+    def load_checkpoint(cfg, trainer, **kwargs):
+        extra_state, epoch_itr = load(cfg, trainer, **kwargs)
+        saved = (extra_state or {}).get("metrics", {})
+        if "default" in saved:
+            # into the aggregator that is logged to: fairseq's metrics.load_state_dict
+            # replaces it by a new object that nothing logs to any more
+            active = metrics._active_aggregators["default"]
+            active.load_state_dict(saved["default"])
+            metrics._aggregators["default"] = active
+            for meter in active.values():
+                if isinstance(meter, meters.TimeMeter):
+                    meter.reset()  # as fairseq does: its start time means nothing now
+        return extra_state, epoch_itr
+
+    def validate_and_save(cfg, trainer, task, epoch_itr, subsets, end_of_epoch):
+        losses, stop = original(cfg, trainer, task, epoch_itr, subsets, end_of_epoch)
+        signum = preempt.requested()
+        if stop and finished is not None:
+            write_json(finished, _stats(start))
+        elif signum and not stop:
+            checkpoint_utils.save_checkpoint(
+                cfg.checkpoint, trainer, epoch_itr, losses[0]
+            )
+            where = Path(cfg.checkpoint.save_dir) / "checkpoint_last.pt"
+            raise preempt.Preempted(
+                signum, f"{where} (update {trainer.get_num_updates()})"
+            )
+        return losses, stop
+
+    def atomic_copy(src_path: str, dst_path: str, overwrite: bool = False) -> bool:
+        tmp = f"{dst_path}.tmp"
+        shutil.copyfile(src_path, tmp)
+        os.replace(tmp, dst_path)
+        return True
+
+    train.validate_and_save = validate_and_save
+    checkpoint_utils.load_checkpoint = load_checkpoint
+    PathManager.copy = staticmethod(atomic_copy)
+    try:
+        yield
+    finally:
+        train.validate_and_save = original
+        checkpoint_utils.load_checkpoint = load
+        PathManager.copy = copy
 
 
 def _reset_run_state(*functions) -> None:

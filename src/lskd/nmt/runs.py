@@ -21,8 +21,8 @@ from typing import Any
 
 from lskd import checkpoint
 from lskd.atomic import write_json
-from lskd.errors import DataError
-from lskd.nmt import ARCH, bleu, bpe, corpus, fairseq_run
+from lskd.errors import CheckpointError, DataError
+from lskd.nmt import ARCH, bleu, bpe, corpus, fairseq_run, safe_load
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,25 @@ def _cpu() -> bool:
     return not torch.cuda.is_available()
 
 
+def check_prepared(data: Path) -> None:
+    """``data`` must be an `nmt-prepare --out` folder (fairseq binaries in ``bin/``)."""
+    if not data.is_dir():
+        raise DataError(f"{data}: prepared data folder not found (run nmt-prepare)")
+    if not any((data / "bin").glob("dict.*.txt")):
+        raise DataError(f"{data}: not a prepared NMT folder (no bin/dict.*.txt)")
+
+
+def check_teacher(path: Path) -> None:
+    """A fairseq checkpoint of ours: only allow-listed classes (a pickle asking for
+    anything else is refused unread) and fairseq's model and config entries."""
+    safe_load.check_globals(path)
+    state = checkpoint.load(path, allow=[argparse.Namespace])
+    if "model" not in state or not ({"cfg", "args"} & state.keys()):
+        raise CheckpointError(
+            f"{path}: not a fairseq checkpoint (no 'model' and 'cfg' entries)"
+        )
+
+
 def train_run(
     data: Path,
     model_out: Path,
@@ -74,6 +93,7 @@ def train_run(
     teacher: Path | None = None,
 ) -> dict[str, Any]:
     """One fairseq-train run; writes ``model.pt`` and ``train.json`` beside it."""
+    check_prepared(data)
     save_dir = model_out.parent / "fairseq"
     argv = fairseq_run.train_args(
         data / "bin", save_dir, model, recipe, seed, criterion, _cpu()
@@ -84,7 +104,12 @@ def train_run(
         shutil.rmtree(save_dir)
     save_dir.mkdir(parents=True, exist_ok=True)
     write_json(stamp, argv)
-    stats = fairseq_run.run_train(argv, *([teacher] if teacher else []))
+    finished = save_dir / "finished.json"
+    if finished.is_file():  # killed after fairseq's final save: nothing left to train
+        stats = json.loads(finished.read_text())
+    else:
+        ckpts = [teacher] if teacher else []
+        stats = fairseq_run.run_train(argv, *ckpts, finished=finished)
     name = (
         "checkpoint_best.pt"
         if recipe["selection"] == "best_val"
@@ -126,6 +151,8 @@ def distill(
     """The T-sweep of one teacher in one process (fairseq and the data load once)."""
     if len(temps) != len(model_outs):
         raise DataError(f"{len(temps)} temperatures for {len(model_outs)} outputs")
+    check_prepared(data)
+    check_teacher(teacher)  # before anything is written
     for T, out in zip(temps, model_outs, strict=True):
         criterion = fairseq_run.student_criterion(teacher, T, kd)
         info = {
@@ -148,6 +175,7 @@ def score(
     ``metrics.json`` holds the BLEU, its signature and the run's ``train.json``."""
     if len(models) != len(metrics_outs):
         raise DataError(f"{len(models)} models for {len(metrics_outs)} metrics files")
+    check_prepared(data)
     refs_path = data / "raw" / f"test.{pair.split('_')[1]}"
     refs = refs_path.read_text(encoding="utf-8").splitlines()
     out = []

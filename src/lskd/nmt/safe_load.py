@@ -45,5 +45,10 @@ def fairseq_safe_globals(*paths: str | Path) -> Iterator[None]:
     are checked first (only the allow-listed classes may appear in them)."""
     for path in paths:
         check_globals(path)
-    with torch.serialization.safe_globals(list(ALLOWED.values())):
+    # blocks nest (the KD criterion loads its teacher inside fairseq-train's block);
+    # torch's context manager removes its classes on exit even when an outer block
+    # allowed them too, so an inner block adds only what is not allowed yet
+    allowed = torch.serialization.get_safe_globals()
+    missing = [cls for cls in ALLOWED.values() if cls not in allowed]
+    with torch.serialization.safe_globals(missing):
         yield

@@ -1,0 +1,67 @@
+"""SIGTERM to an NMT training job: fairseq stops after the update in progress with
+`checkpoint_last.pt` saved there, `Preempted` is raised (the CLI exits 75), and the
+same call again resumes to the uninterrupted run's `model.pt`, bit for bit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+
+import pytest
+import torch
+
+from lskd import checkpoint, preempt
+from test_kill_resume import NMT_HP, prepare_nmt
+
+pytest.importorskip("fairseq")
+pytestmark = pytest.mark.slow
+
+STOP_AT = 20  # mid-epoch: 13 updates per epoch on the toy corpus
+
+
+def test_sigterm_saves_at_the_update_and_resumes_identically(tmp_path, monkeypatch):
+    from fairseq.trainer import Trainer
+
+    from lskd.nmt import fairseq_run, runs
+
+    data = prepare_nmt(tmp_path)
+    hp = {**NMT_HP, "max_update": 30}
+    meta = {"role": "teacher", "task": "nmt_en_de", "alpha": 0.1, "seed": 0}
+
+    def train(out):
+        crit = fairseq_run.teacher_criterion(0.1)
+        with preempt.watch():
+            return runs.train_run(data, out, hp["model"], hp, 0, crit, meta)
+
+    straight = tmp_path / "straight" / "model.pt"
+    train(straight)
+
+    step = Trainer.train_step
+
+    def train_step(self, samples, raise_oom=False):
+        out = step(self, samples, raise_oom)
+        if self.get_num_updates() == STOP_AT:
+            signal.raise_signal(signal.SIGTERM)  # caught by watch(): sets the flag
+        return out
+
+    monkeypatch.setattr(Trainer, "train_step", train_step)
+    stopped = tmp_path / "stopped" / "model.pt"
+    with pytest.raises(preempt.Preempted) as stop:
+        train(stopped)
+    assert stop.value.signum == signal.SIGTERM
+    last = stopped.parent / "fairseq" / "checkpoint_last.pt"
+    state = checkpoint.load(last, allow=[argparse.Namespace])
+    assert state["optimizer_history"][-1]["num_updates"] == STOP_AT
+    assert state["extra_state"]["train_iterator"]["iterations_in_epoch"] == 7
+    assert not stopped.exists()
+
+    monkeypatch.setattr(Trainer, "train_step", step)
+    info = train(stopped)  # the same call: resumes at update 20
+    assert info["num_updates"] == 30
+    a = checkpoint.load(straight, allow=[argparse.Namespace])["model"]
+    b = checkpoint.load(stopped, allow=[argparse.Namespace])["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ta = json.loads((straight.parent / "train.json").read_text())
+    assert ta["train_tokens"] == info["train_tokens"]
+    assert ta["val_loss"] == info["val_loss"]
