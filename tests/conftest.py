@@ -103,3 +103,19 @@ def make_toy_npz(path: Path, n_train: int = 500, n_eval: int = 50) -> Path:
         images[split], labels[split] = x, y.astype(np.int64)
     save_arrays(Arrays(images, labels, CLASS_NAMES, (0.3,), (0.3,)), path)
     return path
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _restore_determinism():
+    """seed_everything switches deterministic algorithms on for the whole process: give
+    every test module back the setting it started with."""
+    import os
+
+    import torch
+
+    flag = torch.are_deterministic_algorithms_enabled()
+    cublas = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    yield
+    torch.use_deterministic_algorithms(flag)
+    if cublas is None:
+        os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)

@@ -2,7 +2,6 @@
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -31,17 +30,6 @@ STEPS_PER_EPOCH = N["train"] // BATCH  # drop_last: 7 steps of 64 images
 
 class Crash(Exception):
     """Stands in for a job killed mid-epoch."""
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _restore_determinism():
-    """seed_everything switches deterministic algorithms on for the whole process."""
-    flag = torch.are_deterministic_algorithms_enabled()
-    cublas = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
-    yield
-    torch.use_deterministic_algorithms(flag)
-    if cublas is None:
-        os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
 
 
 @pytest.fixture(scope="module")

@@ -36,16 +36,6 @@ BATCH = 50
 STEPS = 400 // BATCH  # 8 steps per epoch
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _restore_determinism():
-    flag = torch.are_deterministic_algorithms_enabled()
-    cublas = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
-    yield
-    torch.use_deterministic_algorithms(flag)
-    if cublas is None:
-        os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     return make_toy_npz(tmp_path_factory.mktemp("toy") / "toy.npz", 400, 50)
