@@ -171,42 +171,34 @@ def nmt_setup(tmp_path_factory):
     return work, nmt_jobs(data, teacher_out / "model.pt"), launcher, teacher_wall
 
 
+def check_kill_chain(setup, name: str, first: str, kills: int, seed: int) -> None:
+    """Kill job `name` `kills` times at seeded moments, rerunning it after each; its
+    outputs must equal the uninterrupted baseline's (`first` reuses the setup's)."""
+    work, jobs, launcher, teacher_wall = setup
+    job = jobs[name]
+    if name == first:
+        baseline, wall = work / f"{first}-baseline", teacher_wall
+    else:
+        baseline, wall = run_baseline(job, launcher, work)
+    report = kill_chain(job, launcher, work, baseline, wall, kills, seed)
+    summary = [(a.signal, a.exit_code, a.resumed_from) for a in report.attempts]
+    print(f"{name}: {report.kill_points} kills {summary}; {report.identical}")
+    assert report.kill_points == kills
+    assert report.different == [] and report.identical
+    resumed = [a for a in report.attempts if a.resumed_from]
+    assert resumed, "no attempt resumed from a checkpoint: kill times too early"
+
+
 @pytest.mark.slow  # about 40 s for the two jobs
 @pytest.mark.parametrize("name", list(NMT_KILLS))
 def test_nmt_killed_anywhere_resumes_to_identical_outputs(nmt_setup, name):
-    work, jobs, launcher, teacher_wall = nmt_setup
-    job = jobs[name]
-    if name == "nmt_teacher":
-        baseline, wall = work / "nmt_teacher-baseline", teacher_wall
-    else:
-        baseline, wall = run_baseline(job, launcher, work)
-    report = kill_chain(
-        job, launcher, work, baseline, wall, NMT_KILLS[name], NMT_SEEDS[name]
-    )
-    summary = [(a.signal, a.exit_code, a.resumed_from) for a in report.attempts]
-    print(f"{name}: {report.kill_points} kills {summary}; {report.identical}")
-    assert report.kill_points == NMT_KILLS[name]
-    assert report.different == [] and report.identical
-    assert any(a.resumed_from for a in report.attempts), "no resume: kills too early"
+    check_kill_chain(nmt_setup, name, "nmt_teacher", NMT_KILLS[name], NMT_SEEDS[name])
 
 
 @pytest.mark.slow  # about 65 s for the three jobs
 @pytest.mark.parametrize("name", list(KILLS))
 def test_killed_anywhere_resumes_to_identical_outputs(setup, name):
-    work, jobs, launcher, teacher_wall = setup
-    job = jobs[name]
-    if name == "teacher":
-        baseline, wall = work / "teacher-baseline", teacher_wall
-    else:
-        baseline, wall = run_baseline(job, launcher, work)
-    seed = SEEDS[name]
-    report = kill_chain(job, launcher, work, baseline, wall, KILLS[name], seed)
-    summary = [(a.signal, a.exit_code, a.resumed_from) for a in report.attempts]
-    print(f"{name}: {report.kill_points} kills {summary}; {report.identical}")
-    assert report.kill_points == KILLS[name]
-    assert report.different == [] and report.identical
-    resumed = [a for a in report.attempts if a.resumed_from]
-    assert resumed, "no attempt resumed from a checkpoint: kill times too early"
+    check_kill_chain(setup, name, "teacher", KILLS[name], SEEDS[name])
 
 
 # --- through Snakemake: kill the running job, rerun the same command ----------------

@@ -45,6 +45,7 @@ import numpy as np
 
 from lskd.analysis.checks import check_rows_and_labels
 from lskd.analysis.projection import load_npz
+from lskd.analysis.stability import stability_of_penultimate
 from lskd.atomic import write_json
 from lskd.errors import DataError
 
@@ -192,8 +193,6 @@ def diffusion_file(
             log.warning("%s", err)
             result["other_splits"][other] = {"error": str(err)}
     if penultimate_npz is not None:
-        from lskd.analysis.stability import stability_of_penultimate
-
         result["stability_reconstructed"] = stability_of_penultimate(penultimate_npz)
     write_json(out_json, result)
     log.info("wrote %s (separation %.3f)", out_json, result["separation"])

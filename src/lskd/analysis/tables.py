@@ -13,7 +13,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,6 +137,13 @@ def check_consistent(runs: Sequence[Run]) -> None:
         ("selection", students),
         ("eval_split", runs),
     ]
+    check_same(checks)
+    check_unique(runs, lambda r: (r.role, r.alpha, r.T, r.seed, r.teacher_seed))
+
+
+def check_same(checks: Sequence[tuple[str, Sequence[Any]]]) -> None:
+    """For each ``(field, runs)``: every run's ``field`` equals the first run's; the
+    error names both files (runs have a ``source``)."""
     for field, group in checks:
         if not group:
             continue
@@ -148,12 +155,15 @@ def check_consistent(runs: Sequence[Run]) -> None:
                     f"{run.source}: {what} {value!r} differs from {ref!r} "
                     f"in {group[0].source}"
                 )
+
+
+def check_unique(runs: Sequence[Any], key: Callable[[Any], tuple]) -> None:
+    """No two runs share ``key(run)``; the error names both files."""
     seen: dict[tuple, str] = {}
     for run in runs:
-        key = (run.role, run.alpha, run.T, run.seed, run.teacher_seed)
-        if key in seen:
-            raise DataError(f"{run.source}: duplicate of run {seen[key]}")
-        seen[key] = run.source
+        if key(run) in seen:
+            raise DataError(f"{run.source}: duplicate of run {seen[key(run)]}")
+        seen[key(run)] = run.source
 
 
 def row_label(role: str, arch: str, T: float | None = None) -> str:
@@ -171,18 +181,22 @@ def format_alpha(alpha: float) -> str:
     return f"alpha = {text}"
 
 
+def format_values(*columns: Sequence[float]) -> str:
+    """One cell from per-run values of one or more metrics: ``a / b`` for one run;
+    ``mean ± std / mean ± std (n=k)`` (sample std) for several; ``–`` for none."""
+    n = len(columns[0])
+    if n == 0:
+        return MISSING
+    if n == 1:
+        return " / ".join(f"{c[0]:.2f}" for c in columns)
+    parts = (np.asarray(c, dtype=float) for c in columns)
+    text = " / ".join(f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" for v in parts)
+    return f"{text} (n={n})"
+
+
 def format_cell(runs: Sequence[Run]) -> str:
     """``top1 / top5`` for one run; ``mean ± std / mean ± std (n=k)`` for several."""
-    if not runs:
-        return MISSING
-    top1 = np.array([r.top1 for r in runs])
-    top5 = np.array([r.top5 for r in runs])
-    if len(runs) == 1:
-        return f"{top1[0]:.2f} / {top5[0]:.2f}"
-    return (
-        f"{top1.mean():.2f} ± {top1.std(ddof=1):.2f} / "
-        f"{top5.mean():.2f} ± {top5.std(ddof=1):.2f} (n={len(runs)})"
-    )
+    return format_values([r.top1 for r in runs], [r.top5 for r in runs])
 
 
 def _parse_all(

@@ -21,7 +21,10 @@ import pandas as pd
 from lskd.analysis.tables import (
     MISSING,
     _get,
+    check_same,
+    check_unique,
     format_alpha,
+    format_values,
     read_metrics,
     row_label,
     write_table_files,
@@ -80,26 +83,12 @@ def pair_label(task: str) -> str:
 
 
 def _cell(runs: Sequence[BleuRun]) -> str:
-    if not runs:
-        return MISSING
-    bleu = np.array([r.bleu for r in runs])
-    if len(runs) == 1:
-        return f"{bleu[0]:.2f}"
-    return f"{bleu.mean():.2f} ± {bleu.std(ddof=1):.2f} (n={len(runs)})"
+    return format_values([r.bleu for r in runs])
 
 
 def _check(runs: Sequence[BleuRun]) -> None:
-    seen: dict[tuple, str] = {}
-    for run in runs:
-        key = (run.task, run.role, run.alpha, run.T, run.seed)
-        if key in seen:
-            raise DataError(f"{run.source}: duplicate of run {seen[key]}")
-        seen[key] = run.source
-        if run.eval_split != runs[0].eval_split:
-            raise DataError(
-                f"{run.source}: eval_split {run.eval_split!r} differs from "
-                f"{runs[0].eval_split!r} in {runs[0].source}"
-            )
+    check_unique(runs, lambda r: (r.task, r.role, r.alpha, r.T, r.seed))
+    check_same([("eval_split", runs)])
 
 
 def build_nmt_table(runs: Sequence[BleuRun]) -> pd.DataFrame:
