@@ -281,11 +281,10 @@ def _digits(metric: str) -> int:
 
 
 def shown(rows: Sequence[DeltaRow]) -> pd.DataFrame:
-    """The table for reading: index (alpha, T); Δ as ``+0.42 [-0.10, +0.94]``, n, the
-    two students' mean top-1 and each side metric as ``mean [low, high]``."""
-    index = pd.MultiIndex.from_tuples(
-        [(format(r.alpha, "g"), format(r.T, "g")) for r in rows], names=["alpha", "T"]
-    )
+    """The table for reading: rows ``alpha = a, T = t``; Δ as ``+0.42 [-0.10,
+    +0.94]``, n, the two students' mean top-1 and each side metric as ``mean [low,
+    high]``."""
+    index = pd.Index([_row_name(r.alpha, r.T) for r in rows], name="LS teacher, T")
     out = pd.DataFrame(index=index)
     out["Δ top-1 [95 % CI]"] = [format_estimate(r.delta) for r in rows]
     out["n"] = [r.delta.n for r in rows]
@@ -302,6 +301,10 @@ def shown(rows: Sequence[DeltaRow]) -> pd.DataFrame:
                 for r in rows
             ]
     return out
+
+
+def _row_name(alpha: float, T: float, extra: str = "") -> str:
+    return f"{format_alpha(alpha)}, T = {T:g}{extra}"
 
 
 def reading(est: Estimate, alpha: float) -> str:
@@ -547,7 +550,15 @@ def plot_delta(
     temps = sorted({r.T for r in rows} | {T for ref in references for T in ref.temps})
     _t_axis(ax, temps)
     ax.set_ylabel("Δ top-1 (points)")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    handles, labels = ax.get_legend_handles_labels()
+    first = len(references)  # this run's series first, then the paper's lines
+    ax.legend(
+        handles[first:] + handles[:first],
+        labels[first:] + labels[:first],
+        fontsize=8,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+    )
     fig.suptitle(
         f"{title}\nΔ(T) = student top-1 with the LS teacher − with the alpha = 0 "
         "teacher; error bars: 95 % interval of paired seed differences",
@@ -698,12 +709,9 @@ def interaction_numbers(result: Interaction) -> pd.DataFrame:
 
 
 def interaction_shown(result: Interaction) -> pd.DataFrame:
-    index = pd.MultiIndex.from_tuples(
-        [
-            (format(s.row.alpha, "g"), format(s.row.T, "g"), s.transfer.text)
-            for s in result.rows
-        ],
-        names=["alpha", "T", "transfer set"],
+    index = pd.Index(
+        [_row_name(s.row.alpha, s.row.T, f", {s.transfer.text}") for s in result.rows],
+        name="LS teacher, T, transfer set",
     )
     out = pd.DataFrame(index=index)
     out["Δ top-1 [95 % CI]"] = [format_estimate(s.row.delta) for s in result.rows]
