@@ -118,7 +118,7 @@ class Recipe:
     The learning rate follows `schedule` per iteration after `warmup_epochs` of linear
     warm-up. `selection` says which epoch's weights and test accuracy are reported:
     `last`, or `best_val` (the epoch with the best top-1 on the held-out validation
-    split).
+    split, among the validated epochs: every `val_every`-th and the last).
     """
 
     epochs: int
@@ -133,6 +133,7 @@ class Recipe:
     warmup_epochs: float = 0.0
     selection: str = "last"
     eval_batch_size: int = 1000
+    val_every: int = 1
     processes: int = 1
 
     @classmethod
@@ -174,6 +175,7 @@ class Recipe:
             "batch_size",
             "eval_batch_size",
             "step_epochs",
+            "val_every",
             "processes",
         ):
             if getattr(recipe, name) < 1:
