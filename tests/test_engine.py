@@ -1,5 +1,6 @@
 """Training loop end to end on a tiny dataset: outputs, resume, KD step, schedules."""
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -151,6 +152,19 @@ def test_distill_student(teacher, data, tmp_path):
 
 
 # --- resume -------------------------------------------------------------------------
+
+
+def test_val_every_validates_every_nth_and_the_last_epoch(data, tmp_path):
+    """val_every = 2 over 5 epochs validates epochs 2, 4 and 5 only; best_val picks
+    the highest validation top-1 among them and reports that epoch's test top-1."""
+    spec = _spec(data, tmp_path, epochs=5)
+    recipe = dataclasses.replace(spec.recipe, val_every=2, selection="best_val")
+    metrics = train_teacher(dataclasses.replace(spec, recipe=recipe), alpha=0.0)
+    vals = {h["epoch"]: h["val_top1"] for h in metrics["history"]}
+    assert [e for e, v in vals.items() if v is not None] == [2, 4, 5]
+    best = max((v, -e) for e, v in vals.items() if v is not None)
+    assert metrics["chosen_epoch"] == -best[1] == metrics["best"]["epoch"]
+    assert metrics["top1"] == metrics["best"]["test_top1"]
 
 
 def _counting_teacher_step(calls: list, crash_at: int | None):

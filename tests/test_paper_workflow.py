@@ -168,7 +168,7 @@ def test_inits_chain_as_the_paper(paper_run, snakemake_bin):
         student = json.loads(
             (
                 paper_run / f"results/cub200/teacher_resnet18_a{alpha}_s0/"
-                "student_mobilenet_v2_T3_s0/metrics.json"
+                "student_mobilenet_v2_all_T3_s0/metrics.json"
             ).read_text()
         )
         assert (

@@ -98,7 +98,7 @@ def test_one_table_builds_only_what_it_needs(tmp_path, snakemake_bin):
             "teacher",
             "epoch",
             3,
-            "tasks.fmnist.teacher: Additional properties are not allowed "
+            "tasks.fmnist.teacher: Unevaluated properties are not allowed "
             "('epoch' was unexpected)",
         ),
         ("data", "root", "/nonexistent/fmnist", "tasks.fmnist.data.root: directory "),

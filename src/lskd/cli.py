@@ -49,6 +49,7 @@ def _run_spec(args: argparse.Namespace, i: int | None = None):
         init=args.init,
         compile=args.compile,
         pretrained=getattr(args, "pretrained", False),
+        transfer=getattr(args, "transfer", None),
     )
 
 
@@ -306,6 +307,13 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="KD temperature(s) > 0; with K values, K students are trained in one "
         "fused job (same results as K separate jobs)",
+    )
+    p.add_argument(
+        "--transfer",
+        default="all",
+        help="KD transfer set: all (the whole training split), n<N> (N images per "
+        "class) or f<F> (fraction F of each class), drawn with --seed "
+        "(default: all)",
     )
     p.set_defaults(func=cmd_distill)
 

@@ -198,18 +198,18 @@ def fit(
         )
 
     def end_epoch(progress: EpochProgress, stats: dict) -> None:
-        val_stats = evaluate(model, val, ctx)
+        val_stats = evaluate(model, val, ctx) if validates(progress, recipe) else None
         run.train_seconds += stats["seconds"]
         entry = epoch_entry(progress, stats, val_stats)
         run.best_state = record_epoch(run.history, run.best_state, entry, module)
         log.info(
-            "epoch %d/%d loss=%.4f top1=%.2f val_top1=%.2f img/s=%.0f "
+            "epoch %d/%d loss=%.4f top1=%.2f val_top1=%s img/s=%.0f "
             "(%.0f per process) lr=%.5f",
             progress.epoch,
             recipe.epochs,
             stats["loss"],
             stats["top1"],
-            val_stats["top1"],
+            format_val(val_stats),
             stats["images_per_s"],
             stats["images_per_s"] / ctx.world,
             progress.lr,
@@ -281,18 +281,35 @@ def run_epochs(
             raise Preempted(signum, f"the end of epoch {epoch}")
 
 
-def epoch_entry(progress: EpochProgress, train: dict, val: dict) -> dict[str, Any]:
-    """One epoch's line of a run's history (`train`: loss, top1, images_per_s)."""
+def validates(progress: EpochProgress, recipe: Recipe) -> bool:
+    """Is the validation split evaluated after this epoch (every `val_every`-th and
+    the last)?"""
+    return progress.epoch % recipe.val_every == 0 or progress.epoch == recipe.epochs
+
+
+def format_val(val: dict | None) -> str:
+    return "-" if val is None else f"{val['top1']:.2f}"
+
+
+def epoch_entry(
+    progress: EpochProgress, train: dict, val: dict | None
+) -> dict[str, Any]:
+    """One epoch's line of a run's history (`train`: loss, top1, images_per_s; `val`
+    None on an epoch without validation)."""
     return {
         "epoch": progress.epoch,
         "lr": progress.lr,
         "train_loss": train["loss"],
         "train_top1": train["top1"],
-        "val_top1": val["top1"],
-        "val_top5": val["top5"],
-        "val_stability": val["stability"],
+        "val_top1": None if val is None else val["top1"],
+        "val_top5": None if val is None else val["top5"],
+        "val_stability": None if val is None else val["stability"],
         "images_per_s": train["images_per_s"],
     }
+
+
+def validated(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [h for h in history if h["val_top1"] is not None]
 
 
 def record_epoch(
@@ -302,8 +319,12 @@ def record_epoch(
     module: nn.Module,
 ) -> dict[str, Tensor] | None:
     """Append `entry` to `history`; return the best-validation weights so far (a CPU
-    copy of `module`'s if this epoch is strictly better than every earlier one)."""
-    if best_state is None or entry["val_top1"] > max(h["val_top1"] for h in history):
+    copy of `module`'s if this validated epoch is strictly better than every earlier
+    validated one)."""
+    earlier = validated(history)
+    if entry["val_top1"] is not None and (
+        best_state is None or entry["val_top1"] > max(h["val_top1"] for h in earlier)
+    ):
         best_state = copy.deepcopy(
             {k: v.detach().cpu() for k, v in module.state_dict().items()}
         )
@@ -327,7 +348,7 @@ def stability_keys(stability: float) -> dict[str, float]:
 def summarise(model, best_state, history, test, recipe, ctx, train_seconds):
     """Test-split metrics of the last and best-validation states; loads the chosen."""
     module = unwrap(model)
-    best = max(history, key=lambda h: h["val_top1"])
+    best = max(validated(history), key=lambda h: h["val_top1"])
     last_state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
     picks = {}
     for name, entry, weights in (

@@ -44,6 +44,7 @@ from lskd.distributed import Context, all_sum
 from lskd.engine import (
     autocast,
     epoch_entry,
+    format_val,
     make_optimizer,
     make_scheduler,
     record_epoch,
@@ -51,6 +52,7 @@ from lskd.engine import (
     summarise,
     to_device,
     unwrap,
+    validates,
 )
 from lskd.losses import kd_loss, topk_correct
 from lskd.preempt import Preempted
@@ -190,7 +192,7 @@ def evaluate_students(
 
 def _log_epoch(epoch, recipe, temperatures, stats, vals, rate, lr, ctx) -> None:
     parts = [
-        f"T={T:g} loss={s['loss']:.4f} top1={s['top1']:.2f} val_top1={v['top1']:.2f}"
+        f"T={T:g} loss={s['loss']:.4f} top1={s['top1']:.2f} val_top1={format_val(v)}"
         for T, s, v in zip(temperatures, stats, vals, strict=True)
     ]
     log.info(
@@ -244,7 +246,11 @@ def fit_students(
 
     def end_epoch(progress: SweepProgress, result) -> None:
         stats, rate, seconds = result
-        vals = evaluate_students(students, val, ctx)
+        vals = (
+            evaluate_students(students, val, ctx)
+            if validates(progress, recipe)
+            else [None] * k
+        )
         run.train_seconds += seconds
         for i, (s, v) in enumerate(zip(stats, vals, strict=True)):
             entry = epoch_entry(progress, {**s, "images_per_s": rate}, v)

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from lskd.config import check_data_roots, validate_config
+from lskd.data.transfer import size_tokens
 from lskd.errors import ConfigError
 
 try:
@@ -29,6 +30,9 @@ SEEDS = [str(s) for s in RUN["seeds"]]
 ARCHS = sorted(
     {a for t in TASKS.values() for a in t["teacher_archs"] + t["student_archs"]}
 )
+XFER_RE = r"all|n\d+|f0\.\d+"  # a transfer-set token (lskd.data.transfer)
+# KD transfer-set path tokens of each task (`all`, `n30`, `f0.1`: lskd.data.transfer)
+XFERS = {n: size_tokens(t["student"]["transfer"], n) for n, t in TASKS.items()}
 
 
 # For rules whose paths spell wildcards directly; the run-id pathvars carry their own
@@ -37,7 +41,8 @@ wildcard_constraints:
     task="|".join(TASKS),
     tarch="|".join(ARCHS),
     sarch="|".join(ARCHS),
-    panel="|".join(["teachers", *ARCHS]),
+    panel=rf"teachers|({'|'.join(ARCHS)})_({XFER_RE})",
+    xfer=XFER_RE,
     run=r"[a-z0-9]+/teacher_[^/]+(/student_[^/]+)?",
     fmt="npz|json",
     name=r"[a-z0-9_]+-[a-z0-9_]+",
@@ -45,7 +50,8 @@ wildcard_constraints:
 
 
 TEACHER = "results/{task}/teacher_{tarch}_a{alpha}_s{tseed}"
-STUDENT = f"{TEACHER}/student_{{sarch}}_T{{T}}_s{{seed}}"
+STUDENT = f"{TEACHER}/student_{{sarch}}_{{xfer}}_T{{T}}_s{{seed}}"
+PAIR = "{task}_{tarch}-{sarch}_{xfer}"  # name of one table / figure / diffusion set
 
 
 def task_of(run):
@@ -121,23 +127,24 @@ def job_threads(kind):
 
 def run_args(role):
     """Named param function: the `lskd train|distill` flags of one run (role `teacher`
-    or `student`) or of one fused sweep over every T (`students`), shell-quoted
-    (threads and GPUs from the job's own threads and resources).
+    or `student`) or of one fused sweep over every T (`students`), shell-quoted.
 
-    The recipe and augmentation JSON are part of the params, so editing them reruns
-    exactly the affected jobs.
+    It reads wildcards and config only (never threads or resources: Snakemake records
+    only such params in .snakemake/metadata), so editing the recipe or augmentation
+    reruns exactly the affected jobs; threads and GPUs go in the shell string.
     """
 
     kind = "student" if role == "students" else role  # recipe and init key
 
-    def params(wildcards, threads, resources):
+    def params(wildcards):
         w, task = wildcards, config["tasks"][wildcards.task]
         if role == "teacher":
             run = f"--arch {w.tarch} --alpha {w.alpha} --seed {w.tseed}"
         else:
             T = " ".join(TEMPS) if role == "students" else w.T
-            run = f"--arch {w.sarch} --T {T} --seed {w.seed}"
-        hp = json.dumps(task[kind], sort_keys=True)
+            run = f"--arch {w.sarch} --T {T} --seed {w.seed} --transfer {w.xfer}"
+        recipe = {k: v for k, v in task[kind].items() if k != "transfer"}  # in paths
+        hp = json.dumps(recipe, sort_keys=True)
         augment = json.dumps(task["augment"], sort_keys=True)
         flags = f" --loader {task['loader']}"
         flags += "" if RUN["deterministic"] else " --nondeterministic"
@@ -147,8 +154,7 @@ def run_args(role):
         flags += " --pretrained" if role == "teacher" and pretrained_teacher(w) else ""
         return (
             f"--task {w.task} {run} --hp {shlex.quote(hp)} "
-            f"--augment {shlex.quote(augment)}{flags} "
-            f"--threads {threads} --gpus {resources.gpu}"
+            f"--augment {shlex.quote(augment)}{flags}"
         )
 
     return params
@@ -172,7 +178,8 @@ def sweep_outputs(name):
     """`name` of each student of one fused sweep (distill_students), one per T:
     the same paths as the per-T distill_student writes."""
     return [
-        f"results/<teacher_id>/student_{{sarch}}_T{T}_s{{seed}}/{name}" for T in TEMPS
+        f"results/<teacher_id>/student_{{sarch}}_{{xfer}}_T{T}_s{{seed}}/{name}"
+        for T in TEMPS
     ]
 
 
@@ -199,7 +206,7 @@ def claims_report(path):
         caption="../report/claims.rst",
         category="Claims",
         subcategory="{task}",
-        labels={"task": "{task}", "pair": "{tarch} → {sarch}"},
+        labels={"task": "{task}", "pair": "{tarch} → {sarch}", "transfer": "{xfer}"},
     )
 
 
@@ -210,7 +217,7 @@ def diffusion_report(path):
         caption="../report/diffusion.rst",
         category="Diffusion",
         subcategory="{task}",
-        labels={"pair": "{tarch} → {sarch}", "kind": kind},
+        labels={"pair": "{tarch} → {sarch}", "transfer": "{xfer}", "kind": kind},
     )
 
 
@@ -219,7 +226,7 @@ def diffusion_runs(name):
     temperatures, every alpha and seed, in matching order for both lists."""
 
     def inputs(wildcards):
-        w = dict(task=wildcards.task, tarch=wildcards.tarch, sarch=wildcards.sarch)
+        w = {k: wildcards[k] for k in ("task", "tarch", "sarch", "xfer")}
         teachers = [
             f"{TEACHER.format(**w, alpha=a, tseed=s)}/{name}"
             for a in ALPHAS
@@ -242,7 +249,7 @@ def table_report(path):
         caption="../report/table.rst",
         category="Tables",
         subcategory="{task}",
-        labels={"task": "{task}", "pair": "{tarch} → {sarch}"},
+        labels={"task": "{task}", "pair": "{tarch} → {sarch}", "transfer": "{xfer}"},
     )
 
 
@@ -264,8 +271,9 @@ def row_temps(task):
 
 
 def table_inputs(wildcards):
-    """metrics.json of every teacher and student one table needs (all alphas and seeds)."""
-    w = dict(task=wildcards.task, tarch=wildcards.tarch, sarch=wildcards.sarch)
+    """metrics.json of every teacher and student one table needs (all alphas and seeds,
+    one transfer set)."""
+    w = {k: wildcards[k] for k in ("task", "tarch", "sarch", "xfer")}
     teachers = [
         f"{TEACHER.format(**w, alpha=a, tseed=s)}/metrics.json"
         for a in ALPHAS
@@ -280,14 +288,21 @@ def table_inputs(wildcards):
     return teachers + students
 
 
+def split_panel(panel):
+    """A student panel `<sarch>_<xfer>` as (sarch, xfer)."""
+    sarch, _, xfer = panel.rpartition("_")
+    return sarch, xfer
+
+
 def projections(wildcards):
     """Row-major projection files of one figure: rows = T (one row for the teachers'
     panel), columns = alpha."""
     w = dict(task=wildcards.task, tarch=wildcards.tarch, tseed=SEEDS[0], seed=SEEDS[0])
     if wildcards.panel == "teachers":
         return [f"{TEACHER.format(**w, alpha=a)}/projection.npz" for a in ALPHAS]
+    sarch, xfer = split_panel(wildcards.panel)
     return [
-        f"{STUDENT.format(**w, sarch=wildcards.panel, alpha=a, T=T)}/projection.npz"
+        f"{STUDENT.format(**w, sarch=sarch, xfer=xfer, alpha=a, T=T)}/projection.npz"
         for T in row_temps(wildcards.task)
         for a in ALPHAS
     ]
@@ -298,35 +313,36 @@ def figure_rows(wildcards):
 
 
 def pairs():
+    """(task, tarch, sarch, xfer) of every table: teacher -> student on a transfer set."""
     for task, t in TASKS.items():
         for tarch in t["teacher_archs"]:
             for sarch in t["student_archs"]:
-                yield task, tarch, sarch
+                for xfer in XFERS[task]:
+                    yield task, tarch, sarch, xfer
 
 
 def final_targets():
+    names = [
+        (PAIR.format(task=t, tarch=a, sarch=s, xfer=x), TASKS[t]["penultimate"])
+        for t, a, s, x in pairs()
+    ]
     tables = [
-        f"results/tables/{t}_{a}-{s}.{ext}"
-        for t, a, s in pairs()
+        f"results/tables/{n}.{ext}"
+        for n, _ in names
         for ext in ("csv", "md", "tex", "html")
     ]
-    panels = {
-        (t, a, p)
-        for t, a, s in pairs()
-        if TASKS[t]["penultimate"]["enabled"]
-        for p in (s, "teachers")
-    }
-    figures = [f"results/figures/penultimate_{t}_{a}-{p}.png" for t, a, p in panels]
     claims = [
-        f"results/tables/{t}_{a}-{s}_claims.{ext}"
-        for t, a, s in pairs()
+        f"results/tables/{n}_claims.{ext}"
+        for n, _ in names
         for ext in ("csv", "md", "html")
     ]
-    diffusion = [
-        f"results/figures/diffusion_{t}_{a}-{s}.png"
-        for t, a, s in pairs()
+    figures = {f"results/figures/penultimate_{n}.png" for n, p in names if p["enabled"]}
+    figures |= {
+        f"results/figures/penultimate_{t}_{a}-teachers.png"
+        for t, a, _, _ in pairs()
         if TASKS[t]["penultimate"]["enabled"]
-    ]
+    }
+    diffusion = [f"results/figures/diffusion_{n}.png" for n, p in names if p["enabled"]]
     return tables + claims + sorted(figures) + diffusion + nmt_targets()
 
 
@@ -389,6 +405,7 @@ def run_labels(role):
     return {
         "task": "{task}",
         "arch": "{tarch} → {sarch}",
+        "transfer": "{xfer}",
         "alpha": "{alpha}",
         "T": "{T}",
         "seed": "{seed}",
@@ -401,7 +418,8 @@ def figure_args(wildcards):
     if w.panel == "teachers":
         title = f"Penultimate layer of the {w.tarch} teachers ({w.task})"
         return f"--rows teacher --alphas {alphas} --title {title!r}"
-    title = f"Penultimate layer of {w.panel} students of {w.tarch} ({w.task})"
+    sarch, xfer = split_panel(w.panel)
+    title = f"Penultimate layer of {sarch} students of {w.tarch} ({w.task}, transfer set {xfer})"
     return f"--rows {figure_rows(wildcards)} --alphas {alphas} --title {title!r}"
 
 
