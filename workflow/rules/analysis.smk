@@ -33,8 +33,7 @@ rule project_penultimate:
 
 rule measure_diffusion:
     input:
-        projection="results/{run}/projection.npz",
-        penultimate="results/{run}/penultimate.npz",
+        "results/{run}/projection.npz",
     output:
         "results/{run}/diffusion.json",
     log:
@@ -44,5 +43,4 @@ rule measure_diffusion:
     conda:
         "../envs/lskd.yaml"
     shell:
-        "lskd diffusion {input.projection} {output} --penultimate {input.penultimate} "
-        "> {log} 2>&1"
+        "lskd diffusion {input} {output} > {log} 2>&1"
