@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
+import re
+import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -10,9 +13,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from scipy import stats
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_CONFIG = REPO / ".test" / "config" / "config.yaml"
+PAIR = "fmnist_mlp128-mlp128_all"  # the one table of .test/config (whole transfer set)
 pytestmark = pytest.mark.slow
 
 
@@ -78,7 +83,7 @@ def test_dry_run_default_config_is_fast(tmp_path, snakemake_bin, fused):
 
 def test_one_table_builds_only_what_it_needs(tmp_path, snakemake_bin):
     config = yaml.safe_load(TEST_CONFIG.read_text())
-    target = "results/tables/fmnist_mlp128-mlp128.md"
+    target = f"results/tables/{PAIR}.md"
     jobs = planned_jobs(
         snakemake(tmp_path, target, "-n", "--configfile", str(TEST_CONFIG))
     )
@@ -124,10 +129,13 @@ def test_every_run_writes_metrics(demo_run, snakemake_bin):
     config = yaml.safe_load(TEST_CONFIG.read_text())
     metrics = sorted(demo_run.glob("results/fmnist/**/metrics.json"))
     n_alpha, n_T = len(config["run"]["alphas"]), len(config["run"]["temperatures"])
-    assert len(metrics) == n_alpha * (1 + n_T)
+    n_seeds = len(config["run"]["seeds"])
+    assert len(metrics) == n_alpha * (1 + n_T) * n_seeds
     for path in metrics:
         m = json.loads(path.read_text())
         assert {"top1", "top5", "last", "best", "chosen_epoch", "wall_s"} <= set(m)
+        assert 0 < m["stability"] <= 1  # Shen et al. 2021, Eq. (2), test split
+        assert m["one_minus_stability"] == pytest.approx(1 - m["stability"])
         assert {"train_images_per_s", "config", "versions"} <= set(m)
         picked = m["last"] if m["selection"] == "last" else m["best"]
         assert m["top1"] == picked["test_top1"] and m["chosen_epoch"] == picked["epoch"]
@@ -145,40 +153,104 @@ def test_every_run_writes_metrics(demo_run, snakemake_bin):
         )
 
 
-def test_table_equals_its_runs(demo_run, snakemake_bin):
-    table = pd.read_csv(
-        demo_run / "results/tables/fmnist_mlp128-mlp128.csv", index_col=0
-    )
-    runs = [
+def _runs(demo_run: Path) -> list[dict]:
+    return [
         json.loads(p.read_text())
         for p in demo_run.glob("results/fmnist/**/metrics.json")
     ]
+
+
+def test_table_equals_its_runs(demo_run, snakemake_bin):
+    table = pd.read_csv(demo_run / f"results/tables/{PAIR}.csv", index_col=0)
+    runs = _runs(demo_run)
     assert len(table) == 1 + len({r["T"] for r in runs if r["role"] == "student"})
+    cells: dict[tuple, list[dict]] = {}
     for run in runs:
         row = (
             "Teacher mlp128"
             if run["role"] == "teacher"
             else f"Student mlp128, T={run['T']:g}"
         )
-        cell = table.loc[row, f"alpha = {run['alpha']:.1f}"]
-        assert cell == f"{run['top1']:.2f} / {run['top5']:.2f}"
+        cells.setdefault((row, f"alpha = {run['alpha']:.1f}"), []).append(run)
+    for (row, column), group in cells.items():
+        parts = []
+        for key in ("top1", "top5"):
+            values = [r[key] for r in group]
+            if len(values) == 1:
+                parts.append(f"{values[0]:.2f}")
+            else:
+                mean, sd = statistics.mean(values), statistics.stdev(values)
+                parts.append(f"{mean:.2f} ± {sd:.2f}")
+        expected = " / ".join(parts)
+        expected += f" (n={len(group)})" if len(group) > 1 else ""
+        assert table.loc[row, column] == expected
+
+
+def _paired(runs: list[dict], left: tuple, right: tuple) -> tuple[float, float, int]:
+    """Mean and 95 % Student-t half-width of left - right top-1, paired by seed."""
+    by = {}
+    for r in runs:
+        by.setdefault((r["role"], r["alpha"], r["T"]), {})[r["seed"]] = r["top1"]
+    seeds = sorted(set(by[left]) & set(by[right]))
+    diffs = [by[left][s] - by[right][s] for s in seeds]
+    n = len(diffs)
+    half = stats.t.ppf(0.975, n - 1) * statistics.stdev(diffs) / math.sqrt(n)
+    return statistics.mean(diffs), half, n
+
+
+def test_delta_table_equals_its_runs(demo_run, snakemake_bin):
+    config = yaml.safe_load(TEST_CONFIG.read_text())
+    delta = pd.read_csv(demo_run / f"results/tables/{PAIR}_delta.csv")
+    runs = _runs(demo_run)
+    temps = sorted(float(T) for T in config["run"]["temperatures"])
+    ls = [a for a in config["run"]["alphas"] if a > 0]
+    assert [(r.alpha, r.T) for r in delta.itertuples()] == [
+        (a, T) for a in ls for T in temps
+    ]
+    for row in delta.itertuples():
+        left, right = ("student", row.alpha, row.T), ("student", 0.0, row.T)
+        mean, half, n = _paired(runs, left, right)
+        assert n == row.n == len(config["run"]["seeds"])
+        assert row.delta == pytest.approx(mean, abs=1e-9)
+        assert row.ci_low == pytest.approx(mean - half, abs=1e-9)
+        assert row.ci_high == pytest.approx(mean + half, abs=1e-9)
+        one_minus = [
+            r["one_minus_stability"]
+            for r in runs
+            if (r["role"], r["alpha"], r["T"]) == left
+        ]
+        assert row.ls_one_minus_stability == pytest.approx(statistics.mean(one_minus))
+    summary = (demo_run / f"results/tables/{PAIR}_delta_summary.md").read_text()
+    first = delta.iloc[0]
+    shown = f"{first.delta:+.2f} [{first.ci_low:+.2f}, {first.ci_high:+.2f}]"
+    assert f"T = {first['T']:g}: Δ = {shown} (n = {first.n})" in summary
+    png = demo_run / f"results/figures/delta_{PAIR}.png"
+    assert png.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_figures_and_report(demo_run, snakemake_bin):
-    for name in (
-        "penultimate_fmnist_mlp128-mlp128",
-        "penultimate_fmnist_mlp128-teachers",
-    ):
+    for name in (f"penultimate_{PAIR}", "penultimate_fmnist_mlp128-teachers"):
         png = demo_run / "results/figures" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (demo_run / "results/figures" / f"{name}.pdf").stat().st_size > 0
     report = (demo_run / "results/report.html").read_text()
     assert len(report) > 10_000
     for ext in ("md", "tex", "csv", "html"):
-        assert (demo_run / f"results/tables/fmnist_mlp128-mlp128.{ext}").exists()
+        assert (demo_run / f"results/tables/{PAIR}.{ext}").exists()
     assert (
         demo_run / "benchmarks/fmnist/teacher_mlp128_a0_s0/train_teacher.tsv"
     ).exists()
+    # The Δ(T) category sorts first: the report's menu orders categories by
+    # localeCompare, where digits come before letters, and only it starts with one.
+    # The landing page opens with the generated summary.
+    categories = json.loads(re.search(r"var categories = (\{.*?\});", report)[1])
+    first = "1. LS benefit Δ(T)"
+    assert all(c[0].isalpha() for c in categories if c != first)
+    assert len(categories[first]["fmnist"]) == 3  # summary, table, figure
+    desc = json.loads(re.search(r"var workflow_desc = (\".*?\");\n", report, re.S)[1])
+    summary = (demo_run / f"results/tables/{PAIR}_delta_summary.html").read_text()
+    assert desc.index('<div class="lskd-summary">') < desc.index("lskd reproduces")
+    assert summary.split("\n")[2] in desc  # the summary's first line, verbatim
 
 
 @pytest.mark.parametrize("fused", [True, False])
@@ -211,34 +283,23 @@ def test_paper_dry_run_lists_the_whole_grid(tmp_path, snakemake_bin, fused):
 
 
 def test_claims_and_diffusion_outputs(demo_run, snakemake_bin):
-    from lskd.analysis.claims import CLAIMS
+    from lskd.analysis.claims import CLAIMS, VERDICTS
 
-    claims = pd.read_csv(demo_run / "results/tables/fmnist_mlp128-mlp128_claims.csv")
+    claims = pd.read_csv(demo_run / f"results/tables/{PAIR}_claims.csv")
     assert list(claims["claim_id"]) == [c.claim_id for c in CLAIMS]
-    assert set(claims["verdict"]) <= {
-        "holds",
-        "does not hold",
-        "not enough runs",
-        "within noise",
-    }
-    runs = {
-        (r["role"], r["alpha"], r["T"]): r
-        for r in (
-            json.loads(p.read_text())
-            for p in demo_run.glob("results/fmnist/**/metrics.json")
-        )
-    }
-    c1 = claims.set_index("claim_id").loc["C1", "margin"]  # teacher 0.1 minus 0.0
-    expected = (
-        runs[("teacher", 0.1, None)]["top1"] - runs[("teacher", 0.0, None)]["top1"]
-    )
-    assert c1 == pytest.approx(expected)
-    diffusion = pd.read_csv(
-        demo_run / "results/tables/fmnist_mlp128-mlp128_diffusion.csv"
-    )
-    assert len(diffusion) == len(runs)  # every run is drawn in the figures
+    assert set(claims["alpha"]) == {0.1}
+    assert set(claims["verdict"]) <= set(VERDICTS)
+    runs = _runs(demo_run)
+    c1 = claims.set_index("claim_id").loc["C1"]  # teacher 0.1 minus 0.0, by seed
+    mean, half, n = _paired(runs, ("teacher", 0.1, None), ("teacher", 0.0, None))
+    assert c1["margin"] == pytest.approx(mean) and c1["n"] == n
+    assert c1["ci_high"] == pytest.approx(mean + half)
+    diffusion = pd.read_csv(demo_run / f"results/tables/{PAIR}_diffusion.csv")
+    cells = {(r["role"], r["alpha"], r["T"]) for r in runs}
+    assert len(diffusion) == len(cells)  # every cell is drawn in the figures
+    assert (diffusion["n"] == n).all()
     for path in demo_run.glob("results/fmnist/**/diffusion.json"):
         separation = json.loads(path.read_text())["separation"]
         assert separation > 0
-    png = demo_run / "results/figures/diffusion_fmnist_mlp128-mlp128.png"
+    png = demo_run / f"results/figures/diffusion_{PAIR}.png"
     assert png.read_bytes()[:4] == b"\x89PNG"

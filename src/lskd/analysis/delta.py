@@ -45,7 +45,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from lskd.analysis.claims import evaluate_claims
-from lskd.analysis.diffusion_table import STABILITY, estimates, read_runs
+from lskd.analysis.diffusion_table import STABILITY, estimates, jitter, read_runs
 from lskd.analysis.paper import load_paper_numbers
 from lskd.analysis.stats import (
     PAIRED_TEXT,
@@ -501,11 +501,6 @@ def _yerr(ests: Sequence[Estimate]) -> np.ndarray:
     return np.array([low, high])
 
 
-def _jitter(temps: Sequence[float], i: int, k: int) -> np.ndarray:
-    """Spread k series apart on the log2 axis so their error bars do not overlap."""
-    return np.asarray(temps) * 2.0 ** (0.05 * (i - (k - 1) / 2))
-
-
 def _t_axis(ax, temps: Sequence[float]) -> None:
     ax.set_xscale("log", base=2)
     ax.set_xticks(list(temps), [f"{T:g}" for T in temps])
@@ -538,7 +533,7 @@ def plot_delta(
         mine = [r for r in rows if r.alpha == alpha and r.delta.n]
         ests = [r.delta for r in mine]
         ax.errorbar(
-            _jitter([r.T for r in mine], i, len(alphas)),
+            jitter([r.T for r in mine], i, len(alphas)),
             [e.mean for e in ests],
             yerr=_yerr(ests),
             fmt="o-",
@@ -759,7 +754,7 @@ def plot_interaction(result: Interaction, out_png: Path) -> None:
             ]
             ests = [r.delta for r in mine]
             ax.errorbar(
-                _jitter([r.T for r in mine], i, len(sizes)),
+                jitter([r.T for r in mine], i, len(sizes)),
                 [e.mean for e in ests],
                 yerr=_yerr(ests),
                 fmt="o-",

@@ -156,6 +156,11 @@ def shown(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def jitter(temps: Sequence[float], i: int, k: int) -> np.ndarray:
+    """Spread k series apart on a log2 T axis so their error bars do not overlap."""
+    return np.asarray(temps, dtype=float) * 2.0 ** (0.05 * (i - (k - 1) / 2))
+
+
 def _errorbar(ax, xs, ests, colour, label, fmt="o-") -> None:
     means = np.array([e.mean for e in ests])
     low = np.array([e.mean - e.low if e.has_interval else 0.0 for e in ests])
@@ -182,7 +187,7 @@ def plot(frame: pd.DataFrame, title: str, out_png: Path) -> None:
                 if ("student", alpha, T) in ests
             ]
             xs = [T for T in temps if ("student", alpha, T) in ests]
-            _errorbar(ax, xs, cells, colour, f"α = {alpha:g}")
+            _errorbar(ax, jitter(xs, i, len(alphas)), cells, colour, f"α = {alpha:g}")
             teacher = ests.get(("teacher", alpha, None), {}).get(name)
             if teacher is not None and teacher.n:
                 ax.axhline(teacher.mean, color=colour, ls="--", lw=1)
