@@ -23,6 +23,8 @@ COMMANDS = [
     "diffusion",
     "claims",
     "diffusion-table",
+    "delta",
+    "delta-transfer",
     "nmt-prepare",
     "nmt-train",
     "nmt-distill",

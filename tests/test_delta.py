@@ -247,19 +247,25 @@ def test_write_delta_files_and_summary(tmp_path):
     assert "inconclusive" in page
 
 
-def test_cli_delta(tmp_path):
+def test_cli_delta(tmp_path, capsys):
     paths = _write(tmp_path / "runs", _runs())
     out = tmp_path / "out"
-    args = ["delta", *map(str, paths)]
-    for ext in ("csv", "md", "tex", "html", "png"):
-        args += [f"--{ext}", str(out / f"d.{ext}")]
-    args += ["--summary-md", str(out / "s.md"), "--summary-html", str(out / "s.html")]
+    ends = ("_summary.html", ".png", ".csv", ".tex", ".md", "_summary.md", ".html")
+    files = [str(out / f"x_delta{end}") for end in ends]  # any order
+    args = ["delta", *map(str, paths), "--out", *files]
     assert main(args) == 0
-    assert len(pd.read_csv(out / "d.csv")) == 2
-    bad = [*args[:2], str(tmp_path / "missing.json"), *args[2:]]
-    with pytest.raises(SystemExit) as stop:
-        main(bad)
-    assert stop.value.code == 2
+    assert len(pd.read_csv(out / "x_delta.csv")) == 2
+    assert "T = 64: Δ" in (out / "x_delta_summary.md").read_text(encoding="utf-8")
+    for bad, message in (
+        ([*args, str(out / "y.txt")], "ends in none of"),
+        ([*args, str(out / "y.csv")], "a second *.csv file"),
+        (args[:-1], "no file ending in .html"),
+        ([*args[:2], str(tmp_path / "missing.json"), *args[2:]], "file not found"),
+    ):
+        with pytest.raises(SystemExit) as stop:
+            main(bad)
+        assert stop.value.code == 2
+        assert message in capsys.readouterr().err
 
 
 def test_transfer_interaction_by_hand(tmp_path):

@@ -53,28 +53,56 @@ def cmd_diffusion_table(args: argparse.Namespace) -> None:
     write_diffusion_table(args.metrics, args.diffusion, args.csv, args.html, args.png)
 
 
+# `--out` files of `lskd delta` / `delta-transfer`, told apart by their endings
+# (longest first: `_summary.md` before `.md`).
+DELTA_OUT = {
+    "summary_md": "_summary.md",
+    "summary_html": "_summary.html",
+    "csv": ".csv",
+    "md": ".md",
+    "tex": ".tex",
+    "html": ".html",
+    "png": ".png",
+}
+TRANSFER_OUT = {k: v for k, v in DELTA_OUT.items() if not k.startswith("summary")}
+
+
+def outputs_by_ending(paths: list[Path], endings: dict[str, str]) -> dict[str, Path]:
+    """``{name: path}`` for the paths by their endings: each ending exactly once."""
+    found: dict[str, Path] = {}
+    for path in paths:
+        name = next((k for k, end in endings.items() if path.name.endswith(end)), None)
+        if name is None:
+            raise ConfigError(
+                f"--out {path}: ends in none of {', '.join(endings.values())}"
+            )
+        if name in found:
+            raise ConfigError(f"--out {path}: a second *{endings[name]} file")
+        found[name] = path
+    missing = [end for k, end in endings.items() if k not in found]
+    if missing:
+        raise ConfigError(f"--out: no file ending in {', '.join(missing)}")
+    return found
+
+
 def cmd_delta(args: argparse.Namespace) -> None:
     from lskd.analysis.delta import write_delta
 
+    out = outputs_by_ending(args.out, DELTA_OUT)
     write_delta(
         args.metrics,
-        args.csv,
-        args.md,
-        args.tex,
-        args.html,
-        args.png,
-        args.summary_md,
-        args.summary_html,
-        args.diffusion,
+        *(out[k] for k in ("csv", "md", "tex", "html", "png")),
+        summary_md=out["summary_md"],
+        summary_html_path=out["summary_html"],
+        diffusion_paths=args.diffusion,
     )
 
 
 def cmd_delta_transfer(args: argparse.Namespace) -> None:
     from lskd.analysis.delta import write_transfer_interaction
 
-    write_transfer_interaction(
-        args.metrics, args.csv, args.md, args.tex, args.html, args.png
-    )
+    out = outputs_by_ending(args.out, TRANSFER_OUT)
+    write_transfer_interaction(args.metrics, *(out[k] for k in TRANSFER_OUT))
 
 
 def add_analysis_commands(sub) -> None:
@@ -151,10 +179,15 @@ def add_analysis_commands(sub) -> None:
         default=[],
         help="diffusion.json files of some of those runs (matched by run directory)",
     )
-    for ext in ("csv", "md", "tex", "html", "png"):
-        p.add_argument(f"--{ext}", type=Path, required=True, help=f"output {ext}")
-    p.add_argument("--summary-md", type=Path, help="output summary (Markdown)")
-    p.add_argument("--summary-html", type=Path, help="output summary (HTML fragment)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="the output files, told apart by their endings: the table as *.csv "
+        "(numbers), *.md, *.tex, *.html; the figure *.png; the summary "
+        "*_summary.md and *_summary.html (an HTML fragment)",
+    )
     p.set_defaults(func=cmd_delta)
 
     p = sub.add_parser(
@@ -167,6 +200,12 @@ def add_analysis_commands(sub) -> None:
     p.add_argument(
         "metrics", type=Path, nargs="+", help="metrics.json of teachers and students"
     )
-    for ext in ("csv", "md", "tex", "html", "png"):
-        p.add_argument(f"--{ext}", type=Path, required=True, help=f"output {ext}")
+    p.add_argument(
+        "--out",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="the output files, told apart by their endings: the table as *.csv "
+        "(numbers), *.md, *.tex, *.html; the figure *.png",
+    )
     p.set_defaults(func=cmd_delta_transfer)

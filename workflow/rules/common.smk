@@ -264,6 +264,21 @@ def delta_report(path):
     )
 
 
+def delta_outputs():
+    """Files of the rule delta (`lskd delta --out` tells them apart by their endings):
+    the table, its summary and the figure of one pair."""
+    table = f"results/tables/{PAIR}_delta"
+    return [
+        f"{table}.csv",
+        f"{table}.md",
+        f"{table}.tex",
+        f"{table}_summary.md",
+        delta_report(f"{table}_summary.html"),
+        delta_report(f"{table}.html"),
+        delta_report(f"results/figures/delta_{PAIR}.png"),
+    ]
+
+
 def delta_diffusion(wildcards):
     """The diffusion.json files the Δ table shows beside Δ (where the penultimate
     figures are drawn); matched to their runs by directory."""
@@ -379,13 +394,11 @@ def final_targets():
     }
     diffusion = [f"results/figures/diffusion_{n}.png" for n, p in names if p["enabled"]]
     delta = [
-        f"results/tables/{n}_delta{kind}.{ext}"
-        for n, _ in names
-        for kind, exts in (("", ("csv", "md", "tex", "html")), ("_summary", ("md",)))
-        for ext in exts
+        str(path).format(task=t, tarch=a, sarch=s, xfer=x)
+        for t, a, s, x in pairs()
+        for path in delta_outputs()
         if has_delta()
     ]
-    delta += [f"results/figures/delta_{n}.png" for n, _ in names if has_delta()]
     return delta + tables + claims + sorted(figures) + diffusion + nmt_targets()
 
 

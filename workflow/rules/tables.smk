@@ -63,23 +63,13 @@ rule delta:
         metrics=table_inputs,
         diffusion=delta_diffusion,
     output:
-        csv="results/tables/{task}_{tarch}-{sarch}_{xfer}_delta.csv",
-        md="results/tables/{task}_{tarch}-{sarch}_{xfer}_delta.md",
-        tex="results/tables/{task}_{tarch}-{sarch}_{xfer}_delta.tex",
-        html=delta_report("results/tables/{task}_{tarch}-{sarch}_{xfer}_delta.html"),
-        png=delta_report("results/figures/delta_{task}_{tarch}-{sarch}_{xfer}.png"),
-        summary_md="results/tables/{task}_{tarch}-{sarch}_{xfer}_delta_summary.md",
-        summary_html=delta_report(
-            "results/tables/{task}_{tarch}-{sarch}_{xfer}_delta_summary.html"
-        ),
+        delta_outputs(),
     log:
-        "logs/tables/{task}_{tarch}-{sarch}_{xfer}_delta.log",
+        f"logs/tables/{PAIR}_delta.log",
     benchmark:
-        "benchmarks/tables/{task}_{tarch}-{sarch}_{xfer}_delta.tsv"
+        f"benchmarks/tables/{PAIR}_delta.tsv"
     conda:
         "../envs/lskd.yaml"
     shell:
-        "lskd delta {input.metrics} --diffusion {input.diffusion} --csv {output.csv} "
-        "--md {output.md} --tex {output.tex} --html {output.html} --png {output.png} "
-        "--summary-md {output.summary_md} --summary-html {output.summary_html} "
+        "lskd delta {input.metrics} --diffusion {input.diffusion} --out {output} "
         "> {log} 2>&1"
