@@ -43,7 +43,6 @@ wildcard_constraints:
     sarch="|".join(ARCHS),
     panel=rf"teachers|({'|'.join(ARCHS)})_({XFER_RE})",
     xfer=XFER_RE,
-    run=r"[a-z0-9]+/teacher_[^/]+(/student_[^/]+)?",
     fmt="npz|json",
     name=r"[a-z0-9_]+-[a-z0-9_]+",
     seed=r"\d+",
@@ -54,11 +53,6 @@ STUDENT = f"{TEACHER}/student_{{sarch}}_{{xfer}}_T{{T}}_s{{seed}}"
 PAIR = "{task}_{tarch}-{sarch}_{xfer}"  # name of one table / figure / diffusion set
 
 
-def task_of(run):
-    """Task of a run id (`fmnist/teacher_.../student_...`): its first path component."""
-    return Path(run).parts[0]
-
-
 def data_format(task):
     """In-memory arrays (.npz) for fashion_mnist, a manifest of image files otherwise."""
     return (
@@ -67,18 +61,49 @@ def data_format(task):
 
 
 def dataset(wildcards):
-    """Prepared dataset of the task named by the `task` or the `run` wildcard."""
-    task = wildcards.get("task") or task_of(wildcards.run)
+    """Prepared dataset of the task named by the `task` wildcard."""
+    task = wildcards.task
     return f"resources/data/{task}/dataset.{data_format(task)}"
 
 
 def penultimate_data(wildcards):
     """Images the projection uses: the dataset itself, or for image folders the
     visualisation subset of PAPER.md §5.2 (prepare_subset)."""
-    task = task_of(wildcards.run)
-    if data_format(task) == "npz":
+    if data_format(wildcards.task) == "npz":
         return dataset(wildcards)
-    return f"resources/data/{task}/penultimate.json"
+    return f"resources/data/{wildcards.task}/penultimate.json"
+
+
+ANALYSIS_FILES = ("penultimate.npz", "projection.npz", "diffusion.json")
+
+
+def teacher_runs(names):
+    """`names` in every teacher run of one (task, tarch): patterns of those wildcards."""
+    w = {"task": "{task}", "tarch": "{tarch}"}
+    return [
+        f"{TEACHER.format(**w, alpha=a, tseed=s)}/{name}"
+        for a in ALPHAS
+        for s in SEEDS
+        for name in names
+    ]
+
+
+def student_runs(names):
+    """`names` in every student run of one (task, tarch, sarch, xfer), every alpha, T
+    and seed: patterns of those wildcards."""
+    w = {k: f"{{{k}}}" for k in ("task", "tarch", "sarch", "xfer")}
+    return [
+        f"{STUDENT.format(**w, alpha=a, tseed=s, T=T, seed=s)}/{name}"
+        for a in ALPHAS
+        for s in SEEDS
+        for T in TEMPS
+        for name in names
+    ]
+
+
+def pair_runs(wildcards, name):
+    """`name` of the teachers and students of one table (its wildcards filled in)."""
+    return [p.format(**wildcards) for p in teacher_runs([name]) + student_runs([name])]
 
 
 def pretrained_teacher(wildcards):
@@ -222,23 +247,11 @@ def diffusion_report(path):
 
 
 def diffusion_runs(name):
-    """Named input function: `name` of the teachers and of the students at the figure's
-    temperatures, every alpha and seed, in matching order for both lists."""
+    """Named input function: `name` of every run of one table, in matching order for
+    every `name`."""
 
     def inputs(wildcards):
-        w = {k: wildcards[k] for k in ("task", "tarch", "sarch", "xfer")}
-        teachers = [
-            f"{TEACHER.format(**w, alpha=a, tseed=s)}/{name}"
-            for a in ALPHAS
-            for s in SEEDS
-        ]
-        students = [
-            f"{STUDENT.format(**w, alpha=a, tseed=s, T=T, seed=s)}/{name}"
-            for T in row_temps(wildcards.task)
-            for a in ALPHAS
-            for s in SEEDS
-        ]
-        return teachers + students
+        return pair_runs(wildcards, name)
 
     return inputs
 
@@ -273,19 +286,7 @@ def row_temps(task):
 def table_inputs(wildcards):
     """metrics.json of every teacher and student one table needs (all alphas and seeds,
     one transfer set)."""
-    w = {k: wildcards[k] for k in ("task", "tarch", "sarch", "xfer")}
-    teachers = [
-        f"{TEACHER.format(**w, alpha=a, tseed=s)}/metrics.json"
-        for a in ALPHAS
-        for s in SEEDS
-    ]
-    students = [
-        f"{STUDENT.format(**w, alpha=a, tseed=s, T=T, seed=s)}/metrics.json"
-        for T in TEMPS
-        for a in ALPHAS
-        for s in SEEDS
-    ]
-    return teachers + students
+    return pair_runs(wildcards, "metrics.json")
 
 
 def split_panel(panel):
@@ -364,6 +365,7 @@ def prepare_args(wildcards):
 
 
 def subset_args(wildcards):
+    """The projection's classes and images per class (`lskd subset`, `lskd analyse`)."""
     pen = config["tasks"][wildcards.task]["penultimate"]
     classes = " ".join(str(c) for c in pen["classes"])
     return (
@@ -382,15 +384,9 @@ def weights_args(wildcards):
     return args + (f" --sha256 {entry['sha256']}" if entry["sha256"] else "")
 
 
-def extract_args(wildcards):
-    task = task_of(wildcards.run)
-    pen = config["tasks"][task]["penultimate"]
-    classes = " ".join(str(c) for c in pen["classes"])
-    augment = json.dumps(config["tasks"][task]["augment"], sort_keys=True)
-    return (
-        f"--classes {classes} --train-per-class {pen['train_per_class']} "
-        f"--test-per-class {pen['test_per_class']} --augment {shlex.quote(augment)}"
-    )
+def analysis_args(wildcards):
+    augment = json.dumps(config["tasks"][wildcards.task]["augment"], sort_keys=True)
+    return f"{subset_args(wildcards)} --augment {shlex.quote(augment)}"
 
 
 def run_labels(role):
