@@ -32,6 +32,7 @@ from lskd.distributed import Context, all_sum, barrier
 from lskd.losses import topk_correct
 from lskd.preempt import Preempted
 from lskd.resume import EpochProgress
+from lskd.stability_sums import StabilitySums
 
 log = logging.getLogger("lskd")
 StepLoss = Callable[[nn.Module, Tensor, Tensor], tuple[Tensor, Tensor]]
@@ -141,10 +142,13 @@ def train_one_epoch(
 
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Iterable, ctx: Context) -> dict:
-    """Plain cross-entropy, top-1 and top-5 (percent) over a whole split; each rank
-    evaluates its shard and the counts are summed, so the result is exact."""
+    """Plain cross-entropy, top-1 and top-5 (percent) and Shen et al.'s stability
+    (``stability_sums``: Shen et al. 2021, Eq. (2), over every class and image) over a
+    whole split; each rank evaluates its shard and the counts and sums are added over
+    ranks, so the result is exact."""
     model.eval()
     loss, hits1, hits5, seen = 0.0, 0, 0, 0
+    stability = StabilitySums(ctx.device)
     for x, y in batches:
         x, y = to_device(x, y, ctx.device)
         with autocast(ctx.device):
@@ -152,11 +156,14 @@ def evaluate(model: nn.Module, batches: Iterable, ctx: Context) -> dict:
         loss += float(nn.functional.cross_entropy(logits.float(), y, reduction="sum"))
         c1, c5 = topk_correct(logits, y, (1, 5))
         hits1, hits5, seen = hits1 + c1, hits5 + c5, seen + len(y)
+        stability.add(logits, y)
     loss, hits1, hits5, seen = all_sum([loss, hits1, hits5, seen], ctx)
+    stability.reduce(ctx)
     return {
         "loss": loss / seen,
         "top1": 100.0 * hits1 / seen,
         "top5": 100.0 * hits5 / seen,
+        "stability": stability.value(),
     }
 
 
@@ -296,6 +303,7 @@ def epoch_entry(
         "train_top1": train["top1"],
         "val_top1": None if val is None else val["top1"],
         "val_top5": None if val is None else val["top5"],
+        "val_stability": None if val is None else val["stability"],
         "images_per_s": train["images_per_s"],
     }
 
@@ -331,6 +339,12 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model
 
 
+def stability_keys(stability: float) -> dict[str, float]:
+    """metrics.json's ``stability`` (Shen et al. 2021, Eq. (2), test split, reported
+    epoch) and ``one_minus_stability`` (``1 - S``, the number their Table 1 shows)."""
+    return {"stability": stability, "one_minus_stability": 1.0 - stability}
+
+
 def summarise(model, best_state, history, test, recipe, ctx, train_seconds):
     """Test-split metrics of the last and best-validation states; loads the chosen."""
     module = unwrap(model)
@@ -347,9 +361,11 @@ def summarise(model, best_state, history, test, recipe, ctx, train_seconds):
             "epoch": entry["epoch"],
             "val_top1": entry["val_top1"],
             "val_top5": entry["val_top5"],
+            "val_stability": entry.get("val_stability"),
             "test_top1": result["top1"],
             "test_top5": result["top5"],
             "test_loss": result["loss"],
+            "test_stability": result["stability"],
         }
     chosen = "last" if recipe.selection == "last" else "best"
     chosen_state = last_state if chosen == "last" else best_state
@@ -361,6 +377,7 @@ def summarise(model, best_state, history, test, recipe, ctx, train_seconds):
         "chosen_epoch": picks[chosen]["epoch"],
         "top1": picks[chosen]["test_top1"],
         "top5": picks[chosen]["test_top5"],
+        **stability_keys(picks[chosen]["test_stability"]),
         "last": picks["last"],
         "best": picks["best"],
         "epochs": recipe.epochs,
@@ -383,9 +400,11 @@ def evaluate_imported(
         "epoch": 0,
         "val_top1": v["top1"],
         "val_top5": v["top5"],
+        "val_stability": v["stability"],
         "test_top1": t["top1"],
         "test_top5": t["top5"],
         "test_loss": t["loss"],
+        "test_stability": t["stability"],
     }
     metrics = {
         "selection": "imported",
@@ -393,6 +412,7 @@ def evaluate_imported(
         "chosen_epoch": 0,
         "top1": t["top1"],
         "top5": t["top5"],
+        **stability_keys(t["stability"]),
         "last": entry,
         "best": entry,
         "epochs": 0,

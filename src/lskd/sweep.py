@@ -57,6 +57,7 @@ from lskd.engine import (
 from lskd.losses import kd_loss, topk_correct
 from lskd.preempt import Preempted
 from lskd.resume import SweepProgress
+from lskd.stability_sums import StabilitySums
 
 log = logging.getLogger("lskd")
 
@@ -156,11 +157,13 @@ def evaluate_students(
     students: Sequence[nn.Module], batches: Iterable, ctx: Context
 ) -> list[dict[str, float]]:
     """`engine.evaluate` for K models over one pass of the data (same arithmetic, so
-    each result equals `evaluate(model_k, batches, ctx)` exactly)."""
+    each result, the stability included, equals `evaluate(model_k, batches, ctx)`
+    exactly)."""
     for s in students:
         s.eval()
     k = len(students)
     sums = [[0.0, 0, 0] for _ in range(k)]
+    stability = [StabilitySums(ctx.device) for _ in range(k)]
     seen = 0
     for x, y in batches:
         x, y = to_device(x, y, ctx.device)
@@ -170,14 +173,18 @@ def evaluate_students(
             ce = nn.functional.cross_entropy(logits.float(), y, reduction="sum")
             c1, c5 = topk_correct(logits, y, (1, 5))
             sums[i] = [sums[i][0] + float(ce), sums[i][1] + c1, sums[i][2] + c5]
+            stability[i].add(logits, y)
         seen += len(y)
     flat = all_sum([v for s in sums for v in s] + [seen], ctx)
+    for sums_i in stability:
+        sums_i.reduce(ctx)
     seen = flat[-1]
     return [
         {
             "loss": flat[3 * i] / seen,
             "top1": 100.0 * flat[3 * i + 1] / seen,
             "top5": 100.0 * flat[3 * i + 2] / seen,
+            "stability": stability[i].value(),
         }
         for i in range(k)
     ]

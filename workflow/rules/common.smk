@@ -256,6 +256,41 @@ def diffusion_runs(name):
     return inputs
 
 
+# The report lists categories (and, inside one, labelled items) sorted by name with
+# JavaScript's localeCompare (snakemake 9.27, report/html_reporter/template/components/
+# menu.js and abstract_results.js): digits sort before letters, so the headline comes
+# first, and its items are labelled 1 summary, 2 table, 3 figure.
+DELTA_CATEGORY = "1. LS benefit Δ(T)"
+
+
+def delta_report(path):
+    """The LS benefit Δ(T) of one pair (summary, table, figure): the report's first
+    category; the summary also opens the landing page (report/workflow.rst)."""
+    item = "1 summary" if "_summary" in path else "3 figure"
+    item = "2 table" if path.endswith("_delta.html") else item
+    return report(
+        path,
+        caption="../report/delta.rst",
+        category=DELTA_CATEGORY,
+        subcategory="{task}",
+        labels={"pair": "{tarch} → {sarch}", "transfer": "{xfer}", "item": item},
+    )
+
+
+def delta_diffusion(wildcards):
+    """The diffusion.json files the Δ table shows beside Δ (where the penultimate
+    figures are drawn); matched to their runs by directory."""
+    if not TASKS[wildcards.task]["penultimate"]["enabled"]:
+        return []
+    return diffusion_runs("diffusion.json")(wildcards)
+
+
+def has_delta():
+    """Δ(T) needs the alpha = 0 teacher and at least one alpha > 0."""
+    alphas = [float(a) for a in ALPHAS]
+    return 0.0 in alphas and max(alphas) > 0.0
+
+
 def table_report(path):
     return report(
         path,
@@ -344,7 +379,15 @@ def final_targets():
         if TASKS[t]["penultimate"]["enabled"]
     }
     diffusion = [f"results/figures/diffusion_{n}.png" for n, p in names if p["enabled"]]
-    return tables + claims + sorted(figures) + diffusion + nmt_targets()
+    delta = [
+        f"results/tables/{n}_delta{kind}.{ext}"
+        for n, _ in names
+        for kind, exts in (("", ("csv", "md", "tex", "html")), ("_summary", ("md",)))
+        for ext in exts
+        if has_delta()
+    ]
+    delta += [f"results/figures/delta_{n}.png" for n, _ in names if has_delta()]
+    return delta + tables + claims + sorted(figures) + diffusion + nmt_targets()
 
 
 def prepare_args(wildcards):
@@ -412,10 +455,12 @@ def figure_args(wildcards):
     """Rows, alphas and title of a projection figure."""
     w, alphas = wildcards, " ".join(ALPHAS)
     if w.panel == "teachers":
-        title = f"Penultimate layer of the {w.tarch} teachers ({w.task})"
+        title = f"Penultimate layer of the {w.tarch} teachers "
+        title += f"({w.task}, seed {SEEDS[0]})"
         return f"--rows teacher --alphas {alphas} --title {title!r}"
     sarch, xfer = split_panel(w.panel)
-    title = f"Penultimate layer of {sarch} students of {w.tarch} ({w.task}, transfer set {xfer})"
+    title = f"Penultimate layer of {sarch} students of {w.tarch} ({w.task}, "
+    title += f"transfer set {xfer}, seed {SEEDS[0]})"
     return f"--rows {figure_rows(wildcards)} --alphas {alphas} --title {title!r}"
 
 

@@ -56,3 +56,30 @@ rule make_diffusion_table:
     shell:
         "lskd diffusion-table --metrics {input.metrics} --diffusion {input.diffusion} "
         "--csv {output.csv} --html {output.html} --png {output.png} > {log} 2>&1"
+
+
+rule delta:
+    input:
+        metrics=table_inputs,
+        diffusion=delta_diffusion,
+    output:
+        csv="results/tables/{task}_{tarch}-{sarch}_{xfer}_delta.csv",
+        md="results/tables/{task}_{tarch}-{sarch}_{xfer}_delta.md",
+        tex="results/tables/{task}_{tarch}-{sarch}_{xfer}_delta.tex",
+        html=delta_report("results/tables/{task}_{tarch}-{sarch}_{xfer}_delta.html"),
+        png=delta_report("results/figures/delta_{task}_{tarch}-{sarch}_{xfer}.png"),
+        summary_md="results/tables/{task}_{tarch}-{sarch}_{xfer}_delta_summary.md",
+        summary_html=delta_report(
+            "results/tables/{task}_{tarch}-{sarch}_{xfer}_delta_summary.html"
+        ),
+    log:
+        "logs/tables/{task}_{tarch}-{sarch}_{xfer}_delta.log",
+    benchmark:
+        "benchmarks/tables/{task}_{tarch}-{sarch}_{xfer}_delta.tsv"
+    conda:
+        "../envs/lskd.yaml"
+    shell:
+        "lskd delta {input.metrics} --diffusion {input.diffusion} --csv {output.csv} "
+        "--md {output.md} --tex {output.tex} --html {output.html} --png {output.png} "
+        "--summary-md {output.summary_md} --summary-html {output.summary_html} "
+        "> {log} 2>&1"

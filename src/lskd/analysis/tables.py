@@ -55,6 +55,9 @@ _LATEX = {
     "²": r"\textsuperscript{2}",
     "·": r"\ensuremath{\cdot}",
     "§": r"\S{}",
+    "Δ": r"\ensuremath{\Delta}",
+    "−": r"\ensuremath{-}",
+    "√": r"\ensuremath{\surd}",
 }
 
 
@@ -276,7 +279,7 @@ def table_caption(
 
 
 def latex_escape(text: str) -> str:
-    """Escape LaTeX special characters; map ±, –, →, α, ², ·, § to LaTeX."""
+    """Escape LaTeX special characters; map ±, –, →, α, ², ·, §, Δ, −, √ to LaTeX."""
     return "".join(_LATEX.get(char, char) for char in text)
 
 
@@ -359,9 +362,11 @@ def write_table_files(
     out_md: Path,
     out_tex: Path,
     out_html: Path | None = None,
+    csv_table: pd.DataFrame | None = None,
 ) -> None:
     """Write one table as CSV, Markdown (caption first), LaTeX (``label``) and,
-    optionally, HTML; each file atomically."""
+    optionally, HTML; each file atomically. ``csv_table`` (e.g. the numbers behind
+    formatted cells) replaces ``table`` in the CSV, written without its index."""
     texts = {
         Path(out_md): f"{caption}\n\n{table.to_markdown(disable_numparse=True)}\n",
         Path(out_tex): to_latex(table, caption, label),
@@ -369,7 +374,10 @@ def write_table_files(
     if out_html is not None:
         texts[Path(out_html)] = to_html(table, caption)
     with atomic_path(Path(out_csv)) as tmp:
-        table.to_csv(tmp)
+        if csv_table is None:
+            table.to_csv(tmp)
+        else:
+            csv_table.to_csv(tmp, index=False)
     for dest, text in texts.items():
         with atomic_path(dest) as tmp:
             tmp.write_text(text, encoding="utf-8")
