@@ -137,4 +137,4 @@ def analyse_runs(
             source, model_path, classes, train_per_class, test_per_class, features_npz
         )
         project_file(features_npz, projection)
-        diffusion_file(projection, run / "diffusion.json", penultimate_npz=features_npz)
+        diffusion_file(projection, run / "diffusion.json")

@@ -277,6 +277,30 @@ def delta_report(path):
     )
 
 
+def transfer_inputs(wildcards):
+    """metrics.json of one pair's teachers and its students on every transfer set."""
+    runs = {
+        path
+        for xfer in XFERS[wildcards.task]
+        for path in pair_runs(dict(wildcards.items(), xfer=xfer), "metrics.json")
+    }
+    return sorted(runs)
+
+
+def transfer_report(path):
+    """Δ(T) across transfer-set sizes (config/transfer.yaml), beside the Δ tables."""
+    return report(
+        path,
+        caption="../report/transfer.rst",
+        category=DELTA_CATEGORY,
+        subcategory="{task}: transfer-set size",
+        labels={
+            "pair": "{tarch} → {sarch}",
+            "kind": "table" if path.endswith(".html") else "figure",
+        },
+    )
+
+
 def delta_diffusion(wildcards):
     """The diffusion.json files the Δ table shows beside Δ (where the penultimate
     figures are drawn); matched to their runs by directory."""
@@ -387,6 +411,12 @@ def final_targets():
         if has_delta()
     ]
     delta += [f"results/figures/delta_{n}.png" for n, _ in names if has_delta()]
+    delta += [  # the transfer-set axis: Δ(T) per size and the interaction
+        f"results/{kind}/{prefix}{t}_{a}-{s}_transfer.{ext}"
+        for t, a, s in {(t, a, s) for t, a, s, _ in pairs()}
+        if has_delta() and len(XFERS[t]) > 1
+        for kind, prefix, ext in (("tables", "", "csv"), ("figures", "delta_", "png"))
+    ]
     return delta + tables + claims + sorted(figures) + diffusion + nmt_targets()
 
 

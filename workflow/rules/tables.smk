@@ -83,3 +83,23 @@ rule delta:
         "--md {output.md} --tex {output.tex} --html {output.html} --png {output.png} "
         "--summary-md {output.summary_md} --summary-html {output.summary_html} "
         "> {log} 2>&1"
+
+
+rule delta_transfer:
+    input:
+        transfer_inputs,
+    output:
+        csv="results/tables/{task}_{tarch}-{sarch}_transfer.csv",
+        md="results/tables/{task}_{tarch}-{sarch}_transfer.md",
+        tex="results/tables/{task}_{tarch}-{sarch}_transfer.tex",
+        html=transfer_report("results/tables/{task}_{tarch}-{sarch}_transfer.html"),
+        png=transfer_report("results/figures/delta_{task}_{tarch}-{sarch}_transfer.png"),
+    log:
+        "logs/tables/{task}_{tarch}-{sarch}_transfer.log",
+    benchmark:
+        "benchmarks/tables/{task}_{tarch}-{sarch}_transfer.tsv"
+    conda:
+        "../envs/lskd.yaml"
+    shell:
+        "lskd delta-transfer {input} --csv {output.csv} --md {output.md} "
+        "--tex {output.tex} --html {output.html} --png {output.png} > {log} 2>&1"
