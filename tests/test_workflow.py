@@ -64,15 +64,18 @@ def test_dry_run_default_config_is_fast(tmp_path, snakemake_bin, fused):
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     task = config["tasks"]["fmnist"]
     n_alpha, n_T = len(config["run"]["alphas"]), len(config["run"]["temperatures"])
-    n_sweeps = len(task["teacher_archs"]) * len(task["student_archs"]) * n_alpha
+    n_seeds, n_xfer = len(config["run"]["seeds"]), len(task["student"]["transfer"])
+    n_teachers = len(task["teacher_archs"]) * n_alpha * n_seeds
+    n_sweeps = n_teachers * len(task["student_archs"]) * n_xfer
     jobs = planned_jobs(result)
-    assert jobs["train_teacher"] == len(task["teacher_archs"]) * n_alpha
+    assert jobs["train_teacher"] == n_teachers
     if fused:  # the default: one job per (teacher, student arch, seed)
         assert jobs["distill_students"] == n_sweeps and "distill_student" not in jobs
     else:
         assert jobs["distill_student"] == n_sweeps * n_T
         assert "distill_students" not in jobs
-    assert jobs["make_table"] == len(task["teacher_archs"]) * len(task["student_archs"])
+    pairs = len(task["teacher_archs"]) * len(task["student_archs"]) * n_xfer
+    assert jobs["make_table"] == jobs["delta"] == pairs
     assert elapsed < 10, f"dry run took {elapsed:.1f} s"  # target 5 s; CI machines vary
 
 

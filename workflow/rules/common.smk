@@ -502,6 +502,8 @@ NMT_PAIRS = NMT["pairs"]
 NMT_STUDENT_PAIRS = [
     p for p in NMT_PAIRS if NMT["student_pairs"] is None or p in NMT["student_pairs"]
 ]
+# nmt.seeds: the NMT runs' own seeds (null = run.seeds)
+NMT_SEEDS = [str(s) for s in (NMT["seeds"] if NMT["seeds"] is not None else RUN["seeds"])]
 NMT_TEACHER = "results/nmt_{pair}/teacher_transformer_a{alpha}_s{tseed}"
 NMT_STUDENT = f"{NMT_TEACHER}/student_transformer_T{{T}}_s{{tseed}}"
 
@@ -573,13 +575,13 @@ def nmt_runs(name):
         NMT_TEACHER.format(pair=p, alpha=a, tseed=s)
         for p in NMT_PAIRS
         for a in ALPHAS
-        for s in SEEDS
+        for s in NMT_SEEDS
     ]
     runs += [
         NMT_STUDENT.format(pair=p, alpha=a, tseed=s, T=T)
         for p in NMT_STUDENT_PAIRS
         for a in ALPHAS
-        for s in SEEDS
+        for s in NMT_SEEDS
         for T in TEMPS
     ]
     return [f"{run}/{name}" for run in runs]
