@@ -228,7 +228,7 @@ def _check_weights(config: dict[str, Any], name: str) -> None:
             ]
     for alpha, source in task["teacher_weights"].items():
         needs += [
-            (f"teacher_weights: {alpha}: {source}", f"{arch}-{source}")
+            (f"teacher_weights: alpha {alpha} -> {source}", f"{arch}-{source}")
             for arch in task["teacher_archs"]
         ]
     for what, entry in needs:
