@@ -1,31 +1,30 @@
 # Config validation, wildcard constraints and every helper the rules use (no rules here).
 import json
 import shlex
-import sys
 from pathlib import Path
 
-from lskd.config import check_data_roots, validate_config
+from lskd.config import (
+    check_data_roots,
+    check_init_teachers,
+    exit_on_config_error,
+    path_token,
+    validate_config,
+)
 from lskd.data.transfer import size_tokens
-from lskd.errors import ConfigError
 
-try:
-    validate_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
-except ConfigError as err:
-    sys.exit(f"lskd: config error: {err}")
+SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
+exit_on_config_error(validate_config, config, SCHEMA)
 
 
 onstart:
     # Before any job runs, but not in a dry run (which must work without the data).
-    try:
-        check_data_roots(config)
-    except ConfigError as err:
-        sys.exit(f"lskd: config error: {err}")
+    exit_on_config_error(check_data_roots, config)
 
 
 RUN = config["run"]
 TASKS = {name: config["tasks"][name] for name in RUN["tasks"]}
-ALPHAS = [format(a, "g") for a in RUN["alphas"]]
-TEMPS = [format(T, "g") for T in RUN["temperatures"]]
+ALPHAS = [path_token(a) for a in RUN["alphas"]]  # the spelling in paths (validated)
+TEMPS = [path_token(T) for T in RUN["temperatures"]]
 SEEDS = [str(s) for s in RUN["seeds"]]
 ARCHS = sorted(
     {a for t in TASKS.values() for a in t["teacher_archs"] + t["student_archs"]}
@@ -51,6 +50,7 @@ wildcard_constraints:
 TEACHER = "results/{task}/teacher_{tarch}_a{alpha}_s{tseed}"
 STUDENT = f"{TEACHER}/student_{{sarch}}_{{xfer}}_T{{T}}_s{{seed}}"
 PAIR = "{task}_{tarch}-{sarch}_{xfer}"  # name of one table / figure / diffusion set
+exit_on_config_error(check_init_teachers, config, TEACHER)  # of tasks not run
 
 
 def data_format(task):
@@ -337,7 +337,7 @@ def gpu_resources(kind):
 
 def row_temps(task):
     return [
-        format(T, "g")
+        path_token(T)
         for T in TASKS[task]["penultimate"]["temperatures"] or RUN["temperatures"]
     ]
 
