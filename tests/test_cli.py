@@ -17,6 +17,7 @@ COMMANDS = [
     "train",
     "distill",
     "extract",
+    "analyse",
     "project",
     "table",
     "figure",

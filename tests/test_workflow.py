@@ -17,7 +17,7 @@ from scipy import stats
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_CONFIG = REPO / ".test" / "config" / "config.yaml"
-PAIR = "fmnist_mlp128-mlp128_all"  # the one table of .test/config (whole transfer set)
+PAIR = "fmnist_mlp128-mlp128_n50"  # the one table of .test/config (50 images per class)
 pytestmark = pytest.mark.slow
 
 
@@ -69,15 +69,18 @@ def test_dry_run_default_config_is_fast(tmp_path, snakemake_bin, fused):
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     task = config["tasks"]["fmnist"]
     n_alpha, n_T = len(config["run"]["alphas"]), len(config["run"]["temperatures"])
-    n_sweeps = len(task["teacher_archs"]) * len(task["student_archs"]) * n_alpha
+    n_seeds, n_xfer = len(config["run"]["seeds"]), len(task["student"]["transfer"])
+    n_teachers = len(task["teacher_archs"]) * n_alpha * n_seeds
+    n_sweeps = n_teachers * len(task["student_archs"]) * n_xfer
     jobs = planned_jobs(result)
-    assert jobs["train_teacher"] == len(task["teacher_archs"]) * n_alpha
+    assert jobs["train_teacher"] == n_teachers
     if fused:  # the default: one job per (teacher, student arch, seed)
         assert jobs["distill_students"] == n_sweeps and "distill_student" not in jobs
     else:
         assert jobs["distill_student"] == n_sweeps * n_T
         assert "distill_students" not in jobs
-    assert jobs["make_table"] == len(task["teacher_archs"]) * len(task["student_archs"])
+    pairs = len(task["teacher_archs"]) * len(task["student_archs"]) * n_xfer
+    assert jobs["make_table"] == jobs["delta"] == pairs
     assert elapsed < 10, f"dry run took {elapsed:.1f} s"  # target 5 s; CI machines vary
 
 
@@ -145,12 +148,27 @@ def test_every_run_writes_metrics(demo_run, snakemake_bin):
             log = demo_run / "logs" / run / "train_teacher.log"
         else:  # the fused sweep's log: logs/<teacher>/students_<arch>_s<seed>/
             assert m["fused_temperatures"] == config["run"]["temperatures"]
-            sweep = f"students_{m['arch']}_s{m['seed']}"
+            sweep = f"students_{m['arch']}_{m['transfer']['size']}_s{m['seed']}"
             log = demo_run / "logs" / run.parent / sweep / "distill_students.log"
         lines = log.read_text().splitlines()
         assert (
             sum(" epoch " in line and "img/s=" in line for line in lines) == m["epochs"]
         )
+
+
+def test_students_distil_on_one_paired_transfer_set(demo_run):
+    """.test/config distils on 50 images per class: recorded, the same images for
+    both teachers' students and every T of a seed."""
+    students = [
+        json.loads(p.read_text())
+        for p in demo_run.glob("results/fmnist/*/student_*/metrics.json")
+    ]
+    assert students
+    by_seed: dict[int, set] = {}
+    for m in students:
+        assert m["transfer"]["size"] == "n50" and m["transfer"]["images"] == 500
+        by_seed.setdefault(m["seed"], set()).add(m["transfer"]["indices_sha256"])
+    assert all(len(hashes) == 1 for hashes in by_seed.values())
 
 
 def _runs(demo_run: Path) -> list[dict]:
@@ -274,11 +292,10 @@ def test_paper_dry_run_lists_the_whole_grid(tmp_path, snakemake_bin, fused):
     assert jobs["make_table"] == 6
     assert jobs["prepare_data"] == 2 and jobs["prepare_subset"] == 1
     assert jobs["import_weights"] == len(config["weights"])
-    vis = tasks["imagenet"]["penultimate"]
-    n_vis = n_alpha * (
-        1 + len(tasks["imagenet"]["student_archs"]) * len(vis["temperatures"])
-    )
-    assert jobs["extract_penultimate"] == jobs["project_penultimate"] == n_vis
+    # one analysis job for ImageNet's teachers, one per student arch (CUB: no figures)
+    assert not tasks["cub200"]["penultimate"]["enabled"]
+    assert jobs["analyse_teachers"] == 1
+    assert jobs["analyse_students"] == len(tasks["imagenet"]["student_archs"])
     assert elapsed < 10, f"dry run took {elapsed:.1f} s"  # target 5 s; CI machines vary
 
 

@@ -21,6 +21,7 @@ import torch
 import lskd
 from lskd import checkpoint, preempt
 from lskd.atomic import write_json
+from lskd.chance import chance_level
 from lskd.config import Recipe
 from lskd.data.source import DataSource, open_source
 from lskd.data.transfer import TransferSet
@@ -206,6 +207,21 @@ def _write_run(
         },
         "versions": versions(),
     }
+    metrics["chance"] = chance = chance_level(
+        metrics["top1"], len(source.class_names), len(source.labels("test"))
+    )
+    if chance["at_chance"]:
+        log.warning(
+            "%s: test top-1 %.2f %% is at chance level (100/K = %.2f %% for K = %d "
+            "classes, margin %.2f points on %d test images): the run has not learned; "
+            "check its recipe (lr, epochs) and data",
+            spec.metrics_out.parent.name,
+            metrics["top1"],
+            chance["level"],
+            chance["classes"],
+            chance["margin"],
+            chance["test_images"],
+        )
     write_json(spec.metrics_out, metrics)
     log.info(
         "done: %s top1=%.2f top5=%.2f (%s epoch %d) in %.0f s",

@@ -1,31 +1,30 @@
 # Config validation, wildcard constraints and every helper the rules use (no rules here).
 import json
 import shlex
-import sys
 from pathlib import Path
 
-from lskd.config import check_data_roots, validate_config
+from lskd.config import (
+    check_data_roots,
+    check_init_teachers,
+    exit_on_config_error,
+    path_token,
+    validate_config,
+)
 from lskd.data.transfer import size_tokens
-from lskd.errors import ConfigError
 
-try:
-    validate_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
-except ConfigError as err:
-    sys.exit(f"lskd: config error: {err}")
+SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
+exit_on_config_error(validate_config, config, SCHEMA)
 
 
 onstart:
     # Before any job runs, but not in a dry run (which must work without the data).
-    try:
-        check_data_roots(config)
-    except ConfigError as err:
-        sys.exit(f"lskd: config error: {err}")
+    exit_on_config_error(check_data_roots, config)
 
 
 RUN = config["run"]
 TASKS = {name: config["tasks"][name] for name in RUN["tasks"]}
-ALPHAS = [format(a, "g") for a in RUN["alphas"]]
-TEMPS = [format(T, "g") for T in RUN["temperatures"]]
+ALPHAS = [path_token(a) for a in RUN["alphas"]]  # the spelling in paths (validated)
+TEMPS = [path_token(T) for T in RUN["temperatures"]]
 SEEDS = [str(s) for s in RUN["seeds"]]
 ARCHS = sorted(
     {a for t in TASKS.values() for a in t["teacher_archs"] + t["student_archs"]}
@@ -43,7 +42,6 @@ wildcard_constraints:
     sarch="|".join(ARCHS),
     panel=rf"teachers|({'|'.join(ARCHS)})_({XFER_RE})",
     xfer=XFER_RE,
-    run=r"[a-z0-9]+/teacher_[^/]+(/student_[^/]+)?",
     fmt="npz|json",
     name=r"[a-z0-9_]+-[a-z0-9_]+",
     seed=r"\d+",
@@ -52,11 +50,7 @@ wildcard_constraints:
 TEACHER = "results/{task}/teacher_{tarch}_a{alpha}_s{tseed}"
 STUDENT = f"{TEACHER}/student_{{sarch}}_{{xfer}}_T{{T}}_s{{seed}}"
 PAIR = "{task}_{tarch}-{sarch}_{xfer}"  # name of one table / figure / diffusion set
-
-
-def task_of(run):
-    """Task of a run id (`fmnist/teacher_.../student_...`): its first path component."""
-    return Path(run).parts[0]
+exit_on_config_error(check_init_teachers, config, TEACHER)  # of tasks not run
 
 
 def data_format(task):
@@ -67,18 +61,49 @@ def data_format(task):
 
 
 def dataset(wildcards):
-    """Prepared dataset of the task named by the `task` or the `run` wildcard."""
-    task = wildcards.get("task") or task_of(wildcards.run)
+    """Prepared dataset of the task named by the `task` wildcard."""
+    task = wildcards.task
     return f"resources/data/{task}/dataset.{data_format(task)}"
 
 
 def penultimate_data(wildcards):
     """Images the projection uses: the dataset itself, or for image folders the
     visualisation subset of PAPER.md §5.2 (prepare_subset)."""
-    task = task_of(wildcards.run)
-    if data_format(task) == "npz":
+    if data_format(wildcards.task) == "npz":
         return dataset(wildcards)
-    return f"resources/data/{task}/penultimate.json"
+    return f"resources/data/{wildcards.task}/penultimate.json"
+
+
+ANALYSIS_FILES = ("penultimate.npz", "projection.npz", "diffusion.json")
+
+
+def teacher_runs(names):
+    """`names` in every teacher run of one (task, tarch): patterns of those wildcards."""
+    w = {"task": "{task}", "tarch": "{tarch}"}
+    return [
+        f"{TEACHER.format(**w, alpha=a, tseed=s)}/{name}"
+        for a in ALPHAS
+        for s in SEEDS
+        for name in names
+    ]
+
+
+def student_runs(names):
+    """`names` in every student run of one (task, tarch, sarch, xfer), every alpha, T
+    and seed: patterns of those wildcards."""
+    w = {k: f"{{{k}}}" for k in ("task", "tarch", "sarch", "xfer")}
+    return [
+        f"{STUDENT.format(**w, alpha=a, tseed=s, T=T, seed=s)}/{name}"
+        for a in ALPHAS
+        for s in SEEDS
+        for T in TEMPS
+        for name in names
+    ]
+
+
+def pair_runs(wildcards, name):
+    """`name` of the teachers and students of one table (its wildcards filled in)."""
+    return [p.format(**wildcards) for p in teacher_runs([name]) + student_runs([name])]
 
 
 def pretrained_teacher(wildcards):
@@ -222,23 +247,11 @@ def diffusion_report(path):
 
 
 def diffusion_runs(name):
-    """Named input function: `name` of the teachers and of the students at the figure's
-    temperatures, every alpha and seed, in matching order for both lists."""
+    """Named input function: `name` of every run of one table, in matching order for
+    every `name`."""
 
     def inputs(wildcards):
-        w = {k: wildcards[k] for k in ("task", "tarch", "sarch", "xfer")}
-        teachers = [
-            f"{TEACHER.format(**w, alpha=a, tseed=s)}/{name}"
-            for a in ALPHAS
-            for s in SEEDS
-        ]
-        students = [
-            f"{STUDENT.format(**w, alpha=a, tseed=s, T=T, seed=s)}/{name}"
-            for T in row_temps(wildcards.task)
-            for a in ALPHAS
-            for s in SEEDS
-        ]
-        return teachers + students
+        return pair_runs(wildcards, name)
 
     return inputs
 
@@ -279,6 +292,30 @@ def delta_outputs():
     ]
 
 
+def transfer_inputs(wildcards):
+    """metrics.json of one pair's teachers and its students on every transfer set."""
+    runs = {
+        path
+        for xfer in XFERS[wildcards.task]
+        for path in pair_runs(dict(wildcards.items(), xfer=xfer), "metrics.json")
+    }
+    return sorted(runs)
+
+
+def transfer_report(path):
+    """Δ(T) across transfer-set sizes (config/transfer.yaml), beside the Δ tables."""
+    return report(
+        path,
+        caption="../report/transfer.rst",
+        category=DELTA_CATEGORY,
+        subcategory="{task}: transfer-set size",
+        labels={
+            "pair": "{tarch} → {sarch}",
+            "kind": "table" if path.endswith(".html") else "figure",
+        },
+    )
+
+
 def delta_diffusion(wildcards):
     """The diffusion.json files the Δ table shows beside Δ (where the penultimate
     figures are drawn); matched to their runs by directory."""
@@ -315,7 +352,7 @@ def gpu_resources(kind):
 
 def row_temps(task):
     return [
-        format(T, "g")
+        path_token(T)
         for T in TASKS[task]["penultimate"]["temperatures"] or RUN["temperatures"]
     ]
 
@@ -323,19 +360,7 @@ def row_temps(task):
 def table_inputs(wildcards):
     """metrics.json of every teacher and student one table needs (all alphas and seeds,
     one transfer set)."""
-    w = {k: wildcards[k] for k in ("task", "tarch", "sarch", "xfer")}
-    teachers = [
-        f"{TEACHER.format(**w, alpha=a, tseed=s)}/metrics.json"
-        for a in ALPHAS
-        for s in SEEDS
-    ]
-    students = [
-        f"{STUDENT.format(**w, alpha=a, tseed=s, T=T, seed=s)}/metrics.json"
-        for T in TEMPS
-        for a in ALPHAS
-        for s in SEEDS
-    ]
-    return teachers + students
+    return pair_runs(wildcards, "metrics.json")
 
 
 def split_panel(panel):
@@ -399,6 +424,12 @@ def final_targets():
         for path in delta_outputs()
         if has_delta()
     ]
+    delta += [  # the transfer-set axis: Δ(T) per size and the interaction
+        f"results/{kind}/{prefix}{t}_{a}-{s}_transfer.{ext}"
+        for t, a, s in {(t, a, s) for t, a, s, _ in pairs()}
+        if has_delta() and len(XFERS[t]) > 1
+        for kind, prefix, ext in (("tables", "", "csv"), ("figures", "delta_", "png"))
+    ]
     return delta + tables + claims + sorted(figures) + diffusion + nmt_targets()
 
 
@@ -420,6 +451,7 @@ def prepare_args(wildcards):
 
 
 def subset_args(wildcards):
+    """The projection's classes and images per class (`lskd subset`, `lskd analyse`)."""
     pen = config["tasks"][wildcards.task]["penultimate"]
     classes = " ".join(str(c) for c in pen["classes"])
     return (
@@ -438,15 +470,9 @@ def weights_args(wildcards):
     return args + (f" --sha256 {entry['sha256']}" if entry["sha256"] else "")
 
 
-def extract_args(wildcards):
-    task = task_of(wildcards.run)
-    pen = config["tasks"][task]["penultimate"]
-    classes = " ".join(str(c) for c in pen["classes"])
-    augment = json.dumps(config["tasks"][task]["augment"], sort_keys=True)
-    return (
-        f"--classes {classes} --train-per-class {pen['train_per_class']} "
-        f"--test-per-class {pen['test_per_class']} --augment {shlex.quote(augment)}"
-    )
+def analysis_args(wildcards):
+    augment = json.dumps(config["tasks"][wildcards.task]["augment"], sort_keys=True)
+    return f"{subset_args(wildcards)} --augment {shlex.quote(augment)}"
 
 
 def run_labels(role):
@@ -489,6 +515,8 @@ NMT_PAIRS = NMT["pairs"]
 NMT_STUDENT_PAIRS = [
     p for p in NMT_PAIRS if NMT["student_pairs"] is None or p in NMT["student_pairs"]
 ]
+# nmt.seeds: the NMT runs' own seeds (null = run.seeds)
+NMT_SEEDS = [str(s) for s in (NMT["seeds"] if NMT["seeds"] is not None else RUN["seeds"])]
 NMT_TEACHER = "results/nmt_{pair}/teacher_transformer_a{alpha}_s{tseed}"
 NMT_STUDENT = f"{NMT_TEACHER}/student_transformer_T{{T}}_s{{tseed}}"
 
@@ -560,13 +588,13 @@ def nmt_runs(name):
         NMT_TEACHER.format(pair=p, alpha=a, tseed=s)
         for p in NMT_PAIRS
         for a in ALPHAS
-        for s in SEEDS
+        for s in NMT_SEEDS
     ]
     runs += [
         NMT_STUDENT.format(pair=p, alpha=a, tseed=s, T=T)
         for p in NMT_STUDENT_PAIRS
         for a in ALPHAS
-        for s in SEEDS
+        for s in NMT_SEEDS
         for T in TEMPS
     ]
     return [f"{run}/{name}" for run in runs]

@@ -73,3 +73,22 @@ rule delta:
     shell:
         "lskd delta {input.metrics} --diffusion {input.diffusion} --out {output} "
         "> {log} 2>&1"
+
+
+rule delta_transfer:
+    input:
+        transfer_inputs,
+    output:
+        csv="results/tables/{task}_{tarch}-{sarch}_transfer.csv",
+        md="results/tables/{task}_{tarch}-{sarch}_transfer.md",
+        tex="results/tables/{task}_{tarch}-{sarch}_transfer.tex",
+        html=transfer_report("results/tables/{task}_{tarch}-{sarch}_transfer.html"),
+        png=transfer_report("results/figures/delta_{task}_{tarch}-{sarch}_transfer.png"),
+    log:
+        "logs/tables/{task}_{tarch}-{sarch}_transfer.log",
+    benchmark:
+        "benchmarks/tables/{task}_{tarch}-{sarch}_transfer.tsv"
+    conda:
+        "../envs/lskd.yaml"
+    shell:
+        "lskd delta-transfer {input} --out {output} > {log} 2>&1"

@@ -3,7 +3,9 @@
 Rows: ``Teacher <arch>``, then ``Student <arch>, T=<T>`` by T ascending. Columns:
 ``alpha = <a>`` (the teacher's label-smoothing factor) by alpha ascending. A cell is
 ``top1 / top5`` (%) or, with several seeds, ``mean ± std`` (sample std) and ``(n=k)``;
-an empty cell is ``–``.
+an empty cell is ``–``. A cell ends in ``†`` when one of its runs is at chance level
+(``chance.at_chance`` of its metrics.json, ``lskd.chance.chance_level``); the caption
+then says what the mark means.
 """
 
 from __future__ import annotations
@@ -22,11 +24,19 @@ import numpy as np
 import pandas as pd
 
 from lskd.atomic import atomic_path
+from lskd.chance import CHANCE_POINTS, CHANCE_SIGMAS
 from lskd.errors import DataError
 
 log = logging.getLogger(__name__)
 
 MISSING = "–"
+CHANCE_MARK = "†"
+CHANCE_NOTE = (
+    f" {CHANCE_MARK} marks a cell with a run at chance level: its test top-1 is below "
+    "100/K (K classes) plus the margin in its metrics.json (key chance: the larger of "
+    f"{CHANCE_POINTS:g} points and {CHANCE_SIGMAS:g} binomial standard deviations of "
+    "guessing on the test split), so that run did not learn."
+)
 EPOCH_TEXT = {
     "last": "last epoch",
     "best_val": (
@@ -58,6 +68,7 @@ _LATEX = {
     "Δ": r"\ensuremath{\Delta}",
     "−": r"\ensuremath{-}",
     "√": r"\ensuremath{\surd}",
+    "†": r"\textdagger{}",
 }
 
 
@@ -78,6 +89,7 @@ class Run:
     eval_split: str
     top1: float
     top5: float
+    at_chance: bool = False
 
 
 def _get(metrics: dict[str, Any], key: str, kind: type | tuple, source: str) -> Any:
@@ -125,7 +137,16 @@ def parse_run(metrics: dict[str, Any], source: str) -> Run:
         eval_split=_get(metrics, "eval_split", str, source),
         top1=float(_get(metrics, "top1", num, source)),
         top5=float(_get(metrics, "top5", num, source)),
+        at_chance=_at_chance(metrics, source),
     )
+
+
+def _at_chance(metrics: dict[str, Any], source: str) -> bool:
+    """``chance.at_chance`` of a metrics.json (False where a file predates it)."""
+    if "chance" not in metrics:
+        return False
+    chance = _get(metrics, "chance", dict, source)
+    return _get(chance, "at_chance", bool, f"{source}: key 'chance'")
 
 
 def check_consistent(runs: Sequence[Run]) -> None:
@@ -198,8 +219,10 @@ def format_values(*columns: Sequence[float]) -> str:
 
 
 def format_cell(runs: Sequence[Run]) -> str:
-    """``top1 / top5`` for one run; ``mean ± std / mean ± std (n=k)`` for several."""
-    return format_values([r.top1 for r in runs], [r.top5 for r in runs])
+    """``top1 / top5`` for one run; ``mean ± std / mean ± std (n=k)`` for several;
+    `` †`` appended when a run is at chance level."""
+    text = format_values([r.top1 for r in runs], [r.top5 for r in runs])
+    return f"{text} {CHANCE_MARK}" if any(r.at_chance for r in runs) else text
 
 
 def _parse_all(
@@ -275,6 +298,7 @@ def table_caption(
         f"{first.eval_split} split {epoch}, "
         "as mean ± sample std with the number of seeds n when there are several; "
         f"alpha is the teacher's label-smoothing factor{kd}."
+        + (CHANCE_NOTE if any(r.at_chance for r in runs) else "")
     )
 
 
