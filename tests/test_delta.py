@@ -10,12 +10,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lskd.analysis.delta import (
-    delta_rows,
-    paper_deltas,
-    parse_pair,
+from lskd.analysis.delta import delta_rows, parse_pair
+from lskd.analysis.delta_figure import paper_deltas
+from lskd.analysis.delta_summary import write_delta
+from lskd.analysis.delta_transfer import (
     transfer_interaction,
-    write_delta,
     write_transfer_interaction,
 )
 from lskd.analysis.paper import load_paper_numbers

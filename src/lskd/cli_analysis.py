@@ -86,7 +86,7 @@ def outputs_by_ending(paths: list[Path], endings: dict[str, str]) -> dict[str, P
 
 
 def cmd_delta(args: argparse.Namespace) -> None:
-    from lskd.analysis.delta import write_delta
+    from lskd.analysis.delta_summary import write_delta
 
     out = outputs_by_ending(args.out, DELTA_OUT)
     write_delta(
@@ -99,7 +99,7 @@ def cmd_delta(args: argparse.Namespace) -> None:
 
 
 def cmd_delta_transfer(args: argparse.Namespace) -> None:
-    from lskd.analysis.delta import write_transfer_interaction
+    from lskd.analysis.delta_transfer import write_transfer_interaction
 
     out = outputs_by_ending(args.out, TRANSFER_OUT)
     write_transfer_interaction(args.metrics, *(out[k] for k in TRANSFER_OUT))

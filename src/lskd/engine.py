@@ -32,7 +32,7 @@ from lskd.distributed import Context, all_sum, barrier
 from lskd.losses import topk_correct
 from lskd.preempt import Preempted
 from lskd.resume import EpochProgress
-from lskd.stability_sums import StabilitySums
+from lskd.stability_sums import StabilitySums, stability_keys
 
 log = logging.getLogger("lskd")
 StepLoss = Callable[[nn.Module, Tensor, Tensor], tuple[Tensor, Tensor]]
@@ -337,12 +337,6 @@ def unwrap(model: nn.Module) -> nn.Module:
     while hasattr(model, "module") or hasattr(model, "_orig_mod"):
         model = getattr(model, "module", None) or model._orig_mod
     return model
-
-
-def stability_keys(stability: float) -> dict[str, float]:
-    """metrics.json's ``stability`` (Shen et al. 2021, Eq. (2), test split, reported
-    epoch) and ``one_minus_stability`` (``1 - S``, the number their Table 1 shows)."""
-    return {"stability": stability, "one_minus_stability": 1.0 - stability}
 
 
 def summarise(model, best_state, history, test, recipe, ctx, train_seconds):

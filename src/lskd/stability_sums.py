@@ -68,3 +68,9 @@ class StabilitySums:
         mean = sums[present] / n[:, None]
         spread = squares[present] / n - (mean * mean).sum(dim=-1)
         return float(1.0 - spread.mean())
+
+
+def stability_keys(stability: float) -> dict[str, float]:
+    """metrics.json's ``stability`` (Shen et al. 2021, Eq. (2), test split, reported
+    epoch) and ``one_minus_stability`` (``1 - S``, the number their Table 1 shows)."""
+    return {"stability": stability, "one_minus_stability": 1.0 - stability}

@@ -13,28 +13,26 @@ differences with the 95 % Student-t interval over them (``lskd.analysis.stats``)
 identity (role, alpha, T, seed, transfer set) comes from the ``metrics.json`` contents,
 never from the order of the files.
 
-Outputs: the table (CSV with the numbers; Markdown, LaTeX, HTML), a figure of Δ against
-T with the paper's own Δ(T) (its Tables 2 and 4, computed from
-``paper_numbers.csv``: student top-1 with the alpha = 0.1 teacher minus with the alpha
-= 0 teacher) as labelled reference lines, and a summary written from the numbers of
-the run (Markdown and an HTML fragment the report shows first). Beside Δ the table
-puts the students' 1 − S (Shen et al. 2021, Eq. (2)) and, where the penultimate
-figures were drawn, lskd's diffusion metrics, each as mean [interval] over seeds for
-both teachers' students: the paper explains the falling Δ(T) by the LS teacher's
-students diffusing more as T rises.
+Outputs (``delta_summary.write_delta``): the table (CSV with the numbers; Markdown,
+LaTeX, HTML), a figure of Δ against T (``delta_figure``) with the paper's own Δ(T)
+(its Tables 2 and 4, computed from ``paper_numbers.csv``: student top-1 with the alpha
+= 0.1 teacher minus with the alpha = 0 teacher) as labelled reference lines, and a
+summary written from the numbers of the run (Markdown and an HTML fragment the report
+shows first). Beside Δ the table puts the students' 1 − S (Shen et al. 2021, Eq. (2))
+and, where the penultimate figures were drawn, lskd's diffusion metrics, each as mean
+[interval] over seeds for both teachers' students: the paper explains the falling
+Δ(T) by the LS teacher's students diffusing more as T rises.
 
-``transfer_interaction`` compares Δ(T) across transfer-set sizes (runs that differ
-only in their students' ``transfer`` record): Δ per size and, per T, the paired-by-seed
-difference Δ_size(T) - Δ_ref(T) against the whole split (``all``) or, without it, the
-largest size.
+``delta_transfer.transfer_interaction`` compares Δ(T) across transfer-set sizes (runs
+that differ only in their students' ``transfer`` record): Δ per size and, per T, the
+paired-by-seed difference Δ_size(T) - Δ_ref(T) against the whole split (``all``) or,
+without it, the largest size.
 """
 
 from __future__ import annotations
 
-import html
 import logging
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,11 +40,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
-from lskd.analysis.claims import evaluate_claims
-from lskd.analysis.diffusion_table import STABILITY, estimates, jitter, read_runs
-from lskd.analysis.paper import load_paper_numbers
+from lskd.analysis.diffusion_table import STABILITY, estimates, read_runs
 from lskd.analysis.stats import (
     PAIRED_TEXT,
     Estimate,
@@ -55,15 +50,7 @@ from lskd.analysis.stats import (
     paired,
     seed_cells,
 )
-from lskd.analysis.tables import (
-    Run,
-    check_consistent,
-    format_alpha,
-    parse_run,
-    read_metrics,
-    write_table_files,
-)
-from lskd.atomic import atomic_path
+from lskd.analysis.tables import Run, check_consistent, format_alpha, parse_run
 from lskd.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -75,14 +62,6 @@ NEXT_TO_DELTA = {
     "separation": "separation",
     "anisotropy_0": "anisotropy_0",
 }
-TASK_NAMES = {"imagenet": "ImageNet", "cub200": "CUB"}
-ARCH_NAMES = {
-    "resnet18": "R18",
-    "resnet50": "R50",
-    "mobilenet_v2": "MBv2",
-    "efficientnet_b0": "EffB0",
-}
-PNG_DPI = 110
 
 
 @dataclass(frozen=True)
@@ -349,458 +328,3 @@ def delta_caption(pair: PairRuns, rows: Sequence[DeltaRow]) -> str:
             "more as T rises)"
         )
     return caption + "."
-
-
-def _trend(
-    frame: pd.DataFrame, alpha: float, metric: str, lo: float, hi: float
-) -> Estimate:
-    """Paired by seed: ``metric`` of the alpha teacher's students at T = hi minus at
-    T = lo."""
-    students = frame[(frame["role"] == "student") & (frame["alpha"] == alpha)]
-
-    def at(T: float) -> dict[int, float]:
-        rows = students[(students["T"] == T) & students[metric].notna()]
-        return dict(zip(rows["seed"].astype(int), rows[metric], strict=True))
-
-    return paired(at(hi), at(lo))
-
-
-def summary_blocks(
-    pair: PairRuns,
-    rows: Sequence[DeltaRow],
-    frame: pd.DataFrame | None = None,
-) -> list[tuple[str, Any]]:
-    """The generated summary as blocks ``("title" | "p", text)`` and
-    ``("ul", [items])``: every number from the run (``rows``, the per-run ``frame``
-    of ``side_estimates`` and the claims of ``lskd.analysis.claims``)."""
-    blocks: list[tuple[str, Any]] = [
-        ("title", f"What this run found: the LS benefit Δ(T), {_what(pair)}"),
-        ("p", f"{DEFINITION}."),
-    ]
-    temps = sorted({r.T for r in rows})
-    for alpha in sorted({r.alpha for r in rows}):
-        items = [
-            f"T = {r.T:g}: Δ = {format_estimate(r.delta)} (n = {r.delta.n}): "
-            f"{reading(r.delta, alpha)}"
-            for r in rows
-            if r.alpha == alpha
-        ]
-        head = f"{format_alpha(alpha)} teacher against the alpha = 0 teacher:"
-        blocks += [("p", head), ("ul", items)]
-        if frame is not None and len(temps) > 1:
-            lo, hi = temps[0], temps[-1]
-            trends = []
-            for metric in _side_metrics(rows):
-                parts = []
-                for a in (alpha, BASE_ALPHA):
-                    est = _trend(frame, a, metric, lo, hi)
-                    if est.n:
-                        parts.append(
-                            f"{format_estimate(est, _digits(metric))} with the "
-                            f"{format_alpha(a)} teacher (n = {est.n})"
-                        )
-                if parts:
-                    trends.append(f"{NEXT_TO_DELTA[metric]}: " + "; ".join(parts))
-            if trends:
-                blocks.append(
-                    (
-                        "p",
-                        f"Change from T = {lo:g} to T = {hi:g} in the students' "
-                        "diffusion, paired by seed (the paper expects the LS "
-                        "teacher's students to diffuse more as T rises: 1 − S up, "
-                        "separation down):",
-                    )
-                )
-                blocks.append(("ul", trends))
-    claims = evaluate_claims(pair.metrics, pair.sources)
-    for alpha, block in claims.groupby("alpha", dropna=False, sort=True):
-        verdicts = ", ".join(
-            f"{c} {v}" for c, v in zip(block["claim_id"], block["verdict"], strict=True)
-        )
-        blocks.append(
-            (
-                "p",
-                f"Claims with the {format_alpha(alpha)} teacher (judged by 95 % "
-                f"intervals of paired seed differences; the Claims table has the "
-                f"margins): {verdicts}.",
-            )
-        )
-    return blocks
-
-
-def summary_markdown(blocks: Sequence[tuple[str, Any]]) -> str:
-    parts = []
-    for kind, content in blocks:
-        if kind == "title":
-            parts.append(f"**{content}**")
-        elif kind == "ul":
-            parts.append("\n".join(f"- {item}" for item in content))
-        else:
-            parts.append(content)
-    return "\n\n".join(parts) + "\n"
-
-
-def summary_html(blocks: Sequence[tuple[str, Any]]) -> str:
-    """An HTML fragment (no ``<html>``/``<body>``: the report's landing page embeds
-    it; opened alone it renders as well)."""
-    parts = ['<meta charset="utf-8">', '<div class="lskd-summary">']
-    for kind, content in blocks:
-        if kind == "title":
-            parts.append(f"<p><strong>{html.escape(content)}</strong></p>")
-        elif kind == "ul":
-            items = "".join(f"<li>{html.escape(i)}</li>" for i in content)
-            parts.append(f"<ul>{items}</ul>")
-        else:
-            parts.append(f"<p>{html.escape(content)}</p>")
-    parts.append("</div>")
-    return "\n".join(parts) + "\n"
-
-
-@dataclass(frozen=True)
-class PaperDelta:
-    """The paper's Δ(T) of one setting, from ``paper_numbers.csv``."""
-
-    label: str
-    temps: tuple[float, ...]
-    deltas: tuple[float, ...]
-
-
-def _short(arch: str) -> str:
-    return ARCH_NAMES.get(arch, arch)
-
-
-def paper_deltas() -> list[PaperDelta]:
-    """Student top-1 with the alpha = 0.1 teacher minus with the alpha = 0 teacher,
-    per T, for every image setting of the shipped paper numbers (Chandrasegaran et
-    al. 2022, Tables 2 and 4), labelled ``paper <table>, <task> <teacher>→<student>``.
-    """
-    numbers = load_paper_numbers()
-    students = numbers[(numbers["role"] == "student") & numbers["top1"].notna()]
-    out = []
-    keys = ["section", "task", "teacher_arch", "student_arch"]
-    for (_, task, tarch, sarch), group in students.groupby(keys, sort=True):
-        by = group.pivot_table(index="T", columns="alpha", values="top1")
-        ls = [a for a in by.columns if a > BASE_ALPHA]
-        if BASE_ALPHA not in by.columns or len(ls) != 1:
-            continue
-        delta = (by[ls[0]] - by[BASE_ALPHA]).dropna()
-        table = group["paper_table"].iloc[0].split(" / ")[0]
-        label = (
-            f"paper {table}, {TASK_NAMES.get(task, task)} "
-            f"{_short(tarch)}→{_short(sarch)}"
-        )
-        out.append(
-            PaperDelta(label, tuple(map(float, delta.index)), tuple(delta.to_numpy()))
-        )
-    return out
-
-
-def _yerr(ests: Sequence[Estimate]) -> np.ndarray:
-    low = [e.mean - e.low if e.has_interval else 0.0 for e in ests]
-    high = [e.high - e.mean if e.has_interval else 0.0 for e in ests]
-    return np.array([low, high])
-
-
-def _t_axis(ax, temps: Sequence[float]) -> None:
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(list(temps), [f"{T:g}" for T in temps])
-    ax.minorticks_off()
-    ax.set_xlabel("KD temperature T (log scale)")
-    ax.axhline(0.0, color="black", lw=0.8)
-
-
-def plot_delta(
-    rows: Sequence[DeltaRow], title: str, out_png: Path, paper: bool = True
-) -> None:
-    """Δ against T with error bars (95 % interval), the zero line and the paper's Δ(T)
-    as labelled dashed reference lines."""
-    fig = Figure(figsize=(8.4, 4.4), layout="constrained")
-    ax = fig.subplots()
-    references = paper_deltas() if paper else []
-    for j, ref in enumerate(references):
-        ax.plot(
-            ref.temps,
-            ref.deltas,
-            ls="--",
-            marker=".",
-            lw=1,
-            color=f"C{j + 3}",
-            alpha=0.75,
-            label=ref.label,
-        )
-    alphas = sorted({r.alpha for r in rows})
-    for i, alpha in enumerate(alphas):
-        mine = [r for r in rows if r.alpha == alpha and r.delta.n]
-        ests = [r.delta for r in mine]
-        ax.errorbar(
-            jitter([r.T for r in mine], i, len(alphas)),
-            [e.mean for e in ests],
-            yerr=_yerr(ests),
-            fmt="o-",
-            lw=2,
-            capsize=4,
-            color=f"C{i}",
-            label=f"this run, {format_alpha(alpha)} vs 0",
-        )
-    temps = sorted({r.T for r in rows} | {T for ref in references for T in ref.temps})
-    _t_axis(ax, temps)
-    ax.set_ylabel("Δ top-1 (points)")
-    handles, labels = ax.get_legend_handles_labels()
-    first = len(references)  # this run's series first, then the paper's lines
-    ax.legend(
-        handles[first:] + handles[:first],
-        labels[first:] + labels[:first],
-        fontsize=8,
-        loc="upper left",
-        bbox_to_anchor=(1.01, 1.0),
-    )
-    fig.suptitle(
-        f"{title}\nΔ(T) = student top-1 with the LS teacher − with the alpha = 0 "
-        "teacher; error bars: 95 % interval of paired seed differences",
-        fontsize=9,
-    )
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=PNG_DPI)
-
-
-def _label(pair: PairRuns, suffix: str) -> str:
-    name = f"{pair.first.task}-{pair.first.teacher_arch}-{pair.student_arch}-{suffix}"
-    return "tab:" + re.sub(r"[^A-Za-z0-9]+", "-", name)
-
-
-def write_delta(
-    metrics_paths: Sequence[Path],
-    out_csv: Path,
-    out_md: Path,
-    out_tex: Path,
-    out_html: Path,
-    out_png: Path,
-    summary_md: Path | None = None,
-    summary_html_path: Path | None = None,
-    diffusion_paths: Sequence[Path] = (),
-) -> pd.DataFrame:
-    """Δ(T) of one pair from its metrics.json files (and, for the side metrics, the
-    diffusion.json files of some of those runs): table, figure and summary."""
-    paths = [Path(p) for p in metrics_paths]
-    pair = parse_pair([read_metrics(p) for p in paths], [str(p) for p in paths])
-    sides, frame = side_estimates(paths, [Path(p) for p in diffusion_paths])
-    rows = delta_rows(pair, sides)
-    table = numbers(rows)
-    write_table_files(
-        shown(rows),
-        delta_caption(pair, rows),
-        _label(pair, "delta"),
-        out_csv,
-        out_md,
-        out_tex,
-        out_html,
-        csv_table=table,
-    )
-    plot_delta(rows, _what(pair), Path(out_png))
-    blocks = summary_blocks(pair, rows, frame)
-    for dest, text in (
-        (summary_md, summary_markdown(blocks)),
-        (summary_html_path, summary_html(blocks)),
-    ):
-        if dest is not None:
-            with atomic_path(Path(dest)) as tmp:
-                tmp.write_text(text, encoding="utf-8")
-    log.info("wrote %s and more from %d runs", out_csv, len(paths))
-    return table
-
-
-# ---- the interaction with the transfer-set size ----
-
-
-@dataclass(frozen=True)
-class SizeRow:
-    """Δ(T) at one transfer-set size and its paired difference from the reference
-    size's Δ(T) (None at the reference itself)."""
-
-    transfer: Transfer
-    row: DeltaRow
-    vs_ref: Estimate | None
-
-
-@dataclass(frozen=True)
-class Interaction:
-    pairs: dict[str, PairRuns]  # size -> its runs (teachers shared)
-    reference: Transfer
-    rows: list[SizeRow]
-
-
-def transfer_interaction(
-    metrics: Sequence[dict[str, Any]], sources: Sequence[str] | None = None
-) -> Interaction:
-    """Δ(T) per transfer-set size of one pair, and per (alpha, T) the paired-by-seed
-    ``Δ_size(T) - Δ_ref(T)`` (per seed: that seed's Δ at this size minus its Δ at the
-    reference), the reference being ``all`` (the whole split) or else the largest
-    size. Teachers (no ``transfer`` record) are shared by every size; every student
-    needs a ``transfer`` record."""
-    sources = _sources(metrics, sources)
-    teachers, by_size = [], {}
-    transfers: dict[str, Transfer] = {}
-    for m, s in zip(metrics, sources, strict=True):
-        if m.get("role") == "teacher":
-            teachers.append((m, s))
-            continue
-        t = transfer_of(m, s)
-        if t is None:
-            raise DataError(f"{s}: missing key 'transfer' (a student's transfer set)")
-        if t.size in transfers and transfers[t.size] != t:
-            raise DataError(
-                f"{s}: transfer set {t.size!r} has {t.images} images, another run "
-                f"of it {transfers[t.size].images}"
-            )
-        transfers[t.size] = t
-        by_size.setdefault(t.size, []).append((m, s))
-    if not by_size:
-        raise DataError(f"{sources[0]} and the others: no student")
-    pairs = {
-        size: parse_pair(*map(list, zip(*(teachers + runs), strict=True)))
-        for size, runs in by_size.items()
-    }
-    order = sorted(transfers.values(), key=lambda t: (t.images, t.size))
-    reference = transfers.get("all") or order[-1]
-    deltas = {size: delta_rows(pair) for size, pair in pairs.items()}
-    ref_rows = {(r.alpha, r.T): r for r in deltas[reference.size]}
-    rows = []
-    for t in order:
-        for r in deltas[t.size]:
-            ref = ref_rows.get((r.alpha, r.T))
-            vs = None
-            if t != reference:
-                vs = paired(r.per_seed(), ref.per_seed() if ref else {})
-            rows.append(SizeRow(t, r, vs))
-    rows.sort(key=lambda s: (s.row.alpha, s.row.T, s.transfer.images))
-    return Interaction(pairs, reference, rows)
-
-
-def interaction_numbers(result: Interaction) -> pd.DataFrame:
-    """The CSV: per (alpha, T, size) Δ with its interval and n, and ``minus_ref``
-    (Δ_size - Δ_ref, paired by seed) with ``_low``, ``_high``, ``_n``."""
-    records = []
-    nan = math.nan
-    for s in result.rows:
-        d, v = s.row.delta, s.vs_ref
-        records.append(
-            {
-                "alpha": s.row.alpha,
-                "T": s.row.T,
-                "transfer": s.transfer.size,
-                "images": s.transfer.images,
-                "delta": d.mean,
-                "ci_low": d.low,
-                "ci_high": d.high,
-                "n": d.n,
-                "reference": result.reference.size,
-                "minus_ref": v.mean if v else nan,
-                "minus_ref_low": v.low if v else nan,
-                "minus_ref_high": v.high if v else nan,
-                "minus_ref_n": v.n if v else 0,
-            }
-        )
-    return pd.DataFrame(records)
-
-
-def interaction_shown(result: Interaction) -> pd.DataFrame:
-    index = pd.Index(
-        [_row_name(s.row.alpha, s.row.T, f", {s.transfer.text}") for s in result.rows],
-        name="LS teacher, T, transfer set",
-    )
-    out = pd.DataFrame(index=index)
-    out["Δ top-1 [95 % CI]"] = [format_estimate(s.row.delta) for s in result.rows]
-    out["n"] = [s.row.delta.n for s in result.rows]
-    ref = result.reference.size
-    out[f"Δ − Δ({ref}) [95 % CI]"] = [
-        "reference" if s.vs_ref is None else format_estimate(s.vs_ref)
-        for s in result.rows
-    ]
-    out["n pairs"] = [0 if s.vs_ref is None else s.vs_ref.n for s in result.rows]
-    return out
-
-
-def interaction_caption(result: Interaction) -> str:
-    pair = next(iter(result.pairs.values()))
-    sizes = ", ".join(
-        s.text
-        for s in sorted(
-            {r.transfer for r in result.rows}, key=lambda t: (t.images, t.size)
-        )
-    )
-    return (
-        f"LS benefit Δ(T) against the KD transfer-set size: {pair.title}; transfer "
-        f"sets {sizes}; the teachers are shared by every size. {DEFINITION}. "
-        f"Δ − Δ({result.reference.size}): per seed, that seed's Δ(T) at this size "
-        f"minus its Δ(T) with the reference transfer set {result.reference.text}, "
-        "then mean and 95 % Student-t interval over those seeds: the interaction of "
-        "the teacher's label smoothing with the amount of transfer data."
-    )
-
-
-def plot_interaction(result: Interaction, out_png: Path) -> None:
-    """One panel per alpha > 0: Δ(T) with error bars, one line per transfer size."""
-    alphas = sorted({s.row.alpha for s in result.rows})
-    sizes = sorted({s.transfer for s in result.rows}, key=lambda t: (t.images, t.size))
-    fig = Figure(figsize=(5.4 * len(alphas) + 2.0, 4.2), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(alphas), sharey=True))
-    temps = sorted({s.row.T for s in result.rows})
-    for ax, alpha in zip(axes, alphas, strict=True):
-        for i, t in enumerate(sizes):
-            mine = [
-                s.row
-                for s in result.rows
-                if s.transfer == t and s.row.alpha == alpha and s.row.delta.n
-            ]
-            ests = [r.delta for r in mine]
-            ax.errorbar(
-                jitter([r.T for r in mine], i, len(sizes)),
-                [e.mean for e in ests],
-                yerr=_yerr(ests),
-                fmt="o-",
-                capsize=3,
-                color=f"C{i}",
-                label=f"transfer {t.text}",
-            )
-        _t_axis(ax, temps)
-        ax.set_title(f"{format_alpha(alpha)} vs alpha = 0", fontsize=10)
-    axes[0].set_ylabel("Δ top-1 (points)")
-    axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    pair = next(iter(result.pairs.values()))
-    fig.suptitle(
-        f"{pair.title}: Δ(T) per transfer-set size (error bars: 95 % interval of "
-        "paired seed differences)",
-        fontsize=9,
-    )
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=PNG_DPI)
-
-
-def write_transfer_interaction(
-    metrics_paths: Sequence[Path],
-    out_csv: Path,
-    out_md: Path,
-    out_tex: Path,
-    out_html: Path,
-    out_png: Path,
-) -> pd.DataFrame:
-    """``transfer_interaction`` of the given metrics.json files: table and figure."""
-    paths = [Path(p) for p in metrics_paths]
-    result = transfer_interaction(
-        [read_metrics(p) for p in paths], [str(p) for p in paths]
-    )
-    table = interaction_numbers(result)
-    pair = next(iter(result.pairs.values()))
-    write_table_files(
-        interaction_shown(result),
-        interaction_caption(result),
-        _label(pair, "delta-transfer"),
-        out_csv,
-        out_md,
-        out_tex,
-        out_html,
-        csv_table=table,
-    )
-    plot_interaction(result, Path(out_png))
-    log.info("wrote %s and more from %d runs", out_csv, len(paths))
-    return table
