@@ -3,13 +3,8 @@ import json
 import shlex
 from pathlib import Path
 
-from lskd.config import (
-    check_data_roots,
-    check_init_teachers,
-    exit_on_config_error,
-    path_token,
-    validate_config,
-)
+from lskd.config import check_data_roots, validate_config
+from lskd.config_checks import check_init_teachers, exit_on_config_error, path_token
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
 exit_on_config_error(validate_config, config, SCHEMA)

@@ -142,8 +142,10 @@ def _at_chance(metrics: dict[str, Any], source: str) -> bool:
     """``chance.at_chance`` of a metrics.json (False where a file predates it)."""
     if "chance" not in metrics:
         return False
-    chance = _get(metrics, "chance", dict, source)
-    return _get(chance, "at_chance", bool, f"{source}: key 'chance'")
+    flag = _get(metrics, "chance", dict, source).get("at_chance")
+    if not isinstance(flag, bool):
+        raise DataError(f"{source}: key 'chance.at_chance' has bad value {flag!r}")
+    return flag
 
 
 def check_consistent(runs: Sequence[Run]) -> None:
