@@ -129,22 +129,24 @@ def _check_teacher_init(tasks: dict[str, Any], name: str) -> None:
     """`teacher_init: task:<ref>`: ref is defined, not `name`, has `name`'s teacher
     archs, and its own chain of `task:` inits does not lead back to `name`."""
     spec, key = tasks[name]["teacher_init"], f"tasks.{name}.teacher_init"
-    chain = [name]
+    first, chain = spec, [name]
     while spec is not None and spec.startswith("task:"):
         ref = spec.partition(":")[2]
         if ref not in tasks:
-            raise ConfigError(f"{key}: {spec}: task {ref!r} is not defined under tasks")
+            raise ConfigError(
+                f"{key}: {first}: task {ref!r} is not defined under tasks"
+            )
         if ref in chain:
             path = " -> ".join([*chain, ref])
             raise ConfigError(
-                f"{key}: {spec}: teachers would start from themselves ({path})"
+                f"{key}: {first}: teachers would start from themselves ({path})"
             )
         if len(chain) == 1:
             have = tasks[ref]["teacher_archs"]
             for arch in tasks[name]["teacher_archs"]:
                 if arch not in have:
                     raise ConfigError(
-                        f"{key}: {spec}: task {ref!r} has no {arch} teacher "
+                        f"{key}: {first}: task {ref!r} has no {arch} teacher "
                         f"(its teacher_archs: {', '.join(have)})"
                     )
         chain.append(ref)
