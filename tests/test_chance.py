@@ -13,6 +13,7 @@ from conftest import make_toy_npz
 from lskd.analysis.tables import CHANCE_MARK, build_table, table_caption
 from lskd.chance import chance_level
 from lskd.config import Recipe
+from lskd.errors import DataError
 from lskd.runs import RunSpec, train_teacher
 
 
@@ -87,3 +88,10 @@ def test_table_without_chance_runs_has_no_mark():
     runs = [_metrics(0.0, 10.1, None), _metrics(0.1, 80.0, False)]
     assert CHANCE_MARK not in build_table(runs).to_string()
     assert CHANCE_MARK not in table_caption(runs)
+
+
+@pytest.mark.parametrize("chance", [{"at_chance": "yes"}, {}, [True]])
+def test_bad_chance_field_names_the_file(chance):
+    runs = [{**_metrics(0.0, 10.1, None), "chance": chance}]
+    with pytest.raises(DataError, match=r"^metrics\[0\]: key 'chance"):
+        build_table(runs)
