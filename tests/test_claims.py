@@ -1,5 +1,5 @@
-"""Claims of PAPER.md §1/§4.7 on hand-made metrics.json dicts and on the paper's own
-numbers."""
+"""The paper's claims judged by paired seed intervals, on hand-made metrics.json dicts
+and on the paper's own numbers."""
 
 import json
 import math
@@ -34,19 +34,48 @@ def _m(role, alpha, T, top1, seed=0, task="fmnist", arch=None, teacher="mlp512")
     return metrics
 
 
-def _table(teachers: dict, students: dict, seed: int = 0) -> list[dict]:
-    """``teachers``: alpha -> top1; ``students``: alpha -> [top1 at T = 1, 2, 3, 64]."""
-    runs = [_m("teacher", a, None, v, seed) for a, v in teachers.items()]
-    for alpha, values in students.items():
-        for T, v in zip((1.0, 2.0, 3.0, 64.0), values, strict=True):
-            if v is not None:
-                runs.append(_m("student", alpha, T, v, seed))
+NOISE = (-0.1, 0.0, 0.1)  # per-seed noise of the LS (alpha > 0) cells only
+SHIFT = (0.0, 5.0, -3.0)  # per-seed shift of every cell: cancels in paired differences
+# Paired LS-vs-base differences then have sd 0.1 over 3 seeds: half-width
+# t_{0.975, 2} * 0.1 / sqrt(3) = 4.3027 * 0.1 / 1.7321 = 0.2484; LS-vs-LS and
+# base-vs-base differences have zero spread (interval [m, m]).
+HALF = 4.3027 * 0.1 / 3**0.5
+
+
+def _table(teachers: dict, students: dict, seeds=(0, 1, 2)) -> list[dict]:
+    """``teachers``: alpha -> top1; ``students``: alpha -> [top1 at T = 1, 2, 3, 64];
+    seed s adds ``SHIFT[s]`` to every cell and ``NOISE[s]`` to the alpha > 0 ones."""
+    runs = []
+    for s in seeds:
+
+        def value(alpha, v, s=s):
+            return v + SHIFT[s] + (NOISE[s] if alpha > 0 else 0.0)
+
+        runs += [_m("teacher", a, None, value(a, v), s) for a, v in teachers.items()]
+        for alpha, values in students.items():
+            for T, v in zip((1.0, 2.0, 3.0, 64.0), values, strict=True):
+                if v is not None:
+                    runs.append(_m("student", alpha, T, value(alpha, v), s))
     return runs
 
 
-def _by_id(table: pd.DataFrame) -> dict[str, pd.Series]:
+def _by_id(table: pd.DataFrame, alpha: float | None = None) -> dict[str, pd.Series]:
+    if alpha is not None:
+        table = table[table["alpha"] == alpha]
     assert list(table["claim_id"]) == IDS
     return {row["claim_id"]: row for _, row in table.iterrows()}
+
+
+MIXED = ("C1", "C2", "C4")  # LS cell against a base cell: interval margin ± HALF
+
+
+def _check(row, margin, verdict):
+    assert row["verdict"] == verdict, row
+    assert row["margin"] == pytest.approx(margin)
+    half = HALF if row["claim_id"] in MIXED else 0.0
+    assert row["ci_low"] == pytest.approx(margin - half, abs=1e-4)
+    assert row["ci_high"] == pytest.approx(margin + half, abs=1e-4)
+    assert row["n"] == 3
 
 
 def test_every_claim_holds_with_margins():
@@ -54,7 +83,9 @@ def test_every_claim_holds_with_margins():
         {0.0: 80.0, 0.1: 81.0},
         {0.0: [70.0, 71.0, 69.0, 60.0], 0.1: [72.0, 68.0, 66.0, 58.0]},
     )
-    rows = _by_id(evaluate_claims(runs))
+    table = evaluate_claims(runs)
+    assert set(table["alpha"]) == {0.1}
+    rows = _by_id(table)
     expected = {
         "C1": 81.0 - 80.0,  # LS teacher minus plain teacher
         "C2": 72.0 - 70.0,  # alpha 0.1 vs 0.0 at T = 1
@@ -64,11 +95,8 @@ def test_every_claim_holds_with_margins():
         "C6": 68.0 - 66.0,  # smallest drop: 72->68 (4), 68->66 (2), 66->58 (8)
     }
     for claim_id, margin in expected.items():
-        row = rows[claim_id]
-        assert row["verdict"] == "holds", row
-        assert row["margin"] == pytest.approx(margin)
-        assert row["n"] == 1
-        assert "no noise judgement" in row["note"]
+        _check(rows[claim_id], margin, "holds")
+        assert "paired by seed over 3 seed(s)" in rows[claim_id]["note"]
     assert "T = 2, 3" in rows["C6"]["note"]
 
 
@@ -87,8 +115,7 @@ def test_every_claim_fails():
         "C6": 69.0 - 70.0,  # every step rises by 1
     }
     for claim_id, margin in expected.items():
-        assert rows[claim_id]["verdict"] == "does not hold"
-        assert rows[claim_id]["margin"] == pytest.approx(margin)
+        _check(rows[claim_id], margin, "does not hold")
 
 
 def test_not_enough_runs():
@@ -109,33 +136,119 @@ def test_not_enough_runs():
         assert row["note"] == note
 
 
-def test_within_noise_needs_two_seeds_per_side():
-    runs = [
-        # teachers: alpha 0.0 seeds 80, 82 (std sqrt(2) = 1.414); alpha 0.1 seeds
-        # 81.5, 81.9 (std 0.283); margin 81.7 - 81.0 = 0.7 < 1.414 -> within noise
-        _m("teacher", 0.0, None, 80.0, seed=0),
-        _m("teacher", 0.0, None, 82.0, seed=1),
-        _m("teacher", 0.1, None, 81.5, seed=0),
-        _m("teacher", 0.1, None, 81.9, seed=1),
-        # T = 1 students: alpha 0.0 70.0, 70.2 (std 0.141); alpha 0.1 71, 73 (std
-        # 1.414); margin 72.0 - 70.1 = 1.9 >= 1.414 -> holds despite the noise
-        _m("student", 0.0, 1.0, 70.0, seed=0),
-        _m("student", 0.0, 1.0, 70.2, seed=1),
-        _m("student", 0.1, 1.0, 71.0, seed=0),
-        _m("student", 0.1, 1.0, 73.0, seed=1),
-        # T = 2: alpha 0.1 has one seed -> no noise judgement for C3 (72 - 60 = 12)
-        _m("student", 0.1, 2.0, 60.0, seed=0),
-    ]
+def test_one_seed_gives_no_interval():
+    runs = _table(
+        {0.0: 80.0, 0.1: 81.0},
+        {0.0: [70.0, 71.0, 69.0, 60.0], 0.1: [72.0, 68.0, 66.0, 58.0]},
+        seeds=(0,),
+    )
     rows = _by_id(evaluate_claims(runs))
-    assert rows["C1"]["verdict"] == "within noise"
-    assert rows["C1"]["margin"] == pytest.approx(0.7)
-    assert rows["C1"]["n"] == 2
-    assert "|margin| < larger sample std 1.414" in rows["C1"]["note"]
-    assert rows["C2"]["verdict"] == "holds"
-    assert rows["C2"]["margin"] == pytest.approx(1.9)
-    assert "|margin| >= larger sample std 1.414" in rows["C2"]["note"]
-    assert rows["C3"]["verdict"] == "holds" and rows["C3"]["n"] == 1
-    assert "seeds 2 vs 1: 1 seed on a side, no noise judgement" in rows["C3"]["note"]
+    for row in rows.values():
+        assert row["verdict"] == "not enough runs" and row["n"] == 1
+        assert math.isnan(row["ci_low"]) and math.isnan(row["ci_high"])
+        assert "one seed gives no interval" in row["note"]
+    assert rows["C1"]["margin"] == pytest.approx(81.0 + NOISE[0] - 80.0)
+    assert "the margin alone would say: holds" in rows["C4"]["note"]
+
+
+def test_inconclusive_when_the_interval_contains_zero():
+    # teachers: per-seed differences +1.0, -0.5, +0.8 -> mean 0.4333,
+    # sd = sqrt((0.5667^2 + 0.9333^2 + 0.3667^2) / 2) = 0.8145,
+    # half-width 4.3027 * 0.8145 / sqrt(3) = 2.0233 -> [-1.59, 2.46]: contains 0.
+    runs = []
+    for seed, ls in enumerate((81.0, 79.5, 80.8)):
+        runs += [
+            _m("teacher", 0.0, None, 80.0, seed),
+            _m("teacher", 0.1, None, ls, seed),
+        ]
+    row = _by_id(evaluate_claims(runs))["C1"]
+    diffs = [1.0, -0.5, 0.8]
+    mean = sum(diffs) / 3
+    sd = (sum((d - mean) ** 2 for d in diffs) / 2) ** 0.5
+    half = 4.3027 * sd / 3**0.5
+    assert (mean, sd, half) == pytest.approx((0.4333, 0.8145, 2.0233), abs=1e-4)
+    assert row["verdict"] == "inconclusive"
+    assert row["margin"] == pytest.approx(mean)
+    assert row["ci_low"] == pytest.approx(mean - half, abs=1e-4)
+    assert row["ci_high"] == pytest.approx(mean + half, abs=1e-4)
+    assert "the 95 % interval contains 0" in row["note"]
+
+
+def _at_64(diffs: list[float]) -> list[dict]:
+    """Students at T = 1 and 64 whose alpha 0.1 minus 0.0 differences are ``diffs``
+    (per seed) at both temperatures."""
+    runs = []
+    for seed, d in enumerate(diffs):
+        for T in (1.0, 64.0):
+            base = 70.0 + seed
+            runs += [
+                _m("student", 0.0, T, base, seed),
+                _m("student", 0.1, T, base + d, seed),
+            ]
+    return runs
+
+
+def test_c4_at_a_margin_of_exactly_zero():
+    # Identical differences 0, 0, 0: the interval is [0, 0], every value <= 0, so C4
+    # ("no better than", holds if <= 0) holds and C2 ("beats", > 0) does not.
+    rows = _by_id(evaluate_claims(_at_64([0.0, 0.0, 0.0])))
+    for claim_id, verdict in (("C4", "holds"), ("C2", "does not hold")):
+        row = rows[claim_id]
+        assert (row["margin"], row["ci_low"], row["ci_high"]) == (0.0, 0.0, 0.0)
+        assert row["verdict"] == verdict
+    # Differences -1, 0, +1: margin 0, sd 1, interval +-4.3027/sqrt(3) = +-2.4841:
+    # values on both sides of the boundary -> inconclusive for both.
+    rows = _by_id(evaluate_claims(_at_64([-1.0, 0.0, 1.0])))
+    for claim_id in ("C2", "C4"):
+        row = rows[claim_id]
+        assert row["margin"] == pytest.approx(0.0, abs=1e-12)
+        assert row["ci_high"] == pytest.approx(4.3027 / 3**0.5, abs=1e-4)
+        assert row["verdict"] == "inconclusive"
+
+
+def test_alpha_zero_and_point_two():
+    # run.alphas = [0, 0.2]: the LS teacher is 0.2; no claim lacks runs.
+    runs = _table(
+        {0.0: 80.0, 0.2: 81.0},
+        {0.0: [70.0, 71.0, 69.0, 60.0], 0.2: [72.0, 68.0, 66.0, 58.0]},
+    )
+    table = evaluate_claims(runs)
+    assert set(table["alpha"]) == {0.2}
+    rows = _by_id(table)
+    assert set(r["verdict"] for r in rows.values()) == {"holds"}
+    _check(rows["C1"], 1.0, "holds")
+    assert "alpha = 0.2 teacher" in rows["C1"]["claim"]
+    assert "alpha = 0.1" not in " ".join(r["claim"] for r in rows.values())
+
+
+def test_three_alphas_give_one_block_each():
+    runs = _table(
+        {0.0: 80.0, 0.1: 81.0, 0.2: 79.0},
+        {
+            0.0: [70.0, 71.0, 69.0, 60.0],
+            0.1: [72.0, 68.0, 66.0, 58.0],
+            0.2: [69.0, 70.0, 71.0, 72.0],
+        },
+    )
+    table = evaluate_claims(runs)
+    assert list(table["alpha"]) == [0.1] * 6 + [0.2] * 6
+    first, second = _by_id(table, 0.1), _by_id(table, 0.2)
+    _check(first["C1"], 1.0, "holds")
+    _check(first["C4"], 58.0 - 60.0, "holds")
+    _check(second["C1"], 79.0 - 80.0, "does not hold")
+    _check(second["C2"], 69.0 - 70.0, "does not hold")
+    _check(second["C4"], 72.0 - 60.0, "does not hold")
+    _check(second["C3"], 69.0 - 72.0, "does not hold")
+    # C5 is about the alpha = 0 students only: the same in both blocks
+    assert first["C5"]["margin"] == second["C5"]["margin"] == pytest.approx(1.0)
+    assert "alpha = 0.2" in second["C2"]["claim"]
+
+
+def test_no_alpha_above_zero():
+    runs = _table({0.0: 80.0}, {0.0: [70.0, 71.0, None, None]})
+    table = evaluate_claims(runs)
+    assert len(table) == len(IDS) and table["alpha"].isna().all()
+    assert set(table["verdict"]) == {"not enough runs"}
 
 
 def test_bad_run_sets_raise():
@@ -160,14 +273,19 @@ def test_claims_table_files(tmp_path):
         path.parent.mkdir(parents=True)
         path.write_text(json.dumps(run))
         paths.append(path)
-    out_csv, out_md = tmp_path / "out" / "claims.csv", tmp_path / "out" / "claims.md"
-    table = claims_table(paths, out_csv, out_md)
-    pd.testing.assert_frame_equal(pd.read_csv(out_csv), table, check_dtype=False)
-    caption, blank, *rest = out_md.read_text(encoding="utf-8").splitlines()
+    out = tmp_path / "out"
+    table = claims_table(paths, out / "claims.csv", out / "claims.md", out / "c.html")
+    pd.testing.assert_frame_equal(
+        pd.read_csv(out / "claims.csv"), table, check_dtype=False
+    )
+    caption, blank, *rest = (out / "claims.md").read_text(encoding="utf-8").splitlines()
     assert "evaluated on the user's runs" in caption
     assert "computed from these runs, not assumed" in caption
-    assert "fmnist, teacher mlp512 → student mlp128, 10 runs" in caption
-    assert blank == "" and any("+2.000" in line for line in rest)
+    assert "Student-t interval" in caption and "inconclusive" in caption
+    assert "fmnist, teacher mlp512 → student mlp128, 30 runs" in caption
+    c1 = f"[{1 - HALF:+.3f}, {1 + HALF:+.3f}]"
+    assert blank == "" and any("+1.000" in line and c1 in line for line in rest)
+    assert "Student-t interval" in (out / "c.html").read_text(encoding="utf-8")
 
 
 def _official_margins(section: str) -> list[float]:
@@ -184,25 +302,29 @@ def _official_margins(section: str) -> list[float]:
 
 
 def _paper_runs(section: str) -> list[dict]:
+    """The paper's cells as two seeds: seed 1 is seed 0 plus 0.001 on the LS cells,
+    so paired differences have a tiny spread (half-width 12.7062 * 0.000707 / 1.414
+    = 0.0064 points) and the verdicts are the signs of the paper's margins."""
     paper = load_paper_numbers()
     runs = []
     for row in paper[paper["section"] == section].itertuples(index=False):
         is_teacher = row.role == "teacher"
         arch = row.teacher_arch if is_teacher else row.student_arch
         T = None if is_teacher else row.T
-        run = _m(row.role, row.alpha, T, row.top1, task=row.task, arch=arch)
-        if not is_teacher:
-            run["teacher"]["arch"] = row.teacher_arch
-        runs.append(run)
+        for seed in (0, 1):
+            top1 = row.top1 + (0.001 * seed if row.alpha > 0 else 0.0)
+            run = _m(row.role, row.alpha, T, top1, seed, task=row.task, arch=arch)
+            if not is_teacher:
+                run["teacher"]["arch"] = row.teacher_arch
+            runs.append(run)
     return runs
 
 
 def test_claims_on_the_papers_own_numbers():
-    # Verdicts stated in PAPER.md §4.7: LS improves the teacher (C1), the LS student
-    # wins at T = 1 (C2), its best T is 1 (C3) and it falls monotonically (C6) in every
-    # image setting; "T = 2 beats T = 1" without LS only for CUB ResNet-18 and
-    # MobileNetV2 (C5); at T = 64 the LS student is worse except ImageNet R50->R50
-    # (+0.288, C4).
+    # The paper's Tables 2 and 4: LS improves the teacher (C1), the LS student wins at
+    # T = 1 (C2), its best T is 1 (C3) and it falls monotonically (C6) in every image
+    # setting; "T = 2 beats T = 1" without LS only for CUB ResNet-18 and MobileNetV2
+    # (C5); at T = 64 the LS student is worse except ImageNet R50->R50 (+0.288, C4).
     settings = {
         "4.1": ("ImageNet R50→R18", "holds", "does not hold"),
         "4.2": ("ImageNet R50→R50", "does not hold", "does not hold"),
@@ -215,16 +337,8 @@ def test_claims_on_the_papers_own_numbers():
         verdicts = {k: rows[k]["verdict"] for k in IDS}
         expected = dict.fromkeys(IDS, "holds") | {"C4": c4, "C5": c5}
         assert verdicts == expected, setting
+        # mean of the two seeds' differences: the paper's margin + 0.0005
         margins = _official_margins(section)
-        assert rows["C2"]["margin"] == pytest.approx(margins[0], abs=1e-9)
-        assert rows["C4"]["margin"] == pytest.approx(margins[3], abs=1e-9)
-
-
-def test_other_ls_alpha_is_named_in_the_claims():
-    runs = _table({0.0: 80.0, 0.2: 80.5}, {0.0: [70.0, None, None, 60.0]})
-    rows = _by_id(evaluate_claims(runs, ls_alpha=0.2))
-    assert rows["C1"]["verdict"] == "holds"
-    assert rows["C1"]["margin"] == pytest.approx(0.5)
-    assert "alpha = 0.2 teacher" in rows["C1"]["claim"]
-    assert "alpha = 0.1" not in " ".join(r["claim"] for r in rows.values())
-    assert rows["C5"]["verdict"] == "does not hold"  # 60 - 70 at T = 64
+        for claim_id, i in (("C2", 0), ("C4", 3)):
+            margin = rows[claim_id]["margin"]
+            assert margin == pytest.approx(margins[i] + 0.0005, abs=1e-9)

@@ -1,5 +1,6 @@
 """Training loop end to end on a tiny dataset: outputs, resume, KD step, schedules."""
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -13,6 +14,7 @@ from torch import nn
 import lskd.runs
 from conftest import run_cli
 from lskd import checkpoint
+from lskd.analysis.stability import softmax, stability
 from lskd.config import Recipe
 from lskd.data.arrays import Arrays, save_arrays
 from lskd.data.fashion_mnist import CLASS_NAMES
@@ -106,16 +108,21 @@ def test_teacher_outputs_and_no_last_pt(teacher):
     assert meta["class_names"] == list(CLASS_NAMES)
 
 
-def test_reported_top1_matches_saved_model(teacher, data):
-    # recompute the test metrics from model.pt and the raw arrays, outside the engine
-    spec, metrics = teacher
+def _test_logits(model_out: Path, data: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """Test-split logits of a saved model, from the raw arrays, outside the engine."""
     model = build_model("mlp128", 10, 1, 28)
-    model.load_state_dict(checkpoint.load_model_file(spec.model_out)["state_dict"])
+    model.load_state_dict(checkpoint.load_model_file(model_out)["state_dict"])
     with np.load(data) as npz:
         x = torch.from_numpy(npz["images_test"]).float() / 255
         y = torch.from_numpy(npz["labels_test"])
     with torch.no_grad():
-        logits = model.eval()((x - 0.3) / 0.3)
+        return model.eval()((x - 0.3) / 0.3), y
+
+
+def test_reported_top1_matches_saved_model(teacher, data):
+    # recompute the test metrics from model.pt and the raw arrays, outside the engine
+    spec, metrics = teacher
+    logits, y = _test_logits(spec.model_out, data)
     top1 = 100.0 * (logits.argmax(1) == y).sum().item() / len(y)
     top5 = 100.0 * (logits.topk(5).indices == y[:, None]).any(1).sum().item() / len(y)
     assert metrics["top1"] == pytest.approx(top1)
@@ -123,6 +130,13 @@ def test_reported_top1_matches_saved_model(teacher, data):
     assert metrics["last"]["test_loss"] == pytest.approx(
         F.cross_entropy(logits, y).item(), rel=1e-5
     )
+    # Shen et al.'s stability over every test image, by the direct formula
+    direct = stability(softmax(logits.numpy()), y.numpy())
+    assert metrics["stability"] == pytest.approx(direct, rel=1e-6)
+    assert metrics["one_minus_stability"] == pytest.approx(1 - direct, rel=1e-5)
+    assert metrics["last"]["test_stability"] == metrics["stability"]
+    assert all(0 < h["val_stability"] <= 1 for h in metrics["history"])
+    assert metrics["last"]["val_stability"] == metrics["history"][-1]["val_stability"]
 
 
 def test_distill_student(teacher, data, tmp_path):
@@ -138,6 +152,19 @@ def test_distill_student(teacher, data, tmp_path):
 
 
 # --- resume -------------------------------------------------------------------------
+
+
+def test_val_every_validates_every_nth_and_the_last_epoch(data, tmp_path):
+    """val_every = 2 over 5 epochs validates epochs 2, 4 and 5 only; best_val picks
+    the highest validation top-1 among them and reports that epoch's test top-1."""
+    spec = _spec(data, tmp_path, epochs=5)
+    recipe = dataclasses.replace(spec.recipe, val_every=2, selection="best_val")
+    metrics = train_teacher(dataclasses.replace(spec, recipe=recipe), alpha=0.0)
+    vals = {h["epoch"]: h["val_top1"] for h in metrics["history"]}
+    assert [e for e, v in vals.items() if v is not None] == [2, 4, 5]
+    best = max((v, -e) for e, v in vals.items() if v is not None)
+    assert metrics["chosen_epoch"] == -best[1] == metrics["best"]["epoch"]
+    assert metrics["top1"] == metrics["best"]["test_top1"]
 
 
 def _counting_teacher_step(calls: list, crash_at: int | None):
@@ -389,3 +416,8 @@ def test_two_process_data_parallel_training(data, tmp_path):
     assert metrics["train_images_per_s_per_process"] * 2 == pytest.approx(
         metrics["train_images_per_s"]
     )
+    # each rank streamed the stability sums of its shard; the all-reduced S is the
+    # direct formula over the whole test split
+    logits, y = _test_logits(out / "model.pt", data)
+    direct = stability(softmax(logits.numpy()), y.numpy())
+    assert metrics["stability"] == pytest.approx(direct, rel=1e-6)

@@ -168,7 +168,7 @@ def test_inits_chain_as_the_paper(paper_run, snakemake_bin):
         student = json.loads(
             (
                 paper_run / f"results/cub200/teacher_resnet18_a{alpha}_s0/"
-                "student_mobilenet_v2_T3_s0/metrics.json"
+                "student_mobilenet_v2_all_T3_s0/metrics.json"
             ).read_text()
         )
         assert (
@@ -188,7 +188,8 @@ def test_paper_tables_and_figures(paper_run, snakemake_bin):
     for task in ("imagenet", "cub200"):
         for student in ("resnet18", "mobilenet_v2"):
             table = pd.read_csv(
-                paper_run / f"results/tables/{task}_resnet18-{student}.csv", index_col=0
+                paper_run / f"results/tables/{task}_resnet18-{student}_all.csv",
+                index_col=0,
             )
             assert list(table.index) == [
                 "Teacher resnet18",
@@ -200,12 +201,12 @@ def test_paper_tables_and_figures(paper_run, snakemake_bin):
         p.name for p in (paper_run / "results/figures").glob("diff*.png")
     )
     assert diffusion == [
-        "diffusion_imagenet_resnet18-mobilenet_v2.png",
-        "diffusion_imagenet_resnet18-resnet18.png",
+        "diffusion_imagenet_resnet18-mobilenet_v2_all.png",
+        "diffusion_imagenet_resnet18-resnet18_all.png",
     ]
     assert figures == [
-        "penultimate_imagenet_resnet18-mobilenet_v2.png",
-        "penultimate_imagenet_resnet18-resnet18.png",
+        "penultimate_imagenet_resnet18-mobilenet_v2_all.png",
+        "penultimate_imagenet_resnet18-resnet18_all.png",
         "penultimate_imagenet_resnet18-teachers.png",
     ]
 
@@ -226,5 +227,7 @@ def test_published_teacher_is_imported_not_trained(paper_run, snakemake_bin):
     )
     assert imported["config"]["init"] == "resources/weights/resnet18-official.pt"
     assert trained["selection"] == "best_val" and trained["epochs"] == 1
-    caption = (paper_run / "results/tables/imagenet_resnet18-resnet18.md").read_text()
+    caption = (
+        paper_run / "results/tables/imagenet_resnet18-resnet18_all.md"
+    ).read_text()
     assert "imported checkpoint" in caption.splitlines()[0]

@@ -219,7 +219,7 @@ MENU = """(label => {
 def test_report_in_chromium(demo_run, tmp_path):
     report = demo_run / "results" / "report.html"
     table = pd.read_csv(
-        demo_run / "results/tables/fmnist_mlp128-mlp128.csv", index_col=0
+        demo_run / "results/tables/fmnist_mlp128-mlp128_n50.csv", index_col=0
     )
     start = time.perf_counter()
     browser = Browser(tmp_path / "chromium-profile")

@@ -1,10 +1,16 @@
-"""Reconstructed stability metric (PAPER.md §6) on hand-made probability vectors."""
+"""Shen et al.'s stability (Shen et al. 2021, Eq. (2)) on hand-made probability vectors:
+the direct formula and the streaming sums the training jobs use."""
 
 import numpy as np
 import pytest
+import torch
 
-from lskd.analysis.stability import softmax, stability_reconstructed
+from lskd.analysis.stability import softmax, stability
+from lskd.distributed import Context
 from lskd.errors import DataError
+from lskd.stability_sums import StabilitySums
+
+CPU = Context(rank=0, world=1, device=torch.device("cpu"))
 
 
 def test_identical_vectors_per_class_give_one():
@@ -19,7 +25,7 @@ def test_identical_vectors_per_class_give_one():
         ]
     )
     labels = np.array([0, 0, 1, 1, 1])
-    assert stability_reconstructed(probs, labels) == 1.0
+    assert stability(probs, labels) == 1.0
 
 
 def test_known_spread_gives_hand_computed_value():
@@ -29,7 +35,7 @@ def test_known_spread_gives_hand_computed_value():
     # S = 1 - (0.5 + 0) / 2 = 0.75
     probs = np.array([[1.0, 0.0], [0.0, 1.0], [0.2, 0.8], [0.2, 0.8]])
     labels = np.array([0, 0, 1, 1])
-    assert stability_reconstructed(probs, labels) == pytest.approx(0.75, abs=1e-12)
+    assert stability(probs, labels) == pytest.approx(0.75, abs=1e-12)
 
 
 def test_unequal_class_sizes_and_absent_class():
@@ -49,7 +55,7 @@ def test_unequal_class_sizes_and_absent_class():
     )
     labels = np.array([0, 0, 0, 1, 1])
     expected = 1 - (0.04 / 3 + 0.02) / 2
-    assert stability_reconstructed(probs, labels) == pytest.approx(expected, abs=1e-12)
+    assert stability(probs, labels) == pytest.approx(expected, abs=1e-12)
     assert expected == pytest.approx(0.983333, abs=1e-6)
 
 
@@ -58,26 +64,86 @@ def test_softmax_rows_are_accepted():
     # mean [.5, .5], distances .0625 * 2 = .125 each -> S = 1 - .125 = 0.875
     probs = softmax(np.array([[0.0, np.log(3.0)], [np.log(3.0), 0.0]]))
     assert probs[0] == pytest.approx([0.25, 0.75])
-    assert stability_reconstructed(probs, np.array([1, 1])) == pytest.approx(0.875)
+    assert stability(probs, np.array([1, 1])) == pytest.approx(0.875)
 
 
 def test_bad_inputs_raise():
     good = np.array([[0.5, 0.5], [0.2, 0.8]])
     labels = np.array([0, 1])
     with pytest.raises(DataError, match="row 1 sums to 1.1"):
-        stability_reconstructed(np.array([[0.5, 0.5], [0.3, 0.8]]), labels)
+        stability(np.array([[0.5, 0.5], [0.3, 0.8]]), labels)
     with pytest.raises(DataError, match="row 0 sums to 3, not 1.*not logits"):
-        stability_reconstructed(np.array([[2.0, 1.0], [0.0, 1.0]]), labels)
+        stability(np.array([[2.0, 1.0], [0.0, 1.0]]), labels)
     with pytest.raises(DataError, match="negative entry"):
-        stability_reconstructed(np.array([[1.5, -0.5], [0.2, 0.8]]), labels)
+        stability(np.array([[1.5, -0.5], [0.2, 0.8]]), labels)
     with pytest.raises(DataError, match=r"labels must lie in \[0, 1\]"):
-        stability_reconstructed(good, np.array([0, 2]))
+        stability(good, np.array([0, 2]))
     with pytest.raises(DataError, match="labels have shape"):
-        stability_reconstructed(good, np.array([0]))
+        stability(good, np.array([0]))
     with pytest.raises(DataError, match="integers"):
-        stability_reconstructed(good, np.array([0.0, 1.0]))
+        stability(good, np.array([0.0, 1.0]))
     with pytest.raises(DataError, match="non-finite"):
-        stability_reconstructed(np.array([[np.nan, 0.5], [0.2, 0.8]]), labels)
+        stability(np.array([[np.nan, 0.5], [0.2, 0.8]]), labels)
     # within the 1e-4 tolerance is fine
     near = np.array([[0.50004, 0.5], [0.2, 0.8]])
-    assert stability_reconstructed(near, labels) == 1.0
+    assert stability(near, labels) == 1.0
+
+
+def _streamed(logits: np.ndarray, labels: np.ndarray, batch: int) -> float:
+    sums = StabilitySums(torch.device("cpu"))
+    for start in range(0, len(labels), batch):
+        sums.add(
+            torch.from_numpy(logits[start : start + batch]),
+            torch.from_numpy(labels[start : start + batch]),
+        )
+    sums.reduce(CPU)
+    return sums.value()
+
+
+def test_streaming_sums_give_the_hand_computed_value():
+    # the probabilities of test_unequal_class_sizes_and_absent_class, given as logits
+    # (softmax(log p) = p), in batches of 2: S = 1 - (0.04 / 3 + 0.02) / 2
+    probs = np.array(
+        [
+            [0.6, 0.3, 0.1],
+            [0.4, 0.5, 0.1],
+            [0.5, 0.4, 0.1],
+            [0.1, 0.8, 0.1],
+            [0.3, 0.6, 0.1],
+        ]
+    )
+    # class 1: [.1,.8,.1], [.3,.6,.1] -> mean [.2,.7,.1]; distances .02 each -> .02
+    labels = np.array([0, 0, 0, 1, 1])
+    expected = 1 - (0.04 / 3 + 0.02) / 2
+    assert _streamed(np.log(probs), labels, batch=2) == pytest.approx(
+        expected, abs=1e-12
+    )
+
+
+@pytest.mark.parametrize("batch", [1, 7, 64, 1000])
+def test_streaming_sums_equal_the_direct_formula(batch):
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((300, 10)) * 4
+    labels = rng.integers(0, 10, 300)
+    labels[labels == 9] = 8  # class 9 has no image: left out of the mean
+    direct = stability(softmax(logits), labels)
+    assert _streamed(logits, labels, batch) == pytest.approx(direct, rel=1e-12)
+    # float32 logits (what models produce) give the same within float32 rounding
+    low = _streamed(logits.astype(np.float32), labels, batch)
+    assert low == pytest.approx(direct, rel=1e-6)
+
+
+def test_streaming_sums_split_over_ranks_add_up():
+    # two "ranks" each stream their shard; adding the sums (the all-reduce) gives the
+    # whole split's S
+    rng = np.random.default_rng(1)
+    logits = rng.standard_normal((100, 5))
+    labels = rng.integers(0, 5, 100)
+    halves = [StabilitySums(torch.device("cpu")) for _ in range(2)]
+    for i, part in enumerate((slice(0, 37), slice(37, 100))):
+        halves[i].add(torch.from_numpy(logits[part]), torch.from_numpy(labels[part]))
+    halves[0].sums += halves[1].sums
+    assert halves[0].value() == pytest.approx(
+        stability(softmax(logits), labels), rel=1e-12
+    )
+    assert np.isnan(StabilitySums(torch.device("cpu")).value())

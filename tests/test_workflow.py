@@ -64,21 +64,24 @@ def test_dry_run_default_config_is_fast(tmp_path, snakemake_bin, fused):
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     task = config["tasks"]["fmnist"]
     n_alpha, n_T = len(config["run"]["alphas"]), len(config["run"]["temperatures"])
-    n_sweeps = len(task["teacher_archs"]) * len(task["student_archs"]) * n_alpha
+    n_seeds, n_xfer = len(config["run"]["seeds"]), len(task["student"]["transfer"])
+    n_teachers = len(task["teacher_archs"]) * n_alpha * n_seeds
+    n_sweeps = n_teachers * len(task["student_archs"]) * n_xfer
     jobs = planned_jobs(result)
-    assert jobs["train_teacher"] == len(task["teacher_archs"]) * n_alpha
+    assert jobs["train_teacher"] == n_teachers
     if fused:  # the default: one job per (teacher, student arch, seed)
         assert jobs["distill_students"] == n_sweeps and "distill_student" not in jobs
     else:
         assert jobs["distill_student"] == n_sweeps * n_T
         assert "distill_students" not in jobs
-    assert jobs["make_table"] == len(task["teacher_archs"]) * len(task["student_archs"])
+    pairs = len(task["teacher_archs"]) * len(task["student_archs"]) * n_xfer
+    assert jobs["make_table"] == jobs["delta"] == pairs
     assert elapsed < 10, f"dry run took {elapsed:.1f} s"  # target 5 s; CI machines vary
 
 
 def test_one_table_builds_only_what_it_needs(tmp_path, snakemake_bin):
     config = yaml.safe_load(TEST_CONFIG.read_text())
-    target = "results/tables/fmnist_mlp128-mlp128.md"
+    target = "results/tables/fmnist_mlp128-mlp128_n50.md"
     jobs = planned_jobs(
         snakemake(tmp_path, target, "-n", "--configfile", str(TEST_CONFIG))
     )
@@ -98,7 +101,7 @@ def test_one_table_builds_only_what_it_needs(tmp_path, snakemake_bin):
             "teacher",
             "epoch",
             3,
-            "tasks.fmnist.teacher: Additional properties are not allowed "
+            "tasks.fmnist.teacher: Unevaluated properties are not allowed "
             "('epoch' was unexpected)",
         ),
         ("data", "root", "/nonexistent/fmnist", "tasks.fmnist.data.root: directory "),
@@ -137,7 +140,7 @@ def test_every_run_writes_metrics(demo_run, snakemake_bin):
             log = demo_run / "logs" / run / "train_teacher.log"
         else:  # the fused sweep's log: logs/<teacher>/students_<arch>_s<seed>/
             assert m["fused_temperatures"] == config["run"]["temperatures"]
-            sweep = f"students_{m['arch']}_s{m['seed']}"
+            sweep = f"students_{m['arch']}_{m['transfer']['size']}_s{m['seed']}"
             log = demo_run / "logs" / run.parent / sweep / "distill_students.log"
         lines = log.read_text().splitlines()
         assert (
@@ -145,9 +148,24 @@ def test_every_run_writes_metrics(demo_run, snakemake_bin):
         )
 
 
+def test_students_distil_on_one_paired_transfer_set(demo_run):
+    """.test/config distils on 50 images per class: recorded, the same images for
+    both teachers' students and every T of a seed."""
+    students = [
+        json.loads(p.read_text())
+        for p in demo_run.glob("results/fmnist/*/student_*/metrics.json")
+    ]
+    assert students
+    by_seed: dict[int, set] = {}
+    for m in students:
+        assert m["transfer"]["size"] == "n50" and m["transfer"]["images"] == 500
+        by_seed.setdefault(m["seed"], set()).add(m["transfer"]["indices_sha256"])
+    assert all(len(hashes) == 1 for hashes in by_seed.values())
+
+
 def test_table_equals_its_runs(demo_run, snakemake_bin):
     table = pd.read_csv(
-        demo_run / "results/tables/fmnist_mlp128-mlp128.csv", index_col=0
+        demo_run / "results/tables/fmnist_mlp128-mlp128_n50.csv", index_col=0
     )
     runs = [
         json.loads(p.read_text())
@@ -166,7 +184,7 @@ def test_table_equals_its_runs(demo_run, snakemake_bin):
 
 def test_figures_and_report(demo_run, snakemake_bin):
     for name in (
-        "penultimate_fmnist_mlp128-mlp128",
+        "penultimate_fmnist_mlp128-mlp128_n50",
         "penultimate_fmnist_mlp128-teachers",
     ):
         png = demo_run / "results/figures" / f"{name}.png"
@@ -175,7 +193,7 @@ def test_figures_and_report(demo_run, snakemake_bin):
     report = (demo_run / "results/report.html").read_text()
     assert len(report) > 10_000
     for ext in ("md", "tex", "csv", "html"):
-        assert (demo_run / f"results/tables/fmnist_mlp128-mlp128.{ext}").exists()
+        assert (demo_run / f"results/tables/fmnist_mlp128-mlp128_n50.{ext}").exists()
     assert (
         demo_run / "benchmarks/fmnist/teacher_mlp128_a0_s0/train_teacher.tsv"
     ).exists()
@@ -202,18 +220,19 @@ def test_paper_dry_run_lists_the_whole_grid(tmp_path, snakemake_bin, fused):
     assert jobs["make_table"] == 6
     assert jobs["prepare_data"] == 2 and jobs["prepare_subset"] == 1
     assert jobs["import_weights"] == len(config["weights"])
-    vis = tasks["imagenet"]["penultimate"]
-    n_vis = n_alpha * (
-        1 + len(tasks["imagenet"]["student_archs"]) * len(vis["temperatures"])
-    )
-    assert jobs["extract_penultimate"] == jobs["project_penultimate"] == n_vis
+    # one analysis job for ImageNet's teachers, one per student arch (CUB: no figures)
+    assert not tasks["cub200"]["penultimate"]["enabled"]
+    assert jobs["analyse_teachers"] == 1
+    assert jobs["analyse_students"] == len(tasks["imagenet"]["student_archs"])
     assert elapsed < 10, f"dry run took {elapsed:.1f} s"  # target 5 s; CI machines vary
 
 
 def test_claims_and_diffusion_outputs(demo_run, snakemake_bin):
     from lskd.analysis.claims import CLAIMS
 
-    claims = pd.read_csv(demo_run / "results/tables/fmnist_mlp128-mlp128_claims.csv")
+    claims = pd.read_csv(
+        demo_run / "results/tables/fmnist_mlp128-mlp128_n50_claims.csv"
+    )
     assert list(claims["claim_id"]) == [c.claim_id for c in CLAIMS]
     assert set(claims["verdict"]) <= {
         "holds",
@@ -234,11 +253,11 @@ def test_claims_and_diffusion_outputs(demo_run, snakemake_bin):
     )
     assert c1 == pytest.approx(expected)
     diffusion = pd.read_csv(
-        demo_run / "results/tables/fmnist_mlp128-mlp128_diffusion.csv"
+        demo_run / "results/tables/fmnist_mlp128-mlp128_n50_diffusion.csv"
     )
     assert len(diffusion) == len(runs)  # every run is drawn in the figures
     for path in demo_run.glob("results/fmnist/**/diffusion.json"):
         separation = json.loads(path.read_text())["separation"]
         assert separation > 0
-    png = demo_run / "results/figures/diffusion_fmnist_mlp128-mlp128.png"
+    png = demo_run / "results/figures/diffusion_fmnist_mlp128-mlp128_n50.png"
     assert png.read_bytes()[:4] == b"\x89PNG"

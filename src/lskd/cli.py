@@ -49,6 +49,7 @@ def _run_spec(args: argparse.Namespace, i: int | None = None):
         init=args.init,
         compile=args.compile,
         pretrained=getattr(args, "pretrained", False),
+        transfer=getattr(args, "transfer", None),
     )
 
 
@@ -166,8 +167,39 @@ def cmd_extract(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_analyse(args: argparse.Namespace) -> None:
+    from lskd.penultimate import analyse_runs
+
+    analyse_runs(
+        args.models,
+        args.data,
+        args.classes,
+        args.train_per_class,
+        args.test_per_class,
+        args.augment,
+    )
+
+
 def _add_augment(p: argparse.ArgumentParser, help_text: str) -> None:
     p.add_argument("--augment", type=json_arg, default={}, help=help_text + " (JSON)")
+
+
+def _add_penultimate_flags(p: argparse.ArgumentParser) -> None:
+    """The images of the penultimate-layer projection (`extract`, `analyse`)."""
+    p.add_argument(
+        "--classes",
+        type=int,
+        nargs=3,
+        required=True,
+        help="three class ids: two similar, one dissimilar",
+    )
+    p.add_argument(
+        "--train-per-class", type=int, required=True, help="training images/class"
+    )
+    p.add_argument(
+        "--test-per-class", type=int, required=True, help="test images/class"
+    )
+    _add_augment(p, "the task's augmentation (image size and eval resize of files)")
 
 
 def _add_run_flags(p: argparse.ArgumentParser, outputs: str | None = None) -> None:
@@ -307,27 +339,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="KD temperature(s) > 0; with K values, K students are trained in one "
         "fused job (same results as K separate jobs)",
     )
+    p.add_argument(
+        "--transfer",
+        default="all",
+        help="KD transfer set: all (the whole training split), n<N> (N images per "
+        "class) or f<F> (fraction F of each class), drawn with --seed "
+        "(default: all)",
+    )
     p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser("extract", help="penultimate-layer features of three classes")
     p.add_argument("model", type=Path, help="model.pt of a run")
     p.add_argument("data", type=Path, help="prepared dataset (.npz)")
     p.add_argument("out", type=Path, help="output penultimate.npz")
-    p.add_argument(
-        "--classes",
-        type=int,
-        nargs=3,
-        required=True,
-        help="three class ids: two similar, one dissimilar",
-    )
-    p.add_argument(
-        "--train-per-class", type=int, required=True, help="training images/class"
-    )
-    p.add_argument(
-        "--test-per-class", type=int, required=True, help="test images/class"
-    )
-    _add_augment(p, "the task's augmentation (image size and eval resize of files)")
+    _add_penultimate_flags(p)
     p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser(
+        "analyse",
+        help="per-run analysis of many runs in one process: penultimate.npz, "
+        "projection.npz and diffusion.json beside each model.pt",
+    )
+    p.add_argument("models", type=Path, nargs="+", help="model.pt of each run")
+    p.add_argument(
+        "--data", type=Path, required=True, help="prepared dataset (or subset)"
+    )
+    _add_penultimate_flags(p)
+    p.set_defaults(func=cmd_analyse)
 
     add_analysis_commands(sub)
     add_nmt_commands(sub)

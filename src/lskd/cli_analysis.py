@@ -1,5 +1,6 @@
 """`lskd` subcommands of the analysis stage: projections, tables, figures, diffusion
-metrics and claims. Numpy/pandas/matplotlib only: they start without importing torch."""
+metrics, claims and the LS benefit Δ(T). Numpy/pandas/matplotlib/scipy only: they start
+without importing torch."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def cmd_figure(args: argparse.Namespace) -> None:
 def cmd_diffusion(args: argparse.Namespace) -> None:
     from lskd.analysis.diffusion import diffusion_file
 
-    diffusion_file(args.projection, args.out, penultimate_npz=args.penultimate)
+    diffusion_file(args.projection, args.out)
 
 
 def cmd_claims(args: argparse.Namespace) -> None:
@@ -50,6 +51,30 @@ def cmd_diffusion_table(args: argparse.Namespace) -> None:
     from lskd.analysis.diffusion_table import write_diffusion_table
 
     write_diffusion_table(args.metrics, args.diffusion, args.csv, args.html, args.png)
+
+
+def cmd_delta(args: argparse.Namespace) -> None:
+    from lskd.analysis.delta import write_delta
+
+    write_delta(
+        args.metrics,
+        args.csv,
+        args.md,
+        args.tex,
+        args.html,
+        args.png,
+        args.summary_md,
+        args.summary_html,
+        args.diffusion,
+    )
+
+
+def cmd_delta_transfer(args: argparse.Namespace) -> None:
+    from lskd.analysis.delta import write_transfer_interaction
+
+    write_transfer_interaction(
+        args.metrics, args.csv, args.md, args.tex, args.html, args.png
+    )
 
 
 def add_analysis_commands(sub) -> None:
@@ -90,11 +115,6 @@ def add_analysis_commands(sub) -> None:
     p = sub.add_parser("diffusion", help="our diffusion metrics of one projection")
     p.add_argument("projection", type=Path, help="projection.npz from `lskd project`")
     p.add_argument("out", type=Path, help="output diffusion.json")
-    p.add_argument(
-        "--penultimate",
-        type=Path,
-        help="the run's penultimate.npz: adds the reconstructed stability metric",
-    )
     p.set_defaults(func=cmd_diffusion)
 
     p = sub.add_parser("claims", help="the paper's claims checked on one table's runs")
@@ -113,3 +133,40 @@ def add_analysis_commands(sub) -> None:
     for ext in ("csv", "html", "png"):
         p.add_argument(f"--{ext}", type=Path, required=True, help=f"output {ext}")
     p.set_defaults(func=cmd_diffusion_table)
+
+    p = sub.add_parser(
+        "delta",
+        help="the LS benefit Δ(T) of one teacher → student pair, paired by seed",
+        description="Δ(T) = student top-1 with each alpha > 0 teacher minus with the "
+        "alpha = 0 teacher, paired by seed, with its 95 % Student-t interval: table, "
+        "figure (with the paper's Δ(T)) and a generated summary.",
+    )
+    p.add_argument(
+        "metrics", type=Path, nargs="+", help="metrics.json of teachers and students"
+    )
+    p.add_argument(
+        "--diffusion",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="diffusion.json files of some of those runs (matched by run directory)",
+    )
+    for ext in ("csv", "md", "tex", "html", "png"):
+        p.add_argument(f"--{ext}", type=Path, required=True, help=f"output {ext}")
+    p.add_argument("--summary-md", type=Path, help="output summary (Markdown)")
+    p.add_argument("--summary-html", type=Path, help="output summary (HTML fragment)")
+    p.set_defaults(func=cmd_delta)
+
+    p = sub.add_parser(
+        "delta-transfer",
+        help="Δ(T) per KD transfer-set size and its difference from the largest",
+        description="Δ(T) for each transfer-set size of one pair (students' "
+        "'transfer' record; teachers shared) and, per T, Δ_size(T) − Δ_all(T) "
+        "(or against the largest size), paired by seed, with 95 % intervals.",
+    )
+    p.add_argument(
+        "metrics", type=Path, nargs="+", help="metrics.json of teachers and students"
+    )
+    for ext in ("csv", "md", "tex", "html", "png"):
+        p.add_argument(f"--{ext}", type=Path, required=True, help=f"output {ext}")
+    p.set_defaults(func=cmd_delta_transfer)

@@ -21,6 +21,7 @@ import jsonschema
 import yaml
 
 from lskd.config_checks import check_grid, check_references
+from lskd.data.transfer import size_tokens
 from lskd.errors import ConfigError
 
 
@@ -34,8 +35,10 @@ def _fill_defaults(instance: Any, schema: dict[str, Any], root: dict[str, Any]) 
 
     Local references (`$ref: "#/$defs/name"`) are followed.
     """
-    if "$ref" in schema:
-        schema = {**root["$defs"][schema["$ref"].rpartition("/")[2]], **schema}
+    if "$ref" in schema:  # the referencing schema's own properties extend the ref's
+        base = root["$defs"][schema["$ref"].rpartition("/")[2]]
+        own = schema.get("properties", {})
+        schema = {**base, **schema, "properties": {**base.get("properties", {}), **own}}
     if not isinstance(instance, dict):
         return
     for name, sub in schema.get("properties", {}).items():
@@ -73,6 +76,9 @@ def validate_config(config: dict[str, Any], schema_path: str | Path) -> dict[str
                     f"tasks.{task}.penultimate.temperatures[{j}]: {T} is not "
                     "in run.temperatures"
                 )
+    for name, task in config["tasks"].items():
+        transfer = task["student"]["transfer"]
+        size_tokens(transfer, f"tasks.{name}.student.transfer")
     _check_nmt(config["nmt"])
     check_grid(run)
     check_references(config)
@@ -123,7 +129,7 @@ class Recipe:
     The learning rate follows `schedule` per iteration after `warmup_epochs` of linear
     warm-up. `selection` says which epoch's weights and test accuracy are reported:
     `last`, or `best_val` (the epoch with the best top-1 on the held-out validation
-    split).
+    split, among the validated epochs: every `val_every`-th and the last).
     """
 
     epochs: int
@@ -138,6 +144,7 @@ class Recipe:
     warmup_epochs: float = 0.0
     selection: str = "last"
     eval_batch_size: int = 1000
+    val_every: int = 1
     processes: int = 1
 
     @classmethod
@@ -179,6 +186,7 @@ class Recipe:
             "batch_size",
             "eval_batch_size",
             "step_epochs",
+            "val_every",
             "processes",
         ):
             if getattr(recipe, name) < 1:

@@ -89,6 +89,23 @@ def all_sum(values: list[float], ctx: Context) -> list[float]:
     return t.tolist()
 
 
+def all_sum_tensor(t: torch.Tensor, ctx: Context) -> torch.Tensor:
+    """Sum a tensor over all ranks in place, on its device (identity with one
+    process)."""
+    if ctx.world > 1:
+        dist.all_reduce(t)
+    return t
+
+
+def all_max(value: int, ctx: Context) -> int:
+    """The largest ``value`` over all ranks (identity with one process)."""
+    if ctx.world == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.int64, device=ctx.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
 def barrier(ctx: Context) -> None:
     if ctx.world > 1:
         dist.barrier()

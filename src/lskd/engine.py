@@ -32,6 +32,7 @@ from lskd.distributed import Context, all_sum, barrier
 from lskd.losses import topk_correct
 from lskd.preempt import Preempted
 from lskd.resume import EpochProgress
+from lskd.stability_sums import StabilitySums
 
 log = logging.getLogger("lskd")
 StepLoss = Callable[[nn.Module, Tensor, Tensor], tuple[Tensor, Tensor]]
@@ -141,10 +142,13 @@ def train_one_epoch(
 
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Iterable, ctx: Context) -> dict:
-    """Plain cross-entropy, top-1 and top-5 (percent) over a whole split; each rank
-    evaluates its shard and the counts are summed, so the result is exact."""
+    """Plain cross-entropy, top-1 and top-5 (percent) and Shen et al.'s stability
+    (``stability_sums``: Shen et al. 2021, Eq. (2), over every class and image) over a
+    whole split; each rank evaluates its shard and the counts and sums are added over
+    ranks, so the result is exact."""
     model.eval()
     loss, hits1, hits5, seen = 0.0, 0, 0, 0
+    stability = StabilitySums(ctx.device)
     for x, y in batches:
         x, y = to_device(x, y, ctx.device)
         with autocast(ctx.device):
@@ -152,11 +156,14 @@ def evaluate(model: nn.Module, batches: Iterable, ctx: Context) -> dict:
         loss += float(nn.functional.cross_entropy(logits.float(), y, reduction="sum"))
         c1, c5 = topk_correct(logits, y, (1, 5))
         hits1, hits5, seen = hits1 + c1, hits5 + c5, seen + len(y)
+        stability.add(logits, y)
     loss, hits1, hits5, seen = all_sum([loss, hits1, hits5, seen], ctx)
+    stability.reduce(ctx)
     return {
         "loss": loss / seen,
         "top1": 100.0 * hits1 / seen,
         "top5": 100.0 * hits5 / seen,
+        "stability": stability.value(),
     }
 
 
@@ -191,18 +198,18 @@ def fit(
         )
 
     def end_epoch(progress: EpochProgress, stats: dict) -> None:
-        val_stats = evaluate(model, val, ctx)
+        val_stats = evaluate(model, val, ctx) if validates(progress, recipe) else None
         run.train_seconds += stats["seconds"]
         entry = epoch_entry(progress, stats, val_stats)
         run.best_state = record_epoch(run.history, run.best_state, entry, module)
         log.info(
-            "epoch %d/%d loss=%.4f top1=%.2f val_top1=%.2f img/s=%.0f "
+            "epoch %d/%d loss=%.4f top1=%.2f val_top1=%s img/s=%.0f "
             "(%.0f per process) lr=%.5f",
             progress.epoch,
             recipe.epochs,
             stats["loss"],
             stats["top1"],
-            val_stats["top1"],
+            format_val(val_stats),
             stats["images_per_s"],
             stats["images_per_s"] / ctx.world,
             progress.lr,
@@ -274,17 +281,35 @@ def run_epochs(
             raise Preempted(signum, f"the end of epoch {epoch}")
 
 
-def epoch_entry(progress: EpochProgress, train: dict, val: dict) -> dict[str, Any]:
-    """One epoch's line of a run's history (`train`: loss, top1, images_per_s)."""
+def validates(progress: EpochProgress, recipe: Recipe) -> bool:
+    """Is the validation split evaluated after this epoch (every `val_every`-th and
+    the last)?"""
+    return progress.epoch % recipe.val_every == 0 or progress.epoch == recipe.epochs
+
+
+def format_val(val: dict | None) -> str:
+    return "-" if val is None else f"{val['top1']:.2f}"
+
+
+def epoch_entry(
+    progress: EpochProgress, train: dict, val: dict | None
+) -> dict[str, Any]:
+    """One epoch's line of a run's history (`train`: loss, top1, images_per_s; `val`
+    None on an epoch without validation)."""
     return {
         "epoch": progress.epoch,
         "lr": progress.lr,
         "train_loss": train["loss"],
         "train_top1": train["top1"],
-        "val_top1": val["top1"],
-        "val_top5": val["top5"],
+        "val_top1": None if val is None else val["top1"],
+        "val_top5": None if val is None else val["top5"],
+        "val_stability": None if val is None else val["stability"],
         "images_per_s": train["images_per_s"],
     }
+
+
+def validated(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [h for h in history if h["val_top1"] is not None]
 
 
 def record_epoch(
@@ -294,8 +319,12 @@ def record_epoch(
     module: nn.Module,
 ) -> dict[str, Tensor] | None:
     """Append `entry` to `history`; return the best-validation weights so far (a CPU
-    copy of `module`'s if this epoch is strictly better than every earlier one)."""
-    if best_state is None or entry["val_top1"] > max(h["val_top1"] for h in history):
+    copy of `module`'s if this validated epoch is strictly better than every earlier
+    validated one)."""
+    earlier = validated(history)
+    if entry["val_top1"] is not None and (
+        best_state is None or entry["val_top1"] > max(h["val_top1"] for h in earlier)
+    ):
         best_state = copy.deepcopy(
             {k: v.detach().cpu() for k, v in module.state_dict().items()}
         )
@@ -310,10 +339,16 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model
 
 
+def stability_keys(stability: float) -> dict[str, float]:
+    """metrics.json's ``stability`` (Shen et al. 2021, Eq. (2), test split, reported
+    epoch) and ``one_minus_stability`` (``1 - S``, the number their Table 1 shows)."""
+    return {"stability": stability, "one_minus_stability": 1.0 - stability}
+
+
 def summarise(model, best_state, history, test, recipe, ctx, train_seconds):
     """Test-split metrics of the last and best-validation states; loads the chosen."""
     module = unwrap(model)
-    best = max(history, key=lambda h: h["val_top1"])
+    best = max(validated(history), key=lambda h: h["val_top1"])
     last_state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
     picks = {}
     for name, entry, weights in (
@@ -326,9 +361,11 @@ def summarise(model, best_state, history, test, recipe, ctx, train_seconds):
             "epoch": entry["epoch"],
             "val_top1": entry["val_top1"],
             "val_top5": entry["val_top5"],
+            "val_stability": entry.get("val_stability"),
             "test_top1": result["top1"],
             "test_top5": result["top5"],
             "test_loss": result["loss"],
+            "test_stability": result["stability"],
         }
     chosen = "last" if recipe.selection == "last" else "best"
     chosen_state = last_state if chosen == "last" else best_state
@@ -340,6 +377,7 @@ def summarise(model, best_state, history, test, recipe, ctx, train_seconds):
         "chosen_epoch": picks[chosen]["epoch"],
         "top1": picks[chosen]["test_top1"],
         "top5": picks[chosen]["test_top5"],
+        **stability_keys(picks[chosen]["test_stability"]),
         "last": picks["last"],
         "best": picks["best"],
         "epochs": recipe.epochs,
@@ -362,9 +400,11 @@ def evaluate_imported(
         "epoch": 0,
         "val_top1": v["top1"],
         "val_top5": v["top5"],
+        "val_stability": v["stability"],
         "test_top1": t["top1"],
         "test_top5": t["top5"],
         "test_loss": t["loss"],
+        "test_stability": t["stability"],
     }
     metrics = {
         "selection": "imported",
@@ -372,6 +412,7 @@ def evaluate_imported(
         "chosen_epoch": 0,
         "top1": t["top1"],
         "top5": t["top5"],
+        **stability_keys(t["stability"]),
         "last": entry,
         "best": entry,
         "epochs": 0,

@@ -70,11 +70,28 @@ def extract(
     """Write train/test features, logits, labels 0..2 and the matching final-layer
     rows."""
     source = open_source(data_path, augment or {})
+    check_classes(source, classes, data_path)
+    extract_from(source, model_path, classes, train_per_class, test_per_class, out)
+
+
+def check_classes(source: DataSource, classes: list[int], data_path: Path) -> None:
     for c in classes:
         if not 0 <= c < len(source.class_names):
             raise DataError(
                 f"class {c} outside 0..{len(source.class_names) - 1} of {data_path}"
             )
+
+
+def extract_from(
+    source: DataSource,
+    model_path: Path,
+    classes: list[int],
+    train_per_class: int,
+    test_per_class: int,
+    out: Path,
+) -> None:
+    """`extract` on an open data source (read once for many models) whose `classes`
+    were checked (`check_classes`)."""
     meta = checkpoint.load_model_file(model_path)
     model = build_for(source, meta["arch"])
     model.load_state_dict(meta["state_dict"])
@@ -94,3 +111,30 @@ def extract(
     fields["class_names"] = np.array([source.class_names[c] for c in classes])
     with atomic_path(out) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **fields)
+
+
+def analyse_runs(
+    model_paths: list[Path],
+    data_path: Path,
+    classes: list[int],
+    train_per_class: int,
+    test_per_class: int,
+    augment: dict | None = None,
+) -> None:
+    """The per-run analysis of many runs in one process (the data opened once): for
+    each model.pt, `penultimate.npz` (`extract`), `projection.npz`
+    (`analysis.projection.project_file`) and `diffusion.json`
+    (`analysis.diffusion.diffusion_file`) beside it."""
+    from lskd.analysis.diffusion import diffusion_file
+    from lskd.analysis.projection import project_file
+
+    source = open_source(data_path, augment or {})
+    check_classes(source, classes, data_path)
+    for model_path in model_paths:
+        run = Path(model_path).parent
+        features_npz, projection = run / "penultimate.npz", run / "projection.npz"
+        extract_from(
+            source, model_path, classes, train_per_class, test_per_class, features_npz
+        )
+        project_file(features_npz, projection)
+        diffusion_file(projection, run / "diffusion.json")

@@ -24,6 +24,7 @@ from lskd.atomic import write_json
 from lskd.chance import chance_level
 from lskd.config import Recipe
 from lskd.data.source import DataSource, open_source
+from lskd.data.transfer import TransferSet
 from lskd.distill import FrozenTeacher, student_step, teacher_step
 from lskd.distributed import Context, barrier, setup, teardown
 from lskd.engine import StepLoss, evaluate_imported, fit, seed_everything
@@ -42,7 +43,9 @@ class RunSpec:
     `torchvision` or `dali` (image-file datasets), `init` an lskd model file to start
     from (its classifier is kept only when the class counts match), `compile` wraps the
     model in torch.compile. With `pretrained`, `init` is the finished model (a published
-    teacher): it is evaluated, not trained.
+    teacher): it is evaluated, not trained. `transfer` (students only) is the KD
+    transfer-set size token (`lskd.data.transfer`): the student trains on those images
+    of the training split, drawn with its seed.
     """
 
     task: str
@@ -60,6 +63,7 @@ class RunSpec:
     init: Path | None = None
     compile: bool = False
     pretrained: bool = False
+    transfer: str | None = None
 
 
 def versions() -> dict[str, str]:
@@ -189,6 +193,7 @@ def _write_run(
     )
     metrics = {
         **identity,
+        "transfer": source.transfer,
         **metrics,
         "wall_s": time.perf_counter() - start,
         "device": str(ctx.device),
@@ -233,7 +238,8 @@ def _write_run(
 def _open(spec: RunSpec) -> tuple[DataSource, Context]:
     ctx = setup(spec.device)
     workers = spec.workers // ctx.world if spec.workers else 0  # the job's CPUs, shared
-    source = open_source(spec.data, spec.augment, spec.loader, workers)
+    transfer = None if spec.transfer is None else TransferSet(spec.transfer, spec.seed)
+    source = open_source(spec.data, spec.augment, spec.loader, workers, transfer)
     return source, ctx
 
 

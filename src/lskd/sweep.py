@@ -44,6 +44,7 @@ from lskd.distributed import Context, all_sum
 from lskd.engine import (
     autocast,
     epoch_entry,
+    format_val,
     make_optimizer,
     make_scheduler,
     record_epoch,
@@ -51,10 +52,12 @@ from lskd.engine import (
     summarise,
     to_device,
     unwrap,
+    validates,
 )
 from lskd.losses import kd_loss, topk_correct
 from lskd.preempt import Preempted
 from lskd.resume import SweepProgress
+from lskd.stability_sums import StabilitySums
 
 log = logging.getLogger("lskd")
 
@@ -154,11 +157,13 @@ def evaluate_students(
     students: Sequence[nn.Module], batches: Iterable, ctx: Context
 ) -> list[dict[str, float]]:
     """`engine.evaluate` for K models over one pass of the data (same arithmetic, so
-    each result equals `evaluate(model_k, batches, ctx)` exactly)."""
+    each result, the stability included, equals `evaluate(model_k, batches, ctx)`
+    exactly)."""
     for s in students:
         s.eval()
     k = len(students)
     sums = [[0.0, 0, 0] for _ in range(k)]
+    stability = [StabilitySums(ctx.device) for _ in range(k)]
     seen = 0
     for x, y in batches:
         x, y = to_device(x, y, ctx.device)
@@ -168,14 +173,18 @@ def evaluate_students(
             ce = nn.functional.cross_entropy(logits.float(), y, reduction="sum")
             c1, c5 = topk_correct(logits, y, (1, 5))
             sums[i] = [sums[i][0] + float(ce), sums[i][1] + c1, sums[i][2] + c5]
+            stability[i].add(logits, y)
         seen += len(y)
     flat = all_sum([v for s in sums for v in s] + [seen], ctx)
+    for sums_i in stability:
+        sums_i.reduce(ctx)
     seen = flat[-1]
     return [
         {
             "loss": flat[3 * i] / seen,
             "top1": 100.0 * flat[3 * i + 1] / seen,
             "top5": 100.0 * flat[3 * i + 2] / seen,
+            "stability": stability[i].value(),
         }
         for i in range(k)
     ]
@@ -183,7 +192,7 @@ def evaluate_students(
 
 def _log_epoch(epoch, recipe, temperatures, stats, vals, rate, lr, ctx) -> None:
     parts = [
-        f"T={T:g} loss={s['loss']:.4f} top1={s['top1']:.2f} val_top1={v['top1']:.2f}"
+        f"T={T:g} loss={s['loss']:.4f} top1={s['top1']:.2f} val_top1={format_val(v)}"
         for T, s, v in zip(temperatures, stats, vals, strict=True)
     ]
     log.info(
@@ -237,7 +246,11 @@ def fit_students(
 
     def end_epoch(progress: SweepProgress, result) -> None:
         stats, rate, seconds = result
-        vals = evaluate_students(students, val, ctx)
+        vals = (
+            evaluate_students(students, val, ctx)
+            if validates(progress, recipe)
+            else [None] * k
+        )
         run.train_seconds += seconds
         for i, (s, v) in enumerate(zip(stats, vals, strict=True)):
             entry = epoch_entry(progress, {**s, "images_per_s": rate}, v)

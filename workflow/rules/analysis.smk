@@ -1,48 +1,37 @@
-rule extract_penultimate:
+# Per-run analysis (penultimate features, projection, diffusion metrics), one job per
+# set of runs so torch and the data load once: every teacher of a (task, arch), every
+# student of a (teacher arch, student arch, transfer set).
+rule analyse_teachers:
     input:
-        model="results/{run}/model.pt",
+        models=teacher_runs(["model.pt"]),
         data=penultimate_data,
     output:
-        "results/{run}/penultimate.npz",
+        teacher_runs(ANALYSIS_FILES),
     log:
-        "logs/{run}/extract_penultimate.log",
+        "logs/{task}/analyse_teachers_{tarch}.log",
     benchmark:
-        "benchmarks/{run}/extract_penultimate.tsv"
+        "benchmarks/{task}/analyse_teachers_{tarch}.tsv"
     conda:
         "../envs/lskd.yaml"
     params:
-        args=extract_args,
+        args=analysis_args,
     shell:
-        "lskd extract {input.model} {input.data} {output} {params.args} > {log} 2>&1"
+        "lskd analyse {input.models} --data {input.data} {params.args} > {log} 2>&1"
 
 
-rule project_penultimate:
+rule analyse_students:
     input:
-        "results/{run}/penultimate.npz",
+        models=student_runs(["model.pt"]),
+        data=penultimate_data,
     output:
-        "results/{run}/projection.npz",
+        student_runs(ANALYSIS_FILES),
     log:
-        "logs/{run}/project_penultimate.log",
+        "logs/{task}/analyse_students_{tarch}-{sarch}_{xfer}.log",
     benchmark:
-        "benchmarks/{run}/project_penultimate.tsv"
+        "benchmarks/{task}/analyse_students_{tarch}-{sarch}_{xfer}.tsv"
     conda:
         "../envs/lskd.yaml"
+    params:
+        args=analysis_args,
     shell:
-        "lskd project {input} {output} > {log} 2>&1"
-
-
-rule measure_diffusion:
-    input:
-        projection="results/{run}/projection.npz",
-        penultimate="results/{run}/penultimate.npz",
-    output:
-        "results/{run}/diffusion.json",
-    log:
-        "logs/{run}/measure_diffusion.log",
-    benchmark:
-        "benchmarks/{run}/measure_diffusion.tsv"
-    conda:
-        "../envs/lskd.yaml"
-    shell:
-        "lskd diffusion {input.projection} {output} --penultimate {input.penultimate} "
-        "> {log} 2>&1"
+        "lskd analyse {input.models} --data {input.data} {params.args} > {log} 2>&1"

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from lskd.config import check_data_roots, validate_config
 from lskd.config_checks import check_init_teachers, exit_on_config_error, path_token
+from lskd.data.transfer import size_tokens
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
 exit_on_config_error(validate_config, config, SCHEMA)
@@ -23,6 +24,9 @@ SEEDS = [str(s) for s in RUN["seeds"]]
 ARCHS = sorted(
     {a for t in TASKS.values() for a in t["teacher_archs"] + t["student_archs"]}
 )
+XFER_RE = r"all|n\d+|f0\.\d+"  # a transfer-set token (lskd.data.transfer)
+# KD transfer-set path tokens of each task (`all`, `n30`, `f0.1`: lskd.data.transfer)
+XFERS = {n: size_tokens(t["student"]["transfer"], n) for n, t in TASKS.items()}
 
 
 # For rules whose paths spell wildcards directly; the run-id pathvars carry their own
@@ -31,21 +35,17 @@ wildcard_constraints:
     task="|".join(TASKS),
     tarch="|".join(ARCHS),
     sarch="|".join(ARCHS),
-    panel="|".join(["teachers", *ARCHS]),
-    run=r"[a-z0-9]+/teacher_[^/]+(/student_[^/]+)?",
+    panel=rf"teachers|({'|'.join(ARCHS)})_({XFER_RE})",
+    xfer=XFER_RE,
     fmt="npz|json",
     name=r"[a-z0-9_]+-[a-z0-9_]+",
     seed=r"\d+",
 
 
 TEACHER = "results/{task}/teacher_{tarch}_a{alpha}_s{tseed}"
-STUDENT = f"{TEACHER}/student_{{sarch}}_T{{T}}_s{{seed}}"
+STUDENT = f"{TEACHER}/student_{{sarch}}_{{xfer}}_T{{T}}_s{{seed}}"
+PAIR = "{task}_{tarch}-{sarch}_{xfer}"  # name of one table / figure / diffusion set
 exit_on_config_error(check_init_teachers, config, TEACHER)  # of tasks not run
-
-
-def task_of(run):
-    """Task of a run id (`fmnist/teacher_.../student_...`): its first path component."""
-    return Path(run).parts[0]
 
 
 def data_format(task):
@@ -56,18 +56,49 @@ def data_format(task):
 
 
 def dataset(wildcards):
-    """Prepared dataset of the task named by the `task` or the `run` wildcard."""
-    task = wildcards.get("task") or task_of(wildcards.run)
+    """Prepared dataset of the task named by the `task` wildcard."""
+    task = wildcards.task
     return f"resources/data/{task}/dataset.{data_format(task)}"
 
 
 def penultimate_data(wildcards):
     """Images the projection uses: the dataset itself, or for image folders the
     visualisation subset of PAPER.md §5.2 (prepare_subset)."""
-    task = task_of(wildcards.run)
-    if data_format(task) == "npz":
+    if data_format(wildcards.task) == "npz":
         return dataset(wildcards)
-    return f"resources/data/{task}/penultimate.json"
+    return f"resources/data/{wildcards.task}/penultimate.json"
+
+
+ANALYSIS_FILES = ("penultimate.npz", "projection.npz", "diffusion.json")
+
+
+def teacher_runs(names):
+    """`names` in every teacher run of one (task, tarch): patterns of those wildcards."""
+    w = {"task": "{task}", "tarch": "{tarch}"}
+    return [
+        f"{TEACHER.format(**w, alpha=a, tseed=s)}/{name}"
+        for a in ALPHAS
+        for s in SEEDS
+        for name in names
+    ]
+
+
+def student_runs(names):
+    """`names` in every student run of one (task, tarch, sarch, xfer), every alpha, T
+    and seed: patterns of those wildcards."""
+    w = {k: f"{{{k}}}" for k in ("task", "tarch", "sarch", "xfer")}
+    return [
+        f"{STUDENT.format(**w, alpha=a, tseed=s, T=T, seed=s)}/{name}"
+        for a in ALPHAS
+        for s in SEEDS
+        for T in TEMPS
+        for name in names
+    ]
+
+
+def pair_runs(wildcards, name):
+    """`name` of the teachers and students of one table (its wildcards filled in)."""
+    return [p.format(**wildcards) for p in teacher_runs([name]) + student_runs([name])]
 
 
 def pretrained_teacher(wildcards):
@@ -116,23 +147,24 @@ def job_threads(kind):
 
 def run_args(role):
     """Named param function: the `lskd train|distill` flags of one run (role `teacher`
-    or `student`) or of one fused sweep over every T (`students`), shell-quoted
-    (threads and GPUs from the job's own threads and resources).
+    or `student`) or of one fused sweep over every T (`students`), shell-quoted.
 
-    The recipe and augmentation JSON are part of the params, so editing them reruns
-    exactly the affected jobs.
+    It reads wildcards and config only (never threads or resources: Snakemake records
+    only such params in .snakemake/metadata), so editing the recipe or augmentation
+    reruns exactly the affected jobs; threads and GPUs go in the shell string.
     """
 
     kind = "student" if role == "students" else role  # recipe and init key
 
-    def params(wildcards, threads, resources):
+    def params(wildcards):
         w, task = wildcards, config["tasks"][wildcards.task]
         if role == "teacher":
             run = f"--arch {w.tarch} --alpha {w.alpha} --seed {w.tseed}"
         else:
             T = " ".join(TEMPS) if role == "students" else w.T
-            run = f"--arch {w.sarch} --T {T} --seed {w.seed}"
-        hp = json.dumps(task[kind], sort_keys=True)
+            run = f"--arch {w.sarch} --T {T} --seed {w.seed} --transfer {w.xfer}"
+        recipe = {k: v for k, v in task[kind].items() if k != "transfer"}  # in paths
+        hp = json.dumps(recipe, sort_keys=True)
         augment = json.dumps(task["augment"], sort_keys=True)
         flags = f" --loader {task['loader']}"
         flags += "" if RUN["deterministic"] else " --nondeterministic"
@@ -142,8 +174,7 @@ def run_args(role):
         flags += " --pretrained" if role == "teacher" and pretrained_teacher(w) else ""
         return (
             f"--task {w.task} {run} --hp {shlex.quote(hp)} "
-            f"--augment {shlex.quote(augment)}{flags} "
-            f"--threads {threads} --gpus {resources.gpu}"
+            f"--augment {shlex.quote(augment)}{flags}"
         )
 
     return params
@@ -167,7 +198,8 @@ def sweep_outputs(name):
     """`name` of each student of one fused sweep (distill_students), one per T:
     the same paths as the per-T distill_student writes."""
     return [
-        f"results/<teacher_id>/student_{{sarch}}_T{T}_s{{seed}}/{name}" for T in TEMPS
+        f"results/<teacher_id>/student_{{sarch}}_{{xfer}}_T{T}_s{{seed}}/{name}"
+        for T in TEMPS
     ]
 
 
@@ -194,7 +226,7 @@ def claims_report(path):
         caption="../report/claims.rst",
         category="Claims",
         subcategory="{task}",
-        labels={"task": "{task}", "pair": "{tarch} → {sarch}"},
+        labels={"task": "{task}", "pair": "{tarch} → {sarch}", "transfer": "{xfer}"},
     )
 
 
@@ -205,30 +237,77 @@ def diffusion_report(path):
         caption="../report/diffusion.rst",
         category="Diffusion",
         subcategory="{task}",
-        labels={"pair": "{tarch} → {sarch}", "kind": kind},
+        labels={"pair": "{tarch} → {sarch}", "transfer": "{xfer}", "kind": kind},
     )
 
 
 def diffusion_runs(name):
-    """Named input function: `name` of the teachers and of the students at the figure's
-    temperatures, every alpha and seed, in matching order for both lists."""
+    """Named input function: `name` of every run of one table, in matching order for
+    every `name`."""
 
     def inputs(wildcards):
-        w = dict(task=wildcards.task, tarch=wildcards.tarch, sarch=wildcards.sarch)
-        teachers = [
-            f"{TEACHER.format(**w, alpha=a, tseed=s)}/{name}"
-            for a in ALPHAS
-            for s in SEEDS
-        ]
-        students = [
-            f"{STUDENT.format(**w, alpha=a, tseed=s, T=T, seed=s)}/{name}"
-            for T in row_temps(wildcards.task)
-            for a in ALPHAS
-            for s in SEEDS
-        ]
-        return teachers + students
+        return pair_runs(wildcards, name)
 
     return inputs
+
+
+# The report lists categories (and, inside one, labelled items) sorted by name with
+# JavaScript's localeCompare (snakemake 9.27, report/html_reporter/template/components/
+# menu.js and abstract_results.js): digits sort before letters, so the headline comes
+# first, and its items are labelled 1 summary, 2 table, 3 figure.
+DELTA_CATEGORY = "1. LS benefit Δ(T)"
+
+
+def delta_report(path):
+    """The LS benefit Δ(T) of one pair (summary, table, figure): the report's first
+    category; the summary also opens the landing page (report/workflow.rst)."""
+    item = "1 summary" if "_summary" in path else "3 figure"
+    item = "2 table" if path.endswith("_delta.html") else item
+    return report(
+        path,
+        caption="../report/delta.rst",
+        category=DELTA_CATEGORY,
+        subcategory="{task}",
+        labels={"pair": "{tarch} → {sarch}", "transfer": "{xfer}", "item": item},
+    )
+
+
+def transfer_inputs(wildcards):
+    """metrics.json of one pair's teachers and its students on every transfer set."""
+    runs = {
+        path
+        for xfer in XFERS[wildcards.task]
+        for path in pair_runs(dict(wildcards.items(), xfer=xfer), "metrics.json")
+    }
+    return sorted(runs)
+
+
+def transfer_report(path):
+    """Δ(T) across transfer-set sizes (config/transfer.yaml), beside the Δ tables."""
+    return report(
+        path,
+        caption="../report/transfer.rst",
+        category=DELTA_CATEGORY,
+        subcategory="{task}: transfer-set size",
+        labels={
+            "pair": "{tarch} → {sarch}",
+            "kind": "table" if path.endswith(".html") else "figure",
+        },
+    )
+
+
+def delta_diffusion(wildcards):
+    """The diffusion.json files the Δ table shows beside Δ (where the penultimate
+    figures are drawn); matched to their runs by directory."""
+    if not TASKS[wildcards.task]["penultimate"]["enabled"]:
+        return []
+    return diffusion_runs("diffusion.json")(wildcards)
+
+
+def has_delta():
+    """Δ(T) needs the alpha = 0 teacher and at least one alpha > 0."""
+    alphas = [float(a) for a in ALPHAS]
+    return 0.0 in alphas and max(alphas) > 0.0
 
 
 def table_report(path):
@@ -237,7 +316,7 @@ def table_report(path):
         caption="../report/table.rst",
         category="Tables",
         subcategory="{task}",
-        labels={"task": "{task}", "pair": "{tarch} → {sarch}"},
+        labels={"task": "{task}", "pair": "{tarch} → {sarch}", "transfer": "{xfer}"},
     )
 
 
@@ -259,20 +338,15 @@ def row_temps(task):
 
 
 def table_inputs(wildcards):
-    """metrics.json of every teacher and student one table needs (all alphas and seeds)."""
-    w = dict(task=wildcards.task, tarch=wildcards.tarch, sarch=wildcards.sarch)
-    teachers = [
-        f"{TEACHER.format(**w, alpha=a, tseed=s)}/metrics.json"
-        for a in ALPHAS
-        for s in SEEDS
-    ]
-    students = [
-        f"{STUDENT.format(**w, alpha=a, tseed=s, T=T, seed=s)}/metrics.json"
-        for T in TEMPS
-        for a in ALPHAS
-        for s in SEEDS
-    ]
-    return teachers + students
+    """metrics.json of every teacher and student one table needs (all alphas and seeds,
+    one transfer set)."""
+    return pair_runs(wildcards, "metrics.json")
+
+
+def split_panel(panel):
+    """A student panel `<sarch>_<xfer>` as (sarch, xfer)."""
+    sarch, _, xfer = panel.rpartition("_")
+    return sarch, xfer
 
 
 def projections(wildcards):
@@ -281,8 +355,9 @@ def projections(wildcards):
     w = dict(task=wildcards.task, tarch=wildcards.tarch, tseed=SEEDS[0], seed=SEEDS[0])
     if wildcards.panel == "teachers":
         return [f"{TEACHER.format(**w, alpha=a)}/projection.npz" for a in ALPHAS]
+    sarch, xfer = split_panel(wildcards.panel)
     return [
-        f"{STUDENT.format(**w, sarch=wildcards.panel, alpha=a, T=T)}/projection.npz"
+        f"{STUDENT.format(**w, sarch=sarch, xfer=xfer, alpha=a, T=T)}/projection.npz"
         for T in row_temps(wildcards.task)
         for a in ALPHAS
     ]
@@ -293,36 +368,51 @@ def figure_rows(wildcards):
 
 
 def pairs():
+    """(task, tarch, sarch, xfer) of every table: teacher -> student on a transfer set."""
     for task, t in TASKS.items():
         for tarch in t["teacher_archs"]:
             for sarch in t["student_archs"]:
-                yield task, tarch, sarch
+                for xfer in XFERS[task]:
+                    yield task, tarch, sarch, xfer
 
 
 def final_targets():
+    names = [
+        (PAIR.format(task=t, tarch=a, sarch=s, xfer=x), TASKS[t]["penultimate"])
+        for t, a, s, x in pairs()
+    ]
     tables = [
-        f"results/tables/{t}_{a}-{s}.{ext}"
-        for t, a, s in pairs()
+        f"results/tables/{n}.{ext}"
+        for n, _ in names
         for ext in ("csv", "md", "tex", "html")
     ]
-    panels = {
-        (t, a, p)
-        for t, a, s in pairs()
-        if TASKS[t]["penultimate"]["enabled"]
-        for p in (s, "teachers")
-    }
-    figures = [f"results/figures/penultimate_{t}_{a}-{p}.png" for t, a, p in panels]
     claims = [
-        f"results/tables/{t}_{a}-{s}_claims.{ext}"
-        for t, a, s in pairs()
+        f"results/tables/{n}_claims.{ext}"
+        for n, _ in names
         for ext in ("csv", "md", "html")
     ]
-    diffusion = [
-        f"results/figures/diffusion_{t}_{a}-{s}.png"
-        for t, a, s in pairs()
+    figures = {f"results/figures/penultimate_{n}.png" for n, p in names if p["enabled"]}
+    figures |= {
+        f"results/figures/penultimate_{t}_{a}-teachers.png"
+        for t, a, _, _ in pairs()
         if TASKS[t]["penultimate"]["enabled"]
+    }
+    diffusion = [f"results/figures/diffusion_{n}.png" for n, p in names if p["enabled"]]
+    delta = [
+        f"results/tables/{n}_delta{kind}.{ext}"
+        for n, _ in names
+        for kind, exts in (("", ("csv", "md", "tex", "html")), ("_summary", ("md",)))
+        for ext in exts
+        if has_delta()
     ]
-    return tables + claims + sorted(figures) + diffusion + nmt_targets()
+    delta += [f"results/figures/delta_{n}.png" for n, _ in names if has_delta()]
+    delta += [  # the transfer-set axis: Δ(T) per size and the interaction
+        f"results/{kind}/{prefix}{t}_{a}-{s}_transfer.{ext}"
+        for t, a, s in {(t, a, s) for t, a, s, _ in pairs()}
+        if has_delta() and len(XFERS[t]) > 1
+        for kind, prefix, ext in (("tables", "", "csv"), ("figures", "delta_", "png"))
+    ]
+    return delta + tables + claims + sorted(figures) + diffusion + nmt_targets()
 
 
 def prepare_args(wildcards):
@@ -343,6 +433,7 @@ def prepare_args(wildcards):
 
 
 def subset_args(wildcards):
+    """The projection's classes and images per class (`lskd subset`, `lskd analyse`)."""
     pen = config["tasks"][wildcards.task]["penultimate"]
     classes = " ".join(str(c) for c in pen["classes"])
     return (
@@ -361,15 +452,9 @@ def weights_args(wildcards):
     return args + (f" --sha256 {entry['sha256']}" if entry["sha256"] else "")
 
 
-def extract_args(wildcards):
-    task = task_of(wildcards.run)
-    pen = config["tasks"][task]["penultimate"]
-    classes = " ".join(str(c) for c in pen["classes"])
-    augment = json.dumps(config["tasks"][task]["augment"], sort_keys=True)
-    return (
-        f"--classes {classes} --train-per-class {pen['train_per_class']} "
-        f"--test-per-class {pen['test_per_class']} --augment {shlex.quote(augment)}"
-    )
+def analysis_args(wildcards):
+    augment = json.dumps(config["tasks"][wildcards.task]["augment"], sort_keys=True)
+    return f"{subset_args(wildcards)} --augment {shlex.quote(augment)}"
 
 
 def run_labels(role):
@@ -384,6 +469,7 @@ def run_labels(role):
     return {
         "task": "{task}",
         "arch": "{tarch} → {sarch}",
+        "transfer": "{xfer}",
         "alpha": "{alpha}",
         "T": "{T}",
         "seed": "{seed}",
@@ -394,9 +480,12 @@ def figure_args(wildcards):
     """Rows, alphas and title of a projection figure."""
     w, alphas = wildcards, " ".join(ALPHAS)
     if w.panel == "teachers":
-        title = f"Penultimate layer of the {w.tarch} teachers ({w.task})"
+        title = f"Penultimate layer of the {w.tarch} teachers "
+        title += f"({w.task}, seed {SEEDS[0]})"
         return f"--rows teacher --alphas {alphas} --title {title!r}"
-    title = f"Penultimate layer of {w.panel} students of {w.tarch} ({w.task})"
+    sarch, xfer = split_panel(w.panel)
+    title = f"Penultimate layer of {sarch} students of {w.tarch} ({w.task}, "
+    title += f"transfer set {xfer}, seed {SEEDS[0]})"
     return f"--rows {figure_rows(wildcards)} --alphas {alphas} --title {title!r}"
 
 
@@ -407,6 +496,10 @@ NMT_TABLE_FLAGS = " --paper" if NMT["corpus"]["kind"] == "files" else ""
 NMT_PAIRS = NMT["pairs"]
 NMT_STUDENT_PAIRS = [
     p for p in NMT_PAIRS if NMT["student_pairs"] is None or p in NMT["student_pairs"]
+]
+# nmt.seeds: the NMT runs' own seeds (null = run.seeds)
+NMT_SEEDS = [
+    str(s) for s in (NMT["seeds"] if NMT["seeds"] is not None else RUN["seeds"])
 ]
 NMT_TEACHER = "results/nmt_{pair}/teacher_transformer_a{alpha}_s{tseed}"
 NMT_STUDENT = f"{NMT_TEACHER}/student_transformer_T{{T}}_s{{tseed}}"
@@ -479,13 +572,13 @@ def nmt_runs(name):
         NMT_TEACHER.format(pair=p, alpha=a, tseed=s)
         for p in NMT_PAIRS
         for a in ALPHAS
-        for s in SEEDS
+        for s in NMT_SEEDS
     ]
     runs += [
         NMT_STUDENT.format(pair=p, alpha=a, tseed=s, T=T)
         for p in NMT_STUDENT_PAIRS
         for a in ALPHAS
-        for s in SEEDS
+        for s in NMT_SEEDS
         for T in TEMPS
     ]
     return [f"{run}/{name}" for run in runs]

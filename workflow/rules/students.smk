@@ -30,7 +30,8 @@ rule distill_student:
     params:
         args=run_args("student"),
     shell:
-        "lskd distill {params.args} --data {input.data} --teacher {input.teacher} "
+        "lskd distill {params.args} --threads {threads} --gpus {resources.gpu} "
+        "--data {input.data} --teacher {input.teacher} "
         "--model-out {output.model} --metrics-out {output.metrics} > {log} 2>&1"
 
 
@@ -43,9 +44,9 @@ rule distill_students:
         model=sweep_outputs("model.pt"),
         metrics=sweep_reports(),
     log:
-        "logs/<teacher_id>/students_{sarch}_s{seed}/distill_students.log",
+        "logs/<teacher_id>/students_{sarch}_{xfer}_s{seed}/distill_students.log",
     benchmark:
-        "benchmarks/<teacher_id>/students_{sarch}_s{seed}/distill_students.tsv"
+        "benchmarks/<teacher_id>/students_{sarch}_{xfer}_s{seed}/distill_students.tsv"
     conda:
         "../envs/lskd.yaml"
     threads: job_threads("student")
@@ -54,5 +55,6 @@ rule distill_students:
     params:
         args=run_args("students"),
     shell:
-        "lskd distill {params.args} --data {input.data} --teacher {input.teacher} "
+        "lskd distill {params.args} --threads {threads} --gpus {resources.gpu} "
+        "--data {input.data} --teacher {input.teacher} "
         "--model-out {output.model} --metrics-out {output.metrics} > {log} 2>&1"

@@ -2,14 +2,14 @@ rule make_table:
     input:
         table_inputs,
     output:
-        csv="results/tables/{task}_{tarch}-{sarch}.csv",
-        md="results/tables/{task}_{tarch}-{sarch}.md",
-        tex="results/tables/{task}_{tarch}-{sarch}.tex",
-        html=table_report("results/tables/{task}_{tarch}-{sarch}.html"),
+        csv="results/tables/{task}_{tarch}-{sarch}_{xfer}.csv",
+        md="results/tables/{task}_{tarch}-{sarch}_{xfer}.md",
+        tex="results/tables/{task}_{tarch}-{sarch}_{xfer}.tex",
+        html=table_report("results/tables/{task}_{tarch}-{sarch}_{xfer}.html"),
     log:
-        "logs/tables/{task}_{tarch}-{sarch}.log",
+        "logs/tables/{task}_{tarch}-{sarch}_{xfer}.log",
     benchmark:
-        "benchmarks/tables/{task}_{tarch}-{sarch}.tsv"
+        "benchmarks/tables/{task}_{tarch}-{sarch}_{xfer}.tsv"
     conda:
         "../envs/lskd.yaml"
     shell:
@@ -21,13 +21,13 @@ rule check_claims:
     input:
         table_inputs,
     output:
-        csv="results/tables/{task}_{tarch}-{sarch}_claims.csv",
-        md="results/tables/{task}_{tarch}-{sarch}_claims.md",
-        html=claims_report("results/tables/{task}_{tarch}-{sarch}_claims.html"),
+        csv="results/tables/{task}_{tarch}-{sarch}_{xfer}_claims.csv",
+        md="results/tables/{task}_{tarch}-{sarch}_{xfer}_claims.md",
+        html=claims_report("results/tables/{task}_{tarch}-{sarch}_{xfer}_claims.html"),
     log:
-        "logs/tables/{task}_{tarch}-{sarch}_claims.log",
+        "logs/tables/{task}_{tarch}-{sarch}_{xfer}_claims.log",
     benchmark:
-        "benchmarks/tables/{task}_{tarch}-{sarch}_claims.tsv"
+        "benchmarks/tables/{task}_{tarch}-{sarch}_{xfer}_claims.tsv"
     conda:
         "../envs/lskd.yaml"
     shell:
@@ -40,15 +40,66 @@ rule make_diffusion_table:
         metrics=diffusion_runs("metrics.json"),
         diffusion=diffusion_runs("diffusion.json"),
     output:
-        csv="results/tables/{task}_{tarch}-{sarch}_diffusion.csv",
-        html=diffusion_report("results/tables/{task}_{tarch}-{sarch}_diffusion.html"),
-        png=diffusion_report("results/figures/diffusion_{task}_{tarch}-{sarch}.png"),
+        csv="results/tables/{task}_{tarch}-{sarch}_{xfer}_diffusion.csv",
+        html=diffusion_report(
+            "results/tables/{task}_{tarch}-{sarch}_{xfer}_diffusion.html"
+        ),
+        png=diffusion_report(
+            "results/figures/diffusion_{task}_{tarch}-{sarch}_{xfer}.png"
+        ),
     log:
-        "logs/tables/{task}_{tarch}-{sarch}_diffusion.log",
+        "logs/tables/{task}_{tarch}-{sarch}_{xfer}_diffusion.log",
     benchmark:
-        "benchmarks/tables/{task}_{tarch}-{sarch}_diffusion.tsv"
+        "benchmarks/tables/{task}_{tarch}-{sarch}_{xfer}_diffusion.tsv"
     conda:
         "../envs/lskd.yaml"
     shell:
         "lskd diffusion-table --metrics {input.metrics} --diffusion {input.diffusion} "
         "--csv {output.csv} --html {output.html} --png {output.png} > {log} 2>&1"
+
+
+rule delta:
+    input:
+        metrics=table_inputs,
+        diffusion=delta_diffusion,
+    output:
+        csv="results/tables/{task}_{tarch}-{sarch}_{xfer}_delta.csv",
+        md="results/tables/{task}_{tarch}-{sarch}_{xfer}_delta.md",
+        tex="results/tables/{task}_{tarch}-{sarch}_{xfer}_delta.tex",
+        html=delta_report("results/tables/{task}_{tarch}-{sarch}_{xfer}_delta.html"),
+        png=delta_report("results/figures/delta_{task}_{tarch}-{sarch}_{xfer}.png"),
+        summary_md="results/tables/{task}_{tarch}-{sarch}_{xfer}_delta_summary.md",
+        summary_html=delta_report(
+            "results/tables/{task}_{tarch}-{sarch}_{xfer}_delta_summary.html"
+        ),
+    log:
+        "logs/tables/{task}_{tarch}-{sarch}_{xfer}_delta.log",
+    benchmark:
+        "benchmarks/tables/{task}_{tarch}-{sarch}_{xfer}_delta.tsv"
+    conda:
+        "../envs/lskd.yaml"
+    shell:
+        "lskd delta {input.metrics} --diffusion {input.diffusion} --csv {output.csv} "
+        "--md {output.md} --tex {output.tex} --html {output.html} --png {output.png} "
+        "--summary-md {output.summary_md} --summary-html {output.summary_html} "
+        "> {log} 2>&1"
+
+
+rule delta_transfer:
+    input:
+        transfer_inputs,
+    output:
+        csv="results/tables/{task}_{tarch}-{sarch}_transfer.csv",
+        md="results/tables/{task}_{tarch}-{sarch}_transfer.md",
+        tex="results/tables/{task}_{tarch}-{sarch}_transfer.tex",
+        html=transfer_report("results/tables/{task}_{tarch}-{sarch}_transfer.html"),
+        png=transfer_report("results/figures/delta_{task}_{tarch}-{sarch}_transfer.png"),
+    log:
+        "logs/tables/{task}_{tarch}-{sarch}_transfer.log",
+    benchmark:
+        "benchmarks/tables/{task}_{tarch}-{sarch}_transfer.tsv"
+    conda:
+        "../envs/lskd.yaml"
+    shell:
+        "lskd delta-transfer {input} --csv {output.csv} --md {output.md} "
+        "--tex {output.tex} --html {output.html} --png {output.png} > {log} 2>&1"

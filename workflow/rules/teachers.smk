@@ -17,5 +17,6 @@ rule train_teacher:
     params:
         args=run_args("teacher"),
     shell:
-        "lskd train {params.args} --data {input.data} --model-out {output.model} "
+        "lskd train {params.args} --threads {threads} --gpus {resources.gpu} "
+        "--data {input.data} --model-out {output.model} "
         "--metrics-out {output.metrics} > {log} 2>&1"

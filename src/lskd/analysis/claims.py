@@ -1,23 +1,30 @@
-"""The paper's claims (PAPER.md §1, §4.7) checked on the user's runs.
+"""The paper's claims (Chandrasegaran et al. 2022) checked on the user's runs, judged by
+paired seed differences and their 95 % intervals.
 
-Input: the ``metrics.json`` dicts of one table (one task, one teacher arch → one student
-arch; teachers and students, any number of seeds). Each claim compares two cells (a
-cell = role, alpha, T; its value = the mean top-1 over seeds) and reports the signed
-``margin`` in top-1 points that the claim is about (see ``CLAIMS``). Verdicts:
+Input: the ``metrics.json`` dicts of one table (one task, one teacher arch → one
+student arch; teachers and students, any number of seeds). The LS teacher is every
+alpha > 0 in the runs, each compared with alpha = 0: one block of the claims
+``CLAIMS`` per alpha > 0 (column ``alpha``).
 
-- ``holds`` / ``does not hold``: the margin's sign (``> 0``, or ``<= 0`` for C4);
-- ``not enough runs``: a cell the claim needs is missing (margin NaN, n 0);
-- ``within noise``: with >= 2 seeds in BOTH compared cells,
-  ``|margin| < max(s_a, s_b)``, the larger sample std (ddof 1) of the two cells: the
-  margin is smaller than the seed-to-seed spread of a single run, so a reseed could flip
-  it. max(s_a, s_b) >= sqrt(s_a²/n_a + s_b²/n_b), the standard error of the difference
-  of means (equal at n = 2 with equal stds), so a margin outside is more than one
-  standard error from 0. This is a plain "larger than reseeding noise" reading, not a
-  significance test: a two-sided 95 % t-test with 1–4 degrees of freedom would ask for
-  2.8–12.7 standard errors, which 2–3 seeds almost never give. With one seed on either
-  side no noise judgement is made, and the ``note`` says so.
+Each claim compares two cells (a cell = role, alpha, T). Its ``margin`` (top-1 points)
+is the mean over seeds of the per-seed difference ``left_s - right_s``, paired by seed
+(the run's ``seed``; teachers by their own seed), with the 95 % Student-t interval of
+those differences ``[ci_low, ci_high]`` (``lskd.analysis.stats.paired``); ``n`` is
+the number of paired seeds. Where a claim picks a temperature ("the best T > 1", "the
+smallest drop"), it picks by the mean over seeds and then pairs the two cells by seed.
 
-``n`` is the number of seeds of the smaller compared cell.
+A claim is a statement about the sign of its margin: ``margin > 0`` (or ``margin <= 0``
+for C4, "no better than"). Verdicts:
+
+- ``holds`` / ``does not hold``: the whole interval lies on one side of that boundary:
+  ``ci_low > 0`` decides ``margin > 0``, ``ci_high <= 0`` decides ``margin <= 0``. An
+  interval that ends exactly at 0 from below, e.g. ``[-0.4, 0]`` or the zero-width
+  ``[0, 0]`` of identical seed differences, decides ``margin <= 0`` (C4 holds, the
+  others do not);
+- ``inconclusive``: the interval has values on both sides (``ci_low <= 0 < ci_high``:
+  it contains 0, other than as its upper end);
+- ``not enough runs``: a cell the claim needs is missing, or fewer than 2 paired seeds
+  (no interval; the note says what the margin's sign alone would say).
 """
 
 from __future__ import annotations
@@ -29,9 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from lskd.analysis.stats import PAIRED_TEXT, Cells, Estimate, paired, seed_cells
 from lskd.analysis.tables import (
     check_consistent,
     format_alpha,
@@ -45,18 +52,29 @@ from lskd.errors import DataError
 log = logging.getLogger(__name__)
 
 BASE_ALPHA = 0.0
-LS_ALPHA = 0.1
-COLUMNS = ("claim_id", "claim", "quote", "source", "verdict", "margin", "n", "note")
-Cells = dict[tuple[str, float, float | None], np.ndarray]
+COLUMNS = (
+    "alpha",
+    "claim_id",
+    "claim",
+    "source",
+    "verdict",
+    "margin",
+    "ci_low",
+    "ci_high",
+    "n",
+    "note",
+)
+VERDICTS = ("holds", "does not hold", "inconclusive", "not enough runs")
+PAPER = "Chandrasegaran et al. 2022"
 
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim: our operational wording, PAPER.md's words, and where they are."""
+    """One claim: our operational wording (``{ls}`` = the LS teacher's alpha) and
+    where the paper makes it."""
 
     claim_id: str
     claim: str
-    quote: str
     source: str
     holds_if_positive: bool = True  # False: holds when margin <= 0
 
@@ -64,59 +82,50 @@ class Claim:
 CLAIMS = (
     Claim(
         "C1",
-        "LS improves the teacher: top-1 of the alpha = 0.1 teacher minus the "
-        "alpha = 0.0 teacher's is > 0",
-        "LS teacher improves the teacher itself",
-        "PAPER.md §4.7",
+        "LS improves the teacher: top-1 of the {ls} teacher minus the alpha = 0 "
+        "teacher's is > 0",
+        f"{PAPER}, Tables 2 and 4 (teacher rows)",
     ),
     Claim(
         "C2",
-        "at T = 1 the alpha = 0.1 teacher's student beats the alpha = 0.0 teacher's "
-        "student (margin: alpha 0.1 minus alpha 0.0 at T = 1)",
-        "at T = 1 the LS teacher always beats the non-LS teacher",
-        "PAPER.md §4.7; §1 (use an LS-trained teacher with T = 1)",
+        "at T = 1 the {ls} teacher's student beats the alpha = 0 teacher's student "
+        "(margin: {ls} minus alpha = 0 at T = 1)",
+        f"{PAPER}, Tables 2 and 4; its advice: an LS teacher with T = 1",
     ),
     Claim(
         "C3",
-        "for alpha = 0.1 the best student is at T = 1 (margin: T = 1 minus the best "
-        "T > 1)",
-        "In every setting the best α=0.1 student is at T = 1",
-        "PAPER.md §4.7",
+        "for {ls} the best student is at T = 1 (margin: T = 1 minus the best T > 1)",
+        f"{PAPER}, Tables 2 and 4",
     ),
     Claim(
         "C4",
-        "at the largest T the alpha = 0.1 teacher's student is no better than the "
-        "alpha = 0.0 teacher's, the LS benefit is cancelled (margin: alpha 0.1 minus "
-        "alpha 0.0; holds if <= 0)",
-        "KD at increased T from an LS teacher is ineffective",
-        "PAPER.md §1",
+        "at the largest T the {ls} teacher's student is no better than the alpha = 0 "
+        "teacher's, the LS benefit is cancelled (margin: {ls} minus alpha = 0; holds "
+        "if <= 0)",
+        f"{PAPER}, abstract (systematic diffusion makes KD at an increased T from an "
+        "LS teacher ineffective)",
         holds_if_positive=False,
     ),
     Claim(
         "C5",
-        "without LS increased T helps: for alpha = 0.0 some T > 1 beats T = 1 "
+        "without LS increased T helps: for alpha = 0 some T > 1 beats T = 1 "
         "(margin: best T > 1 minus T = 1)",
-        "Increased T is still often helpful when the teacher was trained WITHOUT LS",
-        "PAPER.md §1; §4.7",
+        f"{PAPER}, abstract and Tables 2 and 4 (teachers without LS)",
     ),
     Claim(
         "C6",
-        "for alpha = 0.1 student top-1 falls at every step up in T (margin: the "
-        "smallest drop between neighbouring T)",
-        "Accuracy falls monotonically with T for the α = 0.1 teacher in every image "
-        "setting",
-        "PAPER.md §4.7",
+        "for {ls} student top-1 falls at every step up in T (margin: the smallest "
+        "drop between neighbouring T)",
+        f"{PAPER}, Tables 2 and 4",
     ),
 )
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """``margin = mean(left) - mean(right)`` (or the claim's own difference)."""
+    """The claim's paired estimate of ``left - right`` and what was compared."""
 
-    margin: float
-    left: np.ndarray
-    right: np.ndarray
+    estimate: Estimate
     what: str
 
 
@@ -125,32 +134,33 @@ def _t(T: float) -> str:
 
 
 def _parse(metrics: Sequence[dict[str, Any]], sources: Sequence[str] | None) -> Cells:
-    """Validate one table's runs; group top-1 by (role, alpha, T)."""
+    """Validate one table's runs; top-1 by (role, alpha, T) and seed."""
     if not metrics:
         raise DataError("no metrics.json given")
     if sources is None:
         sources = [f"metrics[{i}]" for i in range(len(metrics))]
     runs = [parse_run(m, s) for m, s in zip(metrics, sources, strict=True)]
     check_consistent(runs)  # one table: same task, archs, split; no run twice
-    cells: dict[tuple[str, float, float | None], list[float]] = {}
-    for run in runs:
-        cells.setdefault((run.role, run.alpha, run.T), []).append(run.top1)
-    return {key: np.asarray(values) for key, values in cells.items()}
+    return seed_cells(runs)
 
 
 def _temps(cells: Cells, alpha: float) -> list[float]:
     return sorted(T for role, a, T in cells if role == "student" and a == alpha)
 
 
+def _mean(cells: Cells, key: tuple) -> float:
+    values = cells[key].values()
+    return sum(values) / len(values)
+
+
 def _pair(cells: Cells, left: tuple, right: tuple, what: str) -> Comparison | str:
-    """Compare two cells; a string names the missing one."""
+    """Compare two cells by seed; a string names the missing one."""
     for key in (left, right):
         if key not in cells:
             role, alpha, T = key
             at = "" if T is None else f" at T = {_t(T)}"
             return f"no {format_alpha(alpha)} {role}{at}"
-    margin = float(cells[left].mean() - cells[right].mean())
-    return Comparison(margin, cells[left], cells[right], what)
+    return Comparison(paired(cells[left], cells[right]), what)
 
 
 def _c1(cells: Cells, ls: float) -> Comparison | str:
@@ -168,7 +178,7 @@ def _best_above_one(cells: Cells, alpha: float) -> float | str:
     higher = [T for T in _temps(cells, alpha) if T > 1.0]
     if not higher:
         return f"no {format_alpha(alpha)} student at T > 1"
-    return max(higher, key=lambda T: cells[("student", alpha, T)].mean())
+    return max(higher, key=lambda T: _mean(cells, ("student", alpha, T)))
 
 
 def _c3(cells: Cells, ls: float) -> Comparison | str:
@@ -201,13 +211,15 @@ def _c6(cells: Cells, ls: float) -> Comparison | str:
     temps = _temps(cells, ls)
     if len(temps) < 2:
         return f"fewer than 2 temperatures for {format_alpha(ls)}"
-    drops = [
-        _pair(cells, ("student", ls, a), ("student", ls, b), f"T = {_t(a)}, {_t(b)}")
-        for a, b in zip(temps, temps[1:], strict=False)
-    ]
-    worst = min(drops, key=lambda c: c.margin)
-    what = f"{format_alpha(ls)} at neighbouring {worst.what}"
-    return Comparison(worst.margin, worst.left, worst.right, what)
+    steps = list(zip(temps, temps[1:], strict=False))
+    a, b = min(
+        steps,
+        key=lambda s: (
+            _mean(cells, ("student", ls, s[0])) - _mean(cells, ("student", ls, s[1]))
+        ),
+    )
+    what = f"{format_alpha(ls)} at neighbouring T = {_t(a)}, {_t(b)}"
+    return _pair(cells, ("student", ls, a), ("student", ls, b), what)
 
 
 RULES: dict[str, Callable[[Cells, float], Comparison | str]] = {
@@ -220,65 +232,110 @@ RULES: dict[str, Callable[[Cells, float], Comparison | str]] = {
 }
 
 
-def _judge(claim: Claim, result: Comparison | str) -> dict[str, Any]:
-    """Verdict, margin, n and note of one claim (rules in the module docstring)."""
-    row = {c: getattr(claim, c) for c in ("claim_id", "claim", "quote", "source")}
+def verdict(est: Estimate, holds_if_positive: bool = True) -> str:
+    """``holds`` / ``does not hold`` / ``inconclusive`` / ``not enough runs`` of a
+    claim about the sign of ``est`` (module docstring)."""
+    if not est.has_interval:
+        return "not enough runs"
+    if est.low > 0.0:
+        positive = True
+    elif est.high <= 0.0:
+        positive = False
+    else:
+        return "inconclusive"
+    return "holds" if positive == holds_if_positive else "does not hold"
+
+
+def _judge(claim: Claim, ls: float, result: Comparison | str) -> dict[str, Any]:
+    """Verdict, margin, interval, n and note of one claim."""
+    row = {
+        "alpha": ls,
+        "claim_id": claim.claim_id,
+        "claim": claim.claim.format(ls=format_alpha(ls)),
+        "source": claim.source,
+    }
     if isinstance(result, str):
+        nan = math.nan
         return row | {
             "verdict": "not enough runs",
-            "margin": math.nan,
+            "margin": nan,
+            "ci_low": nan,
+            "ci_high": nan,
             "n": 0,
             "note": result,
         }
-    margin, left, right = result.margin, result.left, result.right
-    holds = margin > 0 if claim.holds_if_positive else margin <= 0
-    verdict = "holds" if holds else "does not hold"
-    sizes = f"compares {result.what}; seeds {len(left)} vs {len(right)}"
-    if min(len(left), len(right)) < 2:
-        note = f"{sizes}: 1 seed on a side, no noise judgement"
-    else:
-        noise = max(float(left.std(ddof=1)), float(right.std(ddof=1)))
-        inside = abs(margin) < noise
-        verdict = "within noise" if inside else verdict
-        sign = "<" if inside else ">="
-        note = f"{sizes}: |margin| {sign} larger sample std {noise:.3f}"
-    n = min(len(left), len(right))
-    return row | {"verdict": verdict, "margin": margin, "n": n, "note": note}
+    est = result.estimate
+    note = f"compares {result.what}, paired by seed over {est.n} seed(s)"
+    if est.unpaired:
+        note += f" (seeds on one side only, left out: {list(est.unpaired)})"
+    says = verdict(est, claim.holds_if_positive)
+    if est.n == 1:
+        sign = est.mean > 0 if claim.holds_if_positive else est.mean <= 0
+        alone = "holds" if sign else "does not hold"
+        note += f"; one seed gives no interval (the margin alone would say: {alone})"
+    elif says == "inconclusive":
+        note += "; the 95 % interval contains 0"
+    return row | {
+        "verdict": says,
+        "margin": est.mean,
+        "ci_low": est.low,
+        "ci_high": est.high,
+        "n": est.n,
+        "note": note,
+    }
+
+
+def ls_alphas(metrics: Sequence[dict[str, Any]]) -> list[float]:
+    """Every alpha > 0 among the runs, ascending."""
+    return sorted({float(m["alpha"]) for m in metrics if float(m["alpha"]) > 0})
 
 
 def evaluate_claims(
-    runs: Sequence[dict[str, Any]],
-    sources: Sequence[str] | None = None,
-    ls_alpha: float = LS_ALPHA,
+    runs: Sequence[dict[str, Any]], sources: Sequence[str] | None = None
 ) -> pd.DataFrame:
-    """One row per claim of ``CLAIMS`` evaluated on one table's ``metrics.json`` dicts.
-
-    Columns ``COLUMNS``; ``ls_alpha`` is the LS teacher compared with alpha = 0.0 (the
-    paper's 0.1; another value is written into the claim texts).
-    """
+    """One block of ``CLAIMS`` rows per alpha > 0 in ``runs`` (each compared with
+    alpha = 0), columns ``COLUMNS``. Without any alpha > 0 there is nothing to compare:
+    one block with alpha NaN, every claim "not enough runs"."""
     cells = _parse(runs, sources)
-    rows = [_judge(claim, RULES[claim.claim_id](cells, ls_alpha)) for claim in CLAIMS]
-    table = pd.DataFrame(rows, columns=list(COLUMNS))
-    if ls_alpha != LS_ALPHA:
-        table["claim"] = table["claim"].str.replace(
-            format_alpha(LS_ALPHA), format_alpha(ls_alpha), regex=False
-        )
-    return table
+    rows = []
+    alphas = ls_alphas(runs)
+    for ls in alphas:
+        rows += [_judge(c, ls, RULES[c.claim_id](cells, ls)) for c in CLAIMS]
+    if not alphas:
+        rows = [_judge(c, math.nan, "no alpha > 0 teacher") for c in CLAIMS]
+        for row, claim in zip(rows, CLAIMS, strict=True):
+            row["claim"] = claim.claim.format(ls="alpha > 0")
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+VERDICT_TEXT = (
+    f"margin in top-1 points, {PAIRED_TEXT}; "
+    "holds / does not hold when the whole 95 % interval lies on one side of the "
+    "claim's boundary (margin > 0, or <= 0 for C4), inconclusive when it contains 0 "
+    "(other than as its upper end), not enough runs without a needed cell or with "
+    "fewer than 2 paired seeds"
+)
 
 
 def claims_caption(runs: Sequence[dict[str, Any]]) -> str:
-    """One line: which runs, and that the verdicts are computed from them."""
+    """One line: which runs, and how the verdicts are computed from them."""
     first = parse_run(runs[0], "metrics[0]")
     student = next((r["arch"] for r in runs if r.get("role") == "student"), None)
     pair = f"teacher {first.teacher_arch}"
     if student:
         pair += f" → student {student}"
+    alphas = ", ".join(format(a, "g") for a in ls_alphas(runs)) or "none"
     return (
-        f"Claims of PAPER.md §1 and §4.7 evaluated on the user's runs ({first.task}, "
-        f"{pair}, {len(runs)} runs): verdicts are computed from these runs, not "
-        "assumed; margin in top-1 points; 'within noise' means |margin| < the larger "
-        "sample std of the two compared cells (needs >= 2 seeds in each)."
+        f"Claims of {PAPER} evaluated on the user's runs ({first.task}, {pair}, "
+        f"{len(runs)} runs; LS teachers alpha = {alphas}, each against alpha = 0): "
+        f"verdicts are computed from these runs, not assumed. {VERDICT_TEXT}."
     )
+
+
+def _interval_cell(row: pd.Series) -> str:
+    if math.isnan(row["ci_low"]):
+        return "–"
+    return f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
 
 
 def claims_table(
@@ -293,17 +350,20 @@ def claims_table(
     runs = [read_metrics(p) for p in paths]
     table = evaluate_claims(runs, [str(p) for p in paths])
     shown = table.assign(
-        margin=[("–" if math.isnan(m) else f"{m:+.3f}") for m in table["margin"]]
+        alpha=[("–" if math.isnan(a) else format(a, "g")) for a in table["alpha"]],
+        margin=[("–" if math.isnan(m) else f"{m:+.3f}") for m in table["margin"]],
+        interval=[_interval_cell(r) for _, r in table.iterrows()],
     )
+    order = ["alpha", "claim_id", "claim", "verdict", "margin", "interval", "n"]
+    shown = shown[[*order, "note", "source"]]
     markdown = shown.to_markdown(index=False, disable_numparse=True)
+    caption = claims_caption(runs)
     texts = {
         Path(out_csv): table.to_csv(index=False),
-        Path(out_md): f"{claims_caption(runs)}\n\n{markdown}\n",
+        Path(out_md): f"{caption}\n\n{markdown}\n",
     }
     if out_html is not None:
-        texts[Path(out_html)] = to_html(
-            shown.set_index("claim_id"), claims_caption(runs)
-        )
+        texts[Path(out_html)] = to_html(shown.set_index(["alpha", "claim_id"]), caption)
     for dest, text in texts.items():
         with atomic_path(dest) as tmp:
             tmp.write_text(text, encoding="utf-8")

@@ -45,7 +45,6 @@ import numpy as np
 
 from lskd.analysis.checks import check_rows_and_labels
 from lskd.analysis.projection import load_npz
-from lskd.analysis.stability import stability_of_penultimate
 from lskd.atomic import write_json
 from lskd.errors import DataError
 
@@ -125,8 +124,7 @@ def diffusion_metrics(points: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
 
 
 def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
-    """One level: ``spread_0``, ``anisotropy_1``, ..., ``separation`` and
-    ``stability_rec_train`` / ``_test`` (NaN when the file has no stability)."""
+    """One level: ``spread_0``, ``anisotropy_1``, ..., ``separation``."""
     flat = {
         f"{name}_{label}": float(values[name])
         for label, values in metrics["classes"].items()
@@ -134,9 +132,6 @@ def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     }
     for name in ("centroid_distance", "pooled_std", "separation"):
         flat[name] = float(metrics[name])
-    stability = metrics.get("stability_reconstructed", {})
-    for split in SPLITS:
-        flat[f"stability_rec_{split}"] = float(stability.get(split, np.nan))
     return flat
 
 
@@ -152,11 +147,10 @@ def diffusion_file(
     projection_npz: Path,
     out_json: Path,
     split: str = "train",
-    penultimate_npz: Path | None = None,
 ) -> dict[str, Any]:
-    """Write ``diffusion.json`` for one run's projection (and, given the run's
-    ``penultimate.npz``, the reconstructed Shen et al. stability of its softmax
-    outputs under ``stability_reconstructed``: ``lskd.analysis.stability``).
+    """Write ``diffusion.json`` for one run's projection. (Shen et al.'s stability
+    is computed over the whole test split at evaluation time and lives in the run's
+    ``metrics.json``: ``lskd.stability_sums``.)
 
     The top level holds the metrics of ``split`` (errors raise ``DataError`` naming the
     file); ``other_splits`` holds those of the other split, or ``{"error": ...}`` when
@@ -192,8 +186,6 @@ def diffusion_file(
         except DataError as err:
             log.warning("%s", err)
             result["other_splits"][other] = {"error": str(err)}
-    if penultimate_npz is not None:
-        result["stability_reconstructed"] = stability_of_penultimate(penultimate_npz)
     write_json(out_json, result)
     log.info("wrote %s (separation %.3f)", out_json, result["separation"])
     return result

@@ -1,86 +1,210 @@
-"""Our diffusion metrics across alpha x T for one teacher -> student pair: a table and a
-figure (metric vs T, one line per teacher alpha; the teachers as dashed levels).
+"""Our diffusion metrics and Shen et al.'s stability across alpha x T for one teacher ->
+student pair: a table and a figure (metric vs T, one line per teacher alpha with error
+bars; the teachers as dashed levels with their interval as a band).
 
-Each row joins a run's metrics.json (role, alpha, T, seed) with its diffusion.json (the
-metrics of `lskd.analysis.diffusion`, on the training points of the projection). These
-are lskd's own numbers, not the paper's (PAPER.md §5.4).
+Every row is identified by the files themselves, never by the order they are given in:
+a ``diffusion.json`` is joined to the ``metrics.json`` of the same run directory (and
+must name a projection of that directory as its ``source``); role, alpha, T and seed
+come from that ``metrics.json``. The diffusion metrics (``lskd.analysis.diffusion``, on
+the projected training points) are lskd's own numbers, not the paper's. The stability
+is Shen et al. 2021, Eq. (2), computed at evaluation time over all classes and every
+test image (``lskd.stability_sums``) and read from ``metrics.json``; the table shows
+``1 − S``, as their Table 1 does.
+
+Per (role, alpha, T) and metric: the mean over seeds and its 95 % Student-t interval
+(``lskd.analysis.stats.interval``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from lskd.analysis.diffusion import flat_metrics
-from lskd.analysis.tables import read_metrics, to_html
+from lskd.analysis.stats import INTERVAL_TEXT, Estimate, format_estimate, interval
+from lskd.analysis.tables import check_unique, parse_run, read_metrics, to_html
 from lskd.atomic import atomic_path
 from lskd.errors import DataError
 
 log = logging.getLogger(__name__)
-COLUMNS = (
-    "separation",
-    "anisotropy_0",
-    "anisotropy_1",
-    "spread_0",
-    "spread_1",
-    "stability_rec_train",
-    "stability_rec_test",
-)
+IDENTITY = ("role", "alpha", "T", "seed")
+DIFFUSION = ("separation", "anisotropy_0", "anisotropy_1", "spread_0", "spread_1")
+STABILITY = "one_minus_stability"  # 1 - S on the test split, from metrics.json
+COLUMNS = (*DIFFUSION, STABILITY)
 PLOTTED = {  # column -> panel title
     "separation": "separation (classes 0, 1)",
     "anisotropy_0": "anisotropy (class 0)",
     "anisotropy_1": "anisotropy (class 1)",
-    "stability_rec_train": "stability, reconstructed (train)",
+    STABILITY: "1 − S, Shen et al. 2021 Eq. (2) (test)",
 }
 
 
-def build_rows(metrics_paths: Sequence[Path], diffusion_paths: Sequence[Path]):
-    """One row per run: identity from metrics.json, numbers from diffusion.json."""
-    if len(metrics_paths) != len(diffusion_paths):
-        raise DataError("diffusion table: metrics and diffusion files must pair up")
+def one_minus_stability(metrics: dict, source: str) -> float:
+    """``1 - stability`` of a metrics.json (NaN when the run predates the metric)."""
+    value = metrics.get("stability")
+    if value is None:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise DataError(f"{source}: key 'stability' has bad value {value!r}")
+    return 1.0 - float(value)
+
+
+def _diffusion_of(dpath: Path) -> dict[str, float]:
+    """The flat diffusion metrics of one diffusion.json, checked to belong to the run
+    directory it lies in (its ``source`` projection is in that directory)."""
+    try:
+        data = json.loads(dpath.read_text(encoding="utf-8"))
+        flat = flat_metrics(data)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise DataError(f"{dpath}: not a diffusion.json ({err})") from None
+    source = data.get("source")
+    if source is not None:
+        run = Path(source).parent
+        if run.parts[-2:] != dpath.parent.parts[-2:]:
+            raise DataError(
+                f"{dpath}: key 'source' names {source}, a projection of another run"
+            )
+    return {k: flat[k] for k in DIFFUSION}
+
+
+def read_runs(
+    metrics_paths: Sequence[Path], diffusion_paths: Sequence[Path] = ()
+) -> pd.DataFrame:
+    """One row per metrics.json: its identity (``IDENTITY``), ``one_minus_stability``
+    and the diffusion metrics of the diffusion.json in the same run directory (NaN for
+    a run without one). Every diffusion.json needs a metrics.json beside it."""
+    rows: dict[Path, dict] = {}
+    runs = []
+    for mpath in map(Path, metrics_paths):
+        m = read_metrics(mpath)
+        run = parse_run(m, str(mpath))
+        runs.append(run)
+        row = {"role": run.role, "alpha": run.alpha, "T": run.T, "seed": run.seed}
+        row[STABILITY] = one_minus_stability(m, str(mpath))
+        rows[mpath.parent.resolve()] = row | dict.fromkeys(DIFFUSION, math.nan)
+    check_unique(runs, lambda r: (r.role, r.alpha, r.T, r.seed))
+    seen: set[Path] = set()
+    for dpath in map(Path, diffusion_paths):
+        run_dir = dpath.parent.resolve()
+        if run_dir not in rows:
+            raise DataError(f"{dpath}: no metrics.json of its run directory was given")
+        if run_dir in seen:
+            raise DataError(f"{dpath}: a second diffusion.json for the same run")
+        seen.add(run_dir)
+        rows[run_dir].update(_diffusion_of(dpath))
+    return pd.DataFrame(list(rows.values()), columns=[*IDENTITY, *COLUMNS])
+
+
+def estimates(
+    frame: pd.DataFrame, columns: Sequence[str] = COLUMNS
+) -> dict[tuple, dict[str, Estimate]]:
+    """``{(role, alpha, T): {column: Estimate over seeds}}``; NaN values (a run
+    without that metric) are left out of their column's estimate."""
+    out: dict[tuple, dict[str, Estimate]] = {}
+    keyed = frame.assign(T=frame["T"].astype(float))
+    for key, group in keyed.groupby(["role", "alpha", "T"], dropna=False):
+        role, alpha, T = key
+        T = None if pd.isna(T) else float(T)
+        out[(role, float(alpha), T)] = {
+            c: interval(v for v in group[c] if not pd.isna(v)) for c in columns
+        }
+    return out
+
+
+def _ordered(ests: dict[tuple, dict[str, Estimate]]) -> list[tuple]:
+    """Teachers first, then students by T; alpha ascending within."""
+    return sorted(ests, key=lambda k: (k[0] != "teacher", k[2] or -1.0, k[1]))
+
+
+def build_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (role, alpha, T): for each metric its mean, ``_low`` and ``_high`` (the
+    Student-t interval over seeds), and ``n`` seeds; teachers first, then T."""
+    ests = estimates(frame)
     rows = []
-    for mpath, dpath in zip(metrics_paths, diffusion_paths, strict=True):
-        m = read_metrics(Path(mpath))
-        try:
-            flat = flat_metrics(json.loads(Path(dpath).read_text()))
-        except (OSError, ValueError, KeyError) as err:
-            raise DataError(f"{dpath}: not a diffusion.json ({err})") from None
-        row = {"role": m["role"], "alpha": m["alpha"], "T": m["T"], "seed": m["seed"]}
-        rows.append(row | {k: flat[k] for k in COLUMNS})
-    table = pd.DataFrame(rows)
-    group = ["role", "alpha", "T"]
-    mean = table.groupby(group, dropna=False)[list(COLUMNS)].mean()
-    mean["n"] = table.groupby(group, dropna=False).size()
-    return mean.reset_index().sort_values(["role", "alpha", "T"], na_position="first")
+    for key in _ordered(ests):
+        role, alpha, T = key
+        row = {"role": role, "alpha": alpha, "T": T}
+        for column, est in ests[key].items():
+            row |= {column: est.mean, f"{column}_low": est.low}
+            row[f"{column}_high"] = est.high
+        row["n"] = max(e.n for e in ests[key].values())
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
-def plot(table: pd.DataFrame, title: str, out_png: Path) -> None:
+def shown(frame: pd.DataFrame) -> pd.DataFrame:
+    """The table for reading: index (role, alpha, T), one ``mean [low, high]`` cell
+    per metric, and n seeds."""
+    ests = estimates(frame)
+    keys = _ordered(ests)
+    index = pd.MultiIndex.from_tuples(
+        [(r, format(a, "g"), "–" if T is None else format(T, "g")) for r, a, T in keys],
+        names=["role", "alpha", "T"],
+    )
+    out = pd.DataFrame(index=index)
+    for column in COLUMNS:
+        label = "1 − S (test)" if column == STABILITY else column
+        out[label] = [format_estimate(ests[k][column], 3, signed=False) for k in keys]
+    out["n"] = [max(e.n for e in ests[k].values()) for k in keys]
+    return out
+
+
+def _errorbar(ax, xs, ests, colour, label, fmt="o-") -> None:
+    means = np.array([e.mean for e in ests])
+    low = np.array([e.mean - e.low if e.has_interval else 0.0 for e in ests])
+    high = np.array([e.high - e.mean if e.has_interval else 0.0 for e in ests])
+    ax.errorbar(
+        xs, means, yerr=[low, high], fmt=fmt, color=colour, capsize=3, label=label
+    )
+
+
+def plot(frame: pd.DataFrame, title: str, out_png: Path) -> None:
+    """One panel per ``PLOTTED`` metric against T: students per alpha with error bars
+    (95 % interval over seeds), teachers as dashed levels with a shaded interval."""
+    ests = estimates(frame, list(PLOTTED))
+    alphas = sorted({a for role, a, _ in ests if role == "student"})
+    temps = sorted({T for role, _, T in ests if role == "student"})
     fig = Figure(figsize=(4.2 * len(PLOTTED), 3.4), layout="constrained")
     axes = fig.subplots(1, len(PLOTTED))
-    students = table[table["role"] == "student"]
-    teachers = table[table["role"] == "teacher"]
     for ax, name in zip(axes, PLOTTED, strict=True):
-        for i, (alpha, rows) in enumerate(students.groupby("alpha")):
+        for i, alpha in enumerate(alphas):
             colour = f"C{i}"
-            ax.plot(rows["T"], rows[name], "o-", color=colour, label=f"α = {alpha:g}")
-            level = teachers.loc[teachers["alpha"] == alpha, name]
-            if len(level):
-                ax.axhline(level.iloc[0], color=colour, ls="--", lw=1)
+            cells = [
+                ests[("student", alpha, T)][name]
+                for T in temps
+                if ("student", alpha, T) in ests
+            ]
+            xs = [T for T in temps if ("student", alpha, T) in ests]
+            _errorbar(ax, xs, cells, colour, f"α = {alpha:g}")
+            teacher = ests.get(("teacher", alpha, None), {}).get(name)
+            if teacher is not None and teacher.n:
+                ax.axhline(teacher.mean, color=colour, ls="--", lw=1)
+                if teacher.has_interval:
+                    ax.axhspan(
+                        teacher.low, teacher.high, color=colour, alpha=0.12, lw=0
+                    )
         ax.set_xscale("log", base=2)
-        temps = sorted(students["T"].unique())
         ax.set_xticks(temps, [f"{T:g}" for T in temps])
         ax.minorticks_off()
         ax.set_xlabel("KD temperature T")
         ax.set_title(PLOTTED[name], fontsize=10)
     axes[0].legend(title="students; teacher dashed", fontsize=8)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(f"{title} (error bars: 95 % interval over seeds)", fontsize=10)
     with atomic_path(out_png) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
+
+
+def pair_title(runs: Sequence[dict]) -> str:
+    student = next((r["arch"] for r in runs if r["role"] == "student"), "-")
+    teacher = next((r["arch"] for r in runs if r["role"] == "teacher"), "-")
+    return f"{runs[0]['task']}: {teacher} teachers → {student} students"
 
 
 def write_diffusion_table(
@@ -90,22 +214,24 @@ def write_diffusion_table(
     out_html: Path,
     out_png: Path,
 ) -> pd.DataFrame:
-    table = build_rows(metrics_paths, diffusion_paths)
+    """Read the runs (``read_runs``), write the table (CSV: numbers; HTML: cells
+    ``mean [low, high]``) and the figure; each file atomically."""
+    frame = read_runs(metrics_paths, diffusion_paths)
+    table = build_table(frame)
     runs = [read_metrics(Path(p)) for p in metrics_paths]
-    student = next((r["arch"] for r in runs if r["role"] == "student"), "-")
-    teacher = next((r["arch"] for r in runs if r["role"] == "teacher"), "-")
-    title = f"{runs[0]['task']}: {teacher} teachers -> {student} students"
+    title = pair_title(runs)
     caption = (
-        f"{title}: lskd's diffusion metrics (ours, not the paper's) of the projected "
-        "training features, mean over seeds (n): separation of the two similar classes "
-        "(centroid distance / pooled std) and per-class anisotropy and spread; "
-        "stability_rec_<split> is the RECONSTRUCTED Shen et al. stability of the "
-        "softmax outputs (formula not found, PAPER.md §6; lskd.analysis.stability)."
+        f"{title}: per teacher alpha and T, mean over seeds with its {INTERVAL_TEXT}, "
+        "n seeds. separation of the two similar classes (centroid distance / pooled "
+        "std), per-class anisotropy and spread: lskd's own diffusion metrics of the "
+        "projected training features (not the paper's). 1 − S: Shen et al. 2021, "
+        "Eq. (2), over every class and every test image (lower = more of the "
+        "intra-class variation erased)."
     )
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False)
     with atomic_path(out_html) as tmp:
-        tmp.write_text(to_html(table.set_index(["role", "alpha", "T"]), caption))
-    plot(table, title, out_png)
+        tmp.write_text(to_html(shown(frame), caption), encoding="utf-8")
+    plot(frame, title, out_png)
     log.info("wrote %s, %s, %s", out_csv, out_html, out_png)
     return table

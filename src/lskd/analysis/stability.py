@@ -1,34 +1,26 @@
-"""RECONSTRUCTED stability metric of erased information (Shen et al., ICLR 2021).
+"""Shen et al.'s stability metric of erased information (Shen et al. 2021, Eq. (2)),
+computed directly from a matrix of softmax outputs.
 
-Shen et al. measure "the degree of erased information in sample's representation"
-with a stability metric whose exact formula was NOT FOUND (PAPER.md §6): only a
-description was available (high when same-class samples give near-identical softmax
-outputs). This module implements the UNVERIFIED reconstruction of PAPER.md §6, hence the
-name ``stability_reconstructed``; replace it once Shen et al.'s Sec. 3 can be checked.
+    S = 1 - (1/K) * sum_c (1/n_c) * sum_{i in class c} ||p_i - pbar_c||^2
 
-    S = 1 - (1/K) * sum_k (1/n_k) * sum_{i in class k} ||p_i - pbar_k||^2
+p_i = softmax output (a probability vector over ALL classes, T = 1) of image i, pbar_c
+= mean of p_i over class c, n_c = number of images of class c, K = number of classes
+that have at least one image (a class without images has no mean and is left out).
+The inner term is the mean squared distance to the class mean, E||p||^2 - ||pbar||^2
+<= 1 - ||pbar||^2 < 1, so 0 < S <= 1, with S = 1 exactly when every class's outputs are
+identical. Shen et al.'s Table 1 reports ``1 - S``.
 
-p_i = softmax output (a probability vector) of sample i, pbar_k = mean of p_i over
-class k, n_k = number of samples of class k, K = number of classes that have at least
-one sample (classes without samples are left out of the mean). The inner term is the
-mean squared distance to the class mean, E||p||^2 - ||pbar||^2 <= 1 - ||pbar||^2 < 1,
-so 0 < S <= 1, with S = 1 exactly when every class's outputs are identical.
-
-In the pipeline (``stability_of_penultimate``) S is computed per run on the softmax of
-the full logits (all classes, T = 1) of the images that ``lskd extract`` took for the
-projection (the three classes of the visualization subset), per split; it lands in the
-run's ``diffusion.json`` and in the diffusion table as ``stability_rec_<split>``.
+The training jobs compute S at evaluation time over every image of the evaluated
+split, streaming per-class sums on the device (``lskd.stability_sums``), and record it
+in each run's ``metrics.json`` (``stability``, ``one_minus_stability``); this module
+is the direct formula the streaming sums are tested against.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import numpy as np
 
 from lskd.analysis.checks import check_rows_and_labels
-from lskd.analysis.projection import load_npz
 from lskd.errors import DataError
 
 ROW_SUM_TOLERANCE = 1e-4
@@ -62,8 +54,8 @@ def _check(probs: np.ndarray, labels: np.ndarray) -> None:
         )
 
 
-def stability_reconstructed(probs: np.ndarray, labels: np.ndarray) -> float:
-    """Reconstructed Shen et al. stability S of softmax outputs (module docstring).
+def stability(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Shen et al.'s stability S of softmax outputs (module docstring).
 
     ``probs``: (n, classes) rows summing to 1; ``labels``: (n,) integer classes.
     """
@@ -75,25 +67,3 @@ def stability_reconstructed(probs: np.ndarray, labels: np.ndarray) -> float:
         p = probs[labels == k]
         spreads.append(float(np.mean(np.sum((p - p.mean(axis=0)) ** 2, axis=1))))
     return 1.0 - float(np.mean(spreads))
-
-
-NPZ_KEYS = ("train_logits", "train_labels", "test_logits", "test_labels")
-DEFINITION = (
-    "RECONSTRUCTED Shen et al. stability (formula NOT FOUND, PAPER.md §6): "
-    "S = 1 - mean_k mean_{i in k} ||p_i - pbar_k||^2 over the softmax outputs p_i "
-    "(all classes, T = 1) of the projection's images"
-)
-
-
-def stability_of_penultimate(penultimate_npz: Path) -> dict[str, Any]:
-    """``stability_reconstructed`` per split of one run's ``penultimate.npz``."""
-    arrays = load_npz(Path(penultimate_npz), NPZ_KEYS)
-    result: dict[str, Any] = {"definition": DEFINITION}
-    for split in ("train", "test"):
-        try:
-            result[split] = stability_reconstructed(
-                softmax(arrays[f"{split}_logits"]), arrays[f"{split}_labels"]
-            )
-        except DataError as err:
-            raise DataError(f"{penultimate_npz}: {split} split: {err}") from None
-    return result

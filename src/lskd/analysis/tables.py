@@ -65,6 +65,9 @@ _LATEX = {
     "²": r"\textsuperscript{2}",
     "·": r"\ensuremath{\cdot}",
     "§": r"\S{}",
+    "Δ": r"\ensuremath{\Delta}",
+    "−": r"\ensuremath{-}",
+    "√": r"\ensuremath{\surd}",
     "†": r"\textdagger{}",
 }
 
@@ -94,7 +97,7 @@ def _get(metrics: dict[str, Any], key: str, kind: type | tuple, source: str) -> 
     if key not in metrics:
         raise DataError(f"{source}: missing key '{key}'")
     value = metrics[key]
-    if isinstance(value, bool) or not isinstance(value, kind):
+    if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
         raise DataError(f"{source}: key '{key}' has bad value {value!r}")
     if isinstance(value, float) and not math.isfinite(value):
         raise DataError(f"{source}: key '{key}' is not finite: {value!r}")
@@ -142,10 +145,8 @@ def _at_chance(metrics: dict[str, Any], source: str) -> bool:
     """``chance.at_chance`` of a metrics.json (False where a file predates it)."""
     if "chance" not in metrics:
         return False
-    flag = _get(metrics, "chance", dict, source).get("at_chance")
-    if not isinstance(flag, bool):
-        raise DataError(f"{source}: key 'chance.at_chance' has bad value {flag!r}")
-    return flag
+    chance = _get(metrics, "chance", dict, source)
+    return _get(chance, "at_chance", bool, f"{source}: key 'chance'")
 
 
 def check_consistent(runs: Sequence[Run]) -> None:
@@ -302,7 +303,7 @@ def table_caption(
 
 
 def latex_escape(text: str) -> str:
-    """Escape LaTeX special characters; map ±, –, →, α, ², ·, § to LaTeX."""
+    """Escape LaTeX special characters; map ±, –, →, α, ², ·, §, Δ, −, √ to LaTeX."""
     return "".join(_LATEX.get(char, char) for char in text)
 
 
@@ -385,9 +386,11 @@ def write_table_files(
     out_md: Path,
     out_tex: Path,
     out_html: Path | None = None,
+    csv_table: pd.DataFrame | None = None,
 ) -> None:
     """Write one table as CSV, Markdown (caption first), LaTeX (``label``) and,
-    optionally, HTML; each file atomically."""
+    optionally, HTML; each file atomically. ``csv_table`` (e.g. the numbers behind
+    formatted cells) replaces ``table`` in the CSV, written without its index."""
     texts = {
         Path(out_md): f"{caption}\n\n{table.to_markdown(disable_numparse=True)}\n",
         Path(out_tex): to_latex(table, caption, label),
@@ -395,7 +398,10 @@ def write_table_files(
     if out_html is not None:
         texts[Path(out_html)] = to_html(table, caption)
     with atomic_path(Path(out_csv)) as tmp:
-        table.to_csv(tmp)
+        if csv_table is None:
+            table.to_csv(tmp)
+        else:
+            csv_table.to_csv(tmp, index=False)
     for dest, text in texts.items():
         with atomic_path(dest) as tmp:
             tmp.write_text(text, encoding="utf-8")

@@ -9,7 +9,7 @@ everything atomically.
 from __future__ import annotations
 
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,15 @@ class Arrays:
     @property
     def in_channels(self) -> int:
         return int(self.images["train"].shape[1])
+
+    def with_train(self, indices: np.ndarray) -> Arrays:
+        """The same data with the training split cut to `indices` (normalisation
+        statistics unchanged: they belong to the prepared dataset)."""
+        return replace(
+            self,
+            images={**self.images, "train": self.images["train"][indices]},
+            labels={**self.labels, "train": self.labels["train"][indices]},
+        )
 
 
 def _take(rng: np.random.Generator, n: int, size: int | None) -> np.ndarray:

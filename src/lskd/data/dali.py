@@ -167,6 +167,7 @@ class DaliSource:
     """The `DataSource` over a `Manifest`, decoded and augmented by DALI."""
 
     in_channels = 3
+    transfer = None
 
     def __init__(self, manifest: Manifest, augment: dict[str, Any], workers: int = 0):
         self.manifest, self.threads = manifest, max(1, workers)

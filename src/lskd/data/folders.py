@@ -28,7 +28,8 @@ from lskd.data.manifest import (
     scan_imagefolder,
     select_subset,
 )
-from lskd.data.source import SPLITS, DataSource, Shard
+from lskd.data.source import SPLITS, DataSource, Shard, check_batch, cut_train
+from lskd.data.transfer import TransferSet
 from lskd.data.transforms import ImageAugment, eval_transform, train_transform
 from lskd.errors import ConfigError, DataError
 
@@ -126,6 +127,7 @@ class FolderSource:
     """The `DataSource` over a `Manifest`, decoded by torchvision/PIL workers."""
 
     in_channels = 3
+    transfer = None
 
     def __init__(self, manifest: Manifest, augment: dict[str, Any], workers: int = 0):
         self.manifest, self.workers = manifest, workers
@@ -190,12 +192,8 @@ def train_order(n: int, batch_size: int, shard: Shard, where: str) -> torch.Tens
     """Positions of the epoch permutation this rank trains on: every world-th, cut so
     that every rank has the same number of full batches (as `lskd.data.batches`)."""
     per_rank = n // shard.world
+    check_batch(per_rank, batch_size, where)
     steps = per_rank // batch_size
-    if steps == 0:
-        raise ConfigError(
-            f"batch_size: {batch_size} is more than the {per_rank} training images "
-            f"per rank of {where}"
-        )
     return torch.arange(shard.rank, n, shard.world)[: steps * batch_size]
 
 
@@ -212,13 +210,18 @@ def open_folder_source(
     augment: dict[str, Any],
     loader: str = "torchvision",
     workers: int = 0,
+    transfer: TransferSet | None = None,
 ) -> DataSource:
-    """Open a manifest with the torchvision/PIL loader or NVIDIA DALI (`loader`)."""
+    """Open a manifest with the torchvision/PIL loader or NVIDIA DALI (`loader`),
+    training on `transfer`'s images only when given (`lskd.data.source.cut_train`)."""
     if loader not in ("torchvision", "dali"):
         raise ConfigError(f"loader: unknown value {loader!r} (torchvision or dali)")
     manifest = load_manifest(path)
+    manifest, record = cut_train(manifest, manifest.labels("train"), transfer)
     if loader == "torchvision":
-        return FolderSource(manifest, augment, workers)
+        source = FolderSource(manifest, augment, workers)
+        source.transfer = record
+        return source
     try:
         from lskd.data.dali import DaliSource
     except ModuleNotFoundError as err:
@@ -227,4 +230,6 @@ def open_folder_source(
         raise ConfigError(
             "loader: dali needs the optional extra: pip install 'lskd[dali]'"
         ) from None
-    return DaliSource(manifest, augment, workers)
+    source = DaliSource(manifest, augment, workers)
+    source.transfer = record
+    return source

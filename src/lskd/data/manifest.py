@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,11 @@ class Manifest:
 
     def labels(self, split: str) -> np.ndarray:
         return np.array([y for _, y in self.splits[split]], dtype=np.int64)
+
+    def with_train(self, indices: np.ndarray) -> Manifest:
+        """The same manifest with the training split cut to `indices`."""
+        train = [self.splits["train"][i] for i in np.asarray(indices).tolist()]
+        return replace(self, splits={**self.splits, "train": train})
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, **asdict(self)}

@@ -6,6 +6,10 @@ reported split). `open_source` picks the implementation from the prepared file: 
 arrays (the embedded Fashion-MNIST demo) or a `.json` manifest of image files (ImageNet-
 and CUB-style folders, loaded by torchvision/PIL workers or by NVIDIA DALI).
 
+A student's KD transfer set (`lskd.data.transfer`) cuts the training split before the
+source is built, so every loader, shard and resume sees the same images;
+`source.transfer` records it (None when no transfer set was asked for).
+
 Sharding for data-parallel training: rank r of w gets every w-th sample of the epoch's
 permutation (evaluation: of the split), so the ranks together see each sample once.
 """
@@ -23,6 +27,7 @@ from torch import Tensor
 
 from lskd.data.arrays import Arrays, load_arrays
 from lskd.data.batches import Augment, Batches
+from lskd.data.transfer import TransferSet
 from lskd.errors import ConfigError, DataError
 
 SPLITS = ("train", "val", "test")
@@ -36,10 +41,20 @@ class Shard:
     world: int = 1
 
 
+def check_batch(per_rank: int, batch_size: int, where: str) -> None:
+    """Training needs at least one full batch per rank and epoch."""
+    if per_rank < batch_size:
+        raise ConfigError(
+            f"batch_size: {batch_size} is more than the {per_rank} training images "
+            f"per rank of {where}"
+        )
+
+
 class DataSource(Protocol):
     class_names: tuple[str, ...]
     in_channels: int
     image_size: int
+    transfer: dict[str, Any] | None
 
     def labels(self, split: str) -> np.ndarray:
         """Labels of a whole split, in its fixed order."""
@@ -63,6 +78,8 @@ class DataSource(Protocol):
 class ArraySource:
     """In-memory uint8 arrays (`lskd.data.arrays`) with batch-level augmentation."""
 
+    transfer = None
+
     def __init__(self, arrays: Arrays, augment: Augment):
         self.arrays, self.augment = arrays, augment
         self.class_names = arrays.class_names
@@ -79,6 +96,8 @@ class ArraySource:
         )
 
     def train_batches(self, batch_size, generator, shard=Shard()):
+        n = len(self.labels("train"))
+        check_batch(n // shard.world, batch_size, "the (transfer) training split")
         return self._batches(
             "train",
             slice(None),
@@ -95,13 +114,27 @@ class ArraySource:
         return self._batches(split, idx[shard.rank :: shard.world], batch_size)
 
 
+def cut_train(
+    storage: Any, labels: np.ndarray, transfer: TransferSet | None
+) -> tuple[Any, dict | None]:
+    """`storage` (`Arrays` or `Manifest`, training labels `labels`) with its training
+    split cut to `transfer`'s images, and the record of them (unchanged and None
+    without a transfer set)."""
+    if transfer is None:
+        return storage, None
+    indices = transfer.indices(labels)
+    return storage.with_train(indices), transfer.record(indices, labels)
+
+
 def open_source(
     path: str | Path,
     augment: dict[str, Any],
     loader: str = "torchvision",
     workers: int = 0,
+    transfer: TransferSet | None = None,
 ) -> DataSource:
-    """Open a prepared dataset: `.npz` arrays or a `.json` image-file manifest."""
+    """Open a prepared dataset: `.npz` arrays or a `.json` image-file manifest; with
+    `transfer`, train on that KD transfer set only."""
     path = Path(path)
     if path.suffix == ".npz":
         image_keys = {k: v for k, v in augment.items() if k not in ("pad", "hflip")}
@@ -113,9 +146,13 @@ def open_source(
             aug = Augment(**{k: v for k, v in augment.items() if k in ("pad", "hflip")})
         except TypeError as err:
             raise ConfigError(f"augment: {err}") from None
-        return ArraySource(load_arrays(path), aug)
+        arrays = load_arrays(path)
+        arrays, record = cut_train(arrays, arrays.labels["train"], transfer)
+        source = ArraySource(arrays, aug)
+        source.transfer = record
+        return source
     if path.suffix == ".json":
         from lskd.data.folders import open_folder_source
 
-        return open_folder_source(path, augment, loader=loader, workers=workers)
+        return open_folder_source(path, augment, loader, workers, transfer)
     raise DataError(f"{path}: unknown prepared-dataset format (expected .npz or .json)")

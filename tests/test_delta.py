@@ -1,0 +1,298 @@
+"""The LS benefit Δ(T) (lskd.analysis.delta) against hand computations on made-up
+metrics.json files: paired by seed from the files' contents, intervals, transfer sets,
+the paper's reference lines, the generated summary and the transfer-size interaction."""
+
+import json
+import math
+import random
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lskd.analysis.delta import (
+    delta_rows,
+    paper_deltas,
+    parse_pair,
+    transfer_interaction,
+    write_delta,
+    write_transfer_interaction,
+)
+from lskd.analysis.paper import load_paper_numbers
+from lskd.cli import main
+from lskd.errors import DataError
+
+T975 = {1: 12.7062, 2: 4.3027}  # Student's t_{0.975, df}
+
+# student top-1 per (alpha, T) and seed 0, 1, 2
+STUDENTS = {
+    (0.0, 1.0): (70.0, 71.0, 69.5),
+    (0.1, 1.0): (70.5, 73.0, 70.0),  # Δ per seed: +0.5, +2.0, +0.5
+    (0.0, 64.0): (66.0, 67.0, 65.0),
+    (0.1, 64.0): (65.0, 65.0, 62.0),  # Δ per seed: -1, -2, -3
+}
+STABILITY = {0.0: (0.70, 0.72, 0.74), 0.1: (0.80, 0.82, 0.84)}  # S per seed
+
+
+def _m(role, alpha, T, seed, top1, transfer=None, stability=None):
+    m = {
+        "role": role,
+        "task": "fmnist",
+        "arch": "mlp512" if role == "teacher" else "mlp128",
+        "alpha": alpha,
+        "T": T,
+        "seed": seed,
+        "selection": "last",
+        "eval_split": "test",
+        "top1": top1,
+        "top5": 99.0,
+        "teacher": None,
+    }
+    if role == "student":
+        m["teacher"] = {"arch": "mlp512", "alpha": alpha, "seed": seed}
+        if transfer is not None:
+            m["transfer"] = {"size": transfer[0], "images": transfer[1], "seed": 0}
+    if stability is not None:
+        m["stability"] = stability
+    return m
+
+
+def _runs(transfer=("n30", 300), students=STUDENTS, offset=0.0) -> list[dict]:
+    runs = [
+        _m("teacher", a, None, s, 85.0 + a, stability=0.6)
+        for a in (0.0, 0.1)
+        for s in range(3)
+    ]
+    for (alpha, T), values in students.items():
+        for seed, top1 in enumerate(values):
+            stab = STABILITY.get(alpha, STABILITY[0.1])[seed] - (
+                0.01 * seed if T > 1 else 0.0
+            )
+            runs.append(
+                _m("student", alpha, T, seed, top1 + offset, transfer, stability=stab)
+            )
+    return runs
+
+
+def _write(root: Path, runs: list[dict]) -> list[Path]:
+    """Each run in its own directory, named so that no path reveals its identity;
+    returned in shuffled order."""
+    paths = []
+    for i, run in enumerate(runs):
+        path = root / f"r{i:02d}" / "metrics.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(run))
+        paths.append(path)
+    random.Random(4).shuffle(paths)
+    return paths
+
+
+def _hand(diffs):
+    n = len(diffs)
+    mean = sum(diffs) / n
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
+    half = T975[n - 1] * sd / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def test_delta_and_interval_by_hand():
+    runs = _runs()
+    random.Random(1).shuffle(runs)  # identities come from the contents
+    rows = {(r.alpha, r.T): r for r in delta_rows(parse_pair(runs))}
+    assert sorted(rows) == [(0.1, 1.0), (0.1, 64.0)]
+    for T, diffs in ((1.0, [0.5, 2.0, 0.5]), (64.0, [-1.0, -2.0, -3.0])):
+        est = rows[(0.1, T)].delta
+        mean, low, high = _hand(diffs)
+        assert est.seeds == (0, 1, 2) and est.values == pytest.approx(diffs)
+        assert (est.mean, est.low, est.high) == pytest.approx(
+            (mean, low, high), abs=1e-4
+        )
+    # T = 1: 1.0 ± 4.3027 * 0.8660 / 1.7321 = [-1.151, 3.151]
+    assert rows[(0.1, 1.0)].delta.low == pytest.approx(-1.151, abs=1e-3)
+    assert rows[(0.1, 1.0)].top1_ls == pytest.approx((70.5 + 73.0 + 70.0) / 3)
+
+
+def test_unpaired_seed_and_several_alphas():
+    students = dict(STUDENTS)
+    students[(0.2, 1.0)] = (71.0, 70.0, 72.0)  # Δ per seed: +1, -1, +2.5
+    runs = [
+        r
+        for r in _runs(students=students)
+        if not (
+            r["seed"] == 2
+            and r["alpha"] == 0.0
+            and r["role"] == "student"
+            and r["T"] == 64.0
+        )
+    ]
+    rows = {(r.alpha, r.T): r for r in delta_rows(parse_pair(runs))}
+    assert sorted(rows) == [(0.1, 1.0), (0.1, 64.0), (0.2, 1.0), (0.2, 64.0)]
+    assert rows[(0.2, 1.0)].delta.mean == pytest.approx(2.5 / 3)
+    assert rows[(0.2, 64.0)].delta.n == 0  # no alpha = 0.2 student at T = 64
+    short = rows[(0.1, 64.0)].delta  # seed 2 lacks its alpha = 0 student
+    assert short.seeds == (0, 1) and short.unpaired == (2,)
+    assert short.mean == pytest.approx(-1.5)
+    assert short.high == pytest.approx(
+        -1.5 + T975[1] * math.sqrt(0.5) / math.sqrt(2), abs=1e-4
+    )
+
+
+def test_transfer_sets_and_bad_inputs():
+    pair = parse_pair(_runs())
+    assert pair.transfer.size == "n30" and pair.transfer.images == 300
+    mixed = _runs() + [_m("student", 0.0, 3.0, 0, 70.0, ("all", 55000))]
+    with pytest.raises(DataError, match=r"transfer set 'all' differs from 'n30'"):
+        parse_pair(mixed, [f"run{i}.json" for i in range(len(mixed))])
+    bad = _runs()
+    bad[-1]["transfer"]["images"] = "many"
+    with pytest.raises(DataError, match=r"key 'transfer.images' has bad value"):
+        parse_pair(bad)
+    no_base = [r for r in _runs() if not (r["role"] == "student" and r["alpha"] == 0)]
+    with pytest.raises(DataError, match="no student of an alpha = 0 teacher"):
+        delta_rows(parse_pair(no_base))
+    assert parse_pair(_runs(transfer=None)).transfer is None
+
+
+def test_paper_reference_lines_from_the_shipped_numbers():
+    refs = {r.label: r for r in paper_deltas()}
+    assert sorted(refs) == sorted(
+        [
+            "paper Table 2, ImageNet R50→R18",
+            "paper Table 2, ImageNet R50→R50",
+            "paper Table 2, CUB R50→R18",
+            "paper Table 2, CUB R50→R50",
+            "paper Table 4, CUB R50→MBv2",
+        ]
+    )
+    paper = load_paper_numbers()
+    cub = paper[(paper["task"] == "cub200") & (paper["student_arch"] == "resnet18")]
+    for T, delta in zip(
+        *(refs["paper Table 2, CUB R50→R18"].__dict__[k] for k in ("temps", "deltas")),
+        strict=True,
+    ):
+        at = cub[cub["T"] == T].set_index("alpha")["top1"]
+        assert delta == pytest.approx(at[0.1] - at[0.0])
+    assert refs["paper Table 2, CUB R50→R18"].deltas[0] == pytest.approx(0.777)
+
+
+def _side_files(paths: list[Path]) -> list[Path]:
+    """diffusion.json beside every student at T = 1 and 64 (separation: 2 - 0.1·seed
+    at T = 1 and 1 - 0.1·seed at T = 64 for alpha 0.1; 2 for alpha 0)."""
+    out = []
+    for path in paths:
+        m = json.loads(path.read_text())
+        if m["role"] != "student":
+            continue
+        sep = (
+            2.0 if m["alpha"] == 0 else (2.0 if m["T"] == 1 else 1.0) - 0.1 * m["seed"]
+        )
+        cls = {"n": 9, "spread": 1.0, "major": 0.8, "minor": 0.2, "anisotropy": 4.0}
+        d = {
+            "classes": {"0": cls, "1": cls},
+            "centroid_distance": sep,
+            "pooled_std": 1.0,
+            "separation": sep,
+            "source": str(path.parent / "projection.npz"),
+        }
+        (path.parent / "diffusion.json").write_text(json.dumps(d))
+        out.append(path.parent / "diffusion.json")
+    return out[::-1]
+
+
+def test_write_delta_files_and_summary(tmp_path):
+    paths = _write(tmp_path / "runs", _runs())
+    diffusion = _side_files(paths)
+    out = tmp_path / "out"
+    files = {ext: out / f"d.{ext}" for ext in ("csv", "md", "tex", "html", "png")}
+    table = write_delta(
+        paths,
+        *files.values(),
+        summary_md=out / "s.md",
+        summary_html_path=out / "s.html",
+        diffusion_paths=diffusion,
+    )
+    csv = pd.read_csv(files["csv"], dtype={"seeds": str, "unpaired_seeds": str})
+    csv["unpaired_seeds"] = csv["unpaired_seeds"].fillna("")
+    pd.testing.assert_frame_equal(csv, table, check_dtype=False)
+    t1 = csv[csv["T"] == 1.0].iloc[0]
+    mean, low, high = _hand([0.5, 2.0, 0.5])
+    assert (t1["delta"], t1["ci_low"], t1["ci_high"]) == pytest.approx(
+        (mean, low, high), abs=1e-4
+    )
+    assert t1["n"] == 3 and t1["seeds"] == "0 1 2"
+    # 1 - S of the alpha 0.1 students at T = 1: 0.2, 0.18, 0.16 -> mean 0.18
+    assert t1["ls_one_minus_stability"] == pytest.approx(0.18)
+    assert t1["base_one_minus_stability"] == pytest.approx(0.28)
+    assert t1["ls_separation"] == pytest.approx(1.9)
+    md = files["md"].read_text(encoding="utf-8")
+    assert "transfer set n30 (300 images)" in md and "Student-t" in md
+    assert f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]" in md
+    assert r"\ensuremath{\Delta}" in files["tex"].read_text(encoding="utf-8")
+    assert files["png"].read_bytes()[:4] == b"\x89PNG"
+    summary = (out / "s.md").read_text(encoding="utf-8")
+    assert (
+        f"T = 1: Δ = {mean:+.2f} [{low:+.2f}, {high:+.2f}] (n = 3): inconclusive"
+        in summary
+    )
+    m64, l64, h64 = _hand([-1.0, -2.0, -3.0])
+    assert f"T = 64: Δ = {m64:+.2f} [{l64:+.2f}, {h64:+.2f}] (n = 3)" in summary
+    # separation from T = 1 to T = 64, paired by seed: -1 for every alpha 0.1 seed
+    assert (
+        "separation: -1.00 [-1.00, -1.00] with the alpha = 0.1 teacher (n = 3)"
+        in summary
+    )
+    assert "C1 " in summary and "transfer set n30 (300 images)" in summary
+    page = (out / "s.html").read_text(encoding="utf-8")
+    assert page.startswith('<meta charset="utf-8">') and "<html" not in page
+    assert "inconclusive" in page
+
+
+def test_cli_delta(tmp_path):
+    paths = _write(tmp_path / "runs", _runs())
+    out = tmp_path / "out"
+    args = ["delta", *map(str, paths)]
+    for ext in ("csv", "md", "tex", "html", "png"):
+        args += [f"--{ext}", str(out / f"d.{ext}")]
+    args += ["--summary-md", str(out / "s.md"), "--summary-html", str(out / "s.html")]
+    assert main(args) == 0
+    assert len(pd.read_csv(out / "d.csv")) == 2
+    bad = [*args[:2], str(tmp_path / "missing.json"), *args[2:]]
+    with pytest.raises(SystemExit) as stop:
+        main(bad)
+    assert stop.value.code == 2
+
+
+def test_transfer_interaction_by_hand(tmp_path):
+    small = [r for r in _runs(("n30", 300)) if r["role"] == "student"]
+    whole = {  # the whole split: Δ per seed +0.2, +0.4, +0.3 at T = 1; 0, -1, -1 at 64
+        (0.0, 1.0): (80.0, 80.0, 80.0),
+        (0.1, 1.0): (80.2, 80.4, 80.3),
+        (0.0, 64.0): (79.0, 79.0, 79.0),
+        (0.1, 64.0): (79.0, 78.0, 78.0),
+    }
+    runs = _runs(("all", 55000), students=whole) + small
+    result = transfer_interaction(runs)
+    assert result.reference.size == "all"
+    by = {(s.row.alpha, s.row.T, s.transfer.size): s for s in result.rows}
+    vs = by[(0.1, 1.0, "n30")].vs_ref
+    diffs = [0.5 - 0.2, 2.0 - 0.4, 0.5 - 0.3]  # per seed Δ_n30 - Δ_all
+    assert vs.values == pytest.approx(diffs)
+    assert (vs.mean, vs.low, vs.high) == pytest.approx(_hand(diffs), abs=1e-4)
+    assert by[(0.1, 1.0, "all")].vs_ref is None
+    assert by[(0.1, 64.0, "n30")].vs_ref.mean == pytest.approx(
+        (-1 - 2 - 3 - 0 + 1 + 1) / 3
+    )
+    out = tmp_path / "out"
+    paths = _write(tmp_path / "runs", runs)
+    files = [out / f"i.{ext}" for ext in ("csv", "md", "tex", "html", "png")]
+    table = write_transfer_interaction(paths, *files)
+    assert list(table["transfer"]) == ["n30", "all", "n30", "all"]
+    assert table.loc[0, "minus_ref"] == pytest.approx(sum(diffs) / 3)
+    assert "Δ − Δ(all)" in files[1].read_text(encoding="utf-8")
+    assert files[4].read_bytes()[:4] == b"\x89PNG"
+    # without "all" the largest size is the reference; a student needs its record
+    no_all = _runs(("n100", 1000), students=whole) + small
+    assert transfer_interaction(no_all).reference.size == "n100"
+    del runs[-1]["transfer"]
+    with pytest.raises(DataError, match="missing key 'transfer'"):
+        transfer_interaction(runs)
