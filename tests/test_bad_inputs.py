@@ -507,7 +507,7 @@ def fmnist(**keys) -> dict:
 CONFIG_CASES = {
     "unknown key": (
         fmnist(teacher={"epoch": 3}),
-        "tasks.fmnist.teacher: Additional properties are not allowed ('epoch' was",
+        "tasks.fmnist.teacher: Unevaluated properties are not allowed ('epoch' was",
     ),
     "wrong type": (fmnist(teacher={"lr": "fast"}), "tasks.fmnist.teacher.lr"),
     "alpha >= 1": ({"run": {"alphas": [0.0, 1.0]}}, "run.alphas[1]"),
