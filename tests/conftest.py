@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import re
 import shutil
 import subprocess
 import sys
@@ -45,15 +45,37 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     )
 
 
-def paper_md() -> Path:
-    """PAPER.md: $LSKD_PAPER_MD, the repo root, or the shared folder beside it."""
-    candidates = [REPO / "PAPER.md", REPO.parent / "shared" / "PAPER.md"]
-    if os.environ.get("LSKD_PAPER_MD"):
-        candidates.insert(0, Path(os.environ["LSKD_PAPER_MD"]))
-    for path in candidates:
-        if path.is_file():
-            return path
-    pytest.skip("PAPER.md not found (set LSKD_PAPER_MD)")
+OFFICIAL_RESULTS = REPO / "tests" / "data" / "official_readme_results.md"
+
+
+def official_cells() -> dict[tuple, float]:
+    """Every number of the official READMEs' result tables, as copied (with their
+    source lines) in tests/data/official_readme_results.md, keyed like the rows of
+    lskd/analysis/paper_numbers.csv: (task, teacher_arch, student_arch, role, T or
+    None, alpha, metric) -> value, metric top1 / top5 (image tasks) or bleu (NMT)."""
+    cells: dict[tuple, float] = {}
+    table, alphas = None, None
+    for line in OFFICIAL_RESULTS.read_text(encoding="utf-8").splitlines():
+        heading = re.match(r"## (\w+) (\w+) -> (\w+) ", line)
+        if heading:
+            table, alphas = heading.groups(), None
+            continue
+        if table is None or not line.startswith("|"):
+            continue
+        row = [c.strip() for c in line.strip().strip("|").split("|")]
+        if row[1] == r"$\\alpha$ / T":
+            alphas = [float(re.search(r"([\d.]+)$", c).group(1)) for c in row[2:]]
+            continue
+        if not row[0].startswith(("Teacher", "Student")):
+            continue
+        role = "teacher" if row[0].startswith("Teacher") else "student"
+        T = None if role == "teacher" else float(row[1].removeprefix("T = "))
+        for alpha, text in zip(alphas, row[2:], strict=True):
+            values = [float(v) for v in text.split("/")]
+            names = ("bleu",) if table[0].startswith("nmt_") else ("top1", "top5")
+            for metric, value in zip(names, values, strict=True):
+                cells[(*table, role, T, alpha, metric)] = value
+    return cells
 
 
 def run_snakemake(

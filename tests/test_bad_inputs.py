@@ -22,9 +22,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from snakemake.utils import update_config
 
 import lskd.atomic
-from conftest import REPO, make_toy_npz
+from conftest import REPO, make_toy_npz, run_snakemake
 from lskd import checkpoint
 from lskd.cli import main
 from lskd.config import Recipe, validate_config
@@ -488,37 +489,228 @@ def test_bad_input_is_refused_cleanly(name, shared, tmp_path, capsys, monkeypatc
 # --- the workflow config (validated by common.smk before any job runs) ---------------
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
-CONFIG_CASES = {
-    "unknown key": (("tasks", "fmnist", "teacher", "epoch"), 3, "epoch"),
-    "wrong type": (
-        ("tasks", "fmnist", "teacher", "lr"),
-        "fast",
-        "tasks.fmnist.teacher.lr",
-    ),
-    "alpha >= 1": (("run", "alphas"), [0.0, 1.0], "run.alphas[1]"),
-    "T <= 0": (("run", "temperatures"), [0], "run.temperatures[0]"),
-    "empty alphas": (("run", "alphas"), [], "run.alphas"),
-    "empty temperatures": (("run", "temperatures"), [], "run.temperatures"),
-    "unknown architecture": (
-        ("tasks", "fmnist", "teacher_archs"),
-        ["resnet5000"],
-        "resnet5000",
-    ),
-    "empty task list": (("run", "tasks"), [], "run.tasks"),
+MINE = {"weights": {"mlp512-mine": {"path": "/data/mine.pt"}}}
+OTHER = {  # a second task, defined but not in run.tasks
+    "data": {"dataset": "fashion_mnist", "root": "/usr/share/datasets/fashion-mnist"},
+    "teacher_archs": ["mlp512"],
+    "student_archs": ["mlp128"],
+    "teacher": HP,
+    "student": HP,
 }
+
+
+def fmnist(**keys) -> dict:
+    return {"tasks": {"fmnist": keys}}
+
+
+# name -> (merged into config/config.yaml as --configfile does, the one-line message)
+CONFIG_CASES = {
+    "unknown key": (
+        fmnist(teacher={"epoch": 3}),
+        "tasks.fmnist.teacher: Unevaluated properties are not allowed ('epoch' was",
+    ),
+    "wrong type": (fmnist(teacher={"lr": "fast"}), "tasks.fmnist.teacher.lr"),
+    "alpha >= 1": ({"run": {"alphas": [0.0, 1.0]}}, "run.alphas[1]"),
+    "T <= 0": ({"run": {"temperatures": [0]}}, "run.temperatures[0]"),
+    "empty alphas": ({"run": {"alphas": []}}, "run.alphas"),
+    "empty temperatures": ({"run": {"temperatures": []}}, "run.temperatures"),
+    "unknown architecture": (
+        fmnist(teacher_archs=["resnet5000"]),
+        "tasks.fmnist.teacher_archs[0]: 'resnet5000' is not one of",
+    ),
+    "empty task list": ({"run": {"tasks": []}}, "run.tasks"),
+    "undefined task": (
+        {"run": {"tasks": ["nosuch"]}},
+        "run.tasks[0]: task 'nosuch' is not defined under tasks",
+    ),
+    # --- values in paths --------------------------------------------------------------
+    "alphas on one path": (
+        {"run": {"alphas": [0.1, 0.1000001]}},
+        "run.alphas[1]: 0.1000001 and 0.1 both map to path token a0.1",
+    ),
+    "temperatures on one path": (
+        {"run": {"temperatures": [2.5, 2.5000001]}},
+        "run.temperatures[1]: 2.5000001 and 2.5 both map to path token T2.5",
+    ),
+    "alpha with more digits than its path": (
+        {"run": {"alphas": [0, 0.1234567]}},
+        "run.alphas[1]: 0.1234567 has more than 6 significant digits; paths spell it "
+        "a0.123457, so write 0.123457",
+    ),
+    "figure row not a temperature": (
+        fmnist(penultimate={"temperatures": [5]}),
+        "tasks.fmnist.penultimate.temperatures[0]: 5 is not in run.temperatures",
+    ),
+    # --- references between keys -----------------------------------------------------
+    "teacher_weights alpha not run": (
+        MINE | fmnist(teacher_weights={"0.2": "mine"}),
+        "tasks.fmnist.teacher_weights: key '0.2' is not an alpha of run.alphas "
+        "(0, 0.1)",
+    ),
+    "teacher_weights alpha twice": (
+        MINE | fmnist(teacher_weights={"0": "mine", "0.0": "mine"}),
+        "tasks.fmnist.teacher_weights: keys '0' and '0.0' are the same alpha 0",
+    ),
+    "teacher_weights source not in weights": (
+        fmnist(teacher_weights={"0.1": "mine"}),
+        "tasks.fmnist.teacher_weights: alpha 0.1 -> mine needs weights.mlp512-mine, "
+        "which is not in the config's weights",
+    ),
+    "student_init source not in weights": (
+        fmnist(student_init="weights:nosuch"),
+        "tasks.fmnist.student_init: weights:nosuch needs weights.mlp512-nosuch, which "
+        "is not in the config's weights",
+    ),
+    "teacher_init source not in weights": (
+        fmnist(teacher_init="weights:nosuch"),
+        "tasks.fmnist.teacher_init: weights:nosuch needs weights.mlp512-nosuch",
+    ),
+    "teacher_init task undefined": (
+        fmnist(teacher_init="task:imagenet"),
+        "tasks.fmnist.teacher_init: task:imagenet: task 'imagenet' is not defined "
+        "under tasks",
+    ),
+    "teacher_init task itself": (
+        fmnist(teacher_init="task:fmnist"),
+        "tasks.fmnist.teacher_init: task:fmnist: teachers would start from themselves "
+        "(fmnist -> fmnist)",
+    ),
+    "teacher_init cycle": (
+        {
+            "run": {"tasks": ["fmnist", "other"]},
+            "tasks": {
+                "fmnist": {"teacher_init": "task:other"},
+                "other": {**OTHER, "teacher_init": "task:fmnist"},
+            },
+        },
+        "tasks.fmnist.teacher_init: task:other: teachers would start from themselves "
+        "(fmnist -> other -> fmnist)",
+    ),
+    "teacher_init task without the arch": (
+        {
+            "tasks": {
+                "fmnist": {"teacher_init": "task:other"},
+                "other": {**OTHER, "teacher_archs": ["mlp128"]},
+            }
+        },
+        "tasks.fmnist.teacher_init: task:other: task 'other' has no mlp512 teacher "
+        "(its teacher_archs: mlp128)",
+    ),
+    "penultimate class beyond Fashion-MNIST": (
+        fmnist(penultimate={"classes": [6, 0, 12]}),
+        "tasks.fmnist.penultimate.classes[2]: class 12 is outside 0..9 (fashion_mnist "
+        "has 10 classes)",
+    ),
+    "penultimate class beyond expect_classes": (
+        fmnist(data={"dataset": "imagefolder", "expect_classes": 5}),
+        "tasks.fmnist.penultimate.classes[0]: class 6 is outside 0..4 "
+        "(data.expect_classes says 5 classes)",
+    ),
+    "eval_resize below image_size": (
+        fmnist(augment={"image_size": 224, "eval_resize": 200}),
+        "tasks.fmnist.augment.eval_resize: value 200 out of range (below image_size "
+        "224: the 224 px centre crop must fit in the resized image)",
+    ),
+    "crop_scale reversed": (
+        fmnist(augment={"crop_scale": [1.0, 0.5]}),
+        "tasks.fmnist.augment.crop_scale: value (1.0, 0.5) out of range (expected "
+        "min <= max <= 1)",
+    ),
+}
+
+
+def merged(overlay: dict) -> dict:
+    """config/config.yaml with `overlay` merged in (dicts merge, lists are replaced)."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    update_config(config, copy.deepcopy(overlay))
+    return config
 
 
 @pytest.mark.parametrize("name", list(CONFIG_CASES))
 def test_bad_config_names_the_key(name):
-    keys, value, expect = CONFIG_CASES[name]
-    config = copy.deepcopy(
-        yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    )
-    node = config
-    for key in keys[:-1]:
-        node = node[key]
-    node[keys[-1]] = value
+    overlay, expect = CONFIG_CASES[name]
     with pytest.raises(ConfigError) as err:
-        validate_config(config, SCHEMA)
+        validate_config(merged(overlay), SCHEMA)
     assert expect in str(err.value)
+    assert str(err.value).startswith(expect.split(":")[0] + ":")
     assert "\n" not in str(err.value)
+
+
+def test_teacher_weights_keys_are_spelled_as_paths():
+    config = merged(MINE | fmnist(teacher_weights={"0.0": "mine", "0.10": "mine"}))
+    validate_config(config, SCHEMA)
+    assert config["tasks"]["fmnist"]["teacher_weights"] == {"0": "mine", "0.1": "mine"}
+
+
+# Through Snakemake itself: every case stops before any job, with exactly one line and
+# no traceback. `files` are written into the working directory first; `run` (not a
+# dry run) for the checks Snakemake's onstart makes.
+SNAKEMAKE_CASES = {
+    "student_init source not in weights": {},
+    "teacher_init task undefined": {},
+    "alphas on one path": {},
+    "penultimate class beyond Fashion-MNIST": {},
+    "eval_resize below image_size": {},
+    "teacher_weights alpha not run": {},
+    "teacher_init task not run, teachers missing": {
+        "overlay": {
+            "tasks": {"fmnist": {"teacher_init": "task:other"}, "other": OTHER}
+        },
+        "expect": "tasks.fmnist.teacher_init: task:other: task 'other' is not in "
+        "run.tasks, so its teachers must exist already, but "
+        "results/other/teacher_mlp512_a0_s0/model.pt does not (add 'other' to "
+        "run.tasks to train them)",
+    },
+    "data root is a file": {
+        "overlay": fmnist(data={"root": "/etc/hostname"}),
+        "expect": "tasks.fmnist.data.root: /etc/hostname is a file, not a directory",
+        "run": True,
+    },
+    "data root missing": {
+        "overlay": fmnist(data={"root": "/nonexistent/fmnist"}),
+        "expect": "tasks.fmnist.data.root: directory /nonexistent/fmnist not found",
+        "run": True,
+    },
+    "default config file not a mapping": {
+        "files": {"config/config.yaml": "- run\n- tasks\n"},
+        "expect": "config/config.yaml: a config file holds a mapping of keys (run:, "
+        "tasks:, ...); this one holds a list",
+    },
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(SNAKEMAKE_CASES))
+def test_bad_config_stops_snakemake_before_any_job(name, tmp_path, snakemake_bin):
+    case = SNAKEMAKE_CASES[name]
+    overlay, expect = CONFIG_CASES.get(name, (None, None))
+    overlay, expect = case.get("overlay", overlay), case.get("expect", expect)
+    work = tmp_path / "work"
+    for rel, text in case.get("files", {}).items():
+        write(work / rel, text.encode())
+    args = ["--cores", "1"] if case.get("run") else ["-n"]
+    if overlay is not None:
+        (tmp_path / "bad.json").write_text(json.dumps(merged(overlay)))
+        args += ["--configfile", str(tmp_path / "bad.json")]
+    result = run_snakemake(work, *args, check=False)
+    output = result.stdout + result.stderr
+    errors = [line for line in output.splitlines() if "error" in line.lower()]
+    assert result.returncode != 0
+    assert errors == [f"lskd: config error: {expect}"], output
+    assert "Traceback" not in output and "Exception" not in output
+    for produced in ("results", "resources", "logs", "benchmarks"):
+        assert not (work / produced).exists()
+
+
+@pytest.mark.slow
+def test_configfile_not_a_mapping_is_refused_by_snakemake(tmp_path, snakemake_bin):
+    """Snakemake reads --configfile files in its command line, before any lskd code:
+    its own refusal (which does not name the file) still comes before any job."""
+    bad = write(tmp_path / "list.yaml", b"- run\n- tasks\n")
+    work = tmp_path / "work"
+    result = run_snakemake(work, "--cores", "1", "--configfile", str(bad), check=False)
+    assert result.returncode != 0
+    assert "Config file must be given as JSON or YAML with keys at top level" in (
+        result.stderr
+    )
+    assert not work.exists() or not any(work.iterdir())

@@ -1,14 +1,14 @@
-"""The shipped paper numbers equal PAPER.md §4; compare() computes deltas."""
+"""The shipped paper numbers equal the official READMEs' tables (copied in
+tests/data/official_readme_results.md); compare() computes deltas."""
 
 import math
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import paper_md
+from conftest import official_cells
 from lskd.analysis.paper import compare, load_paper_numbers, ours_frame
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,47 +29,16 @@ COLUMNS = [
 IMAGE_SECTIONS = ("4.1", "4.2", "4.3", "4.4", "4.5")
 
 
-def _markdown_cells() -> dict[tuple, float]:
-    """Every number of the PAPER.md §4.1–4.6 tables, keyed like the CSV rows:
-    (section, task_or_None, role, T_or_None, alpha, metric) -> value."""
-    cells: dict[tuple, float] = {}
-    section, header = None, None
-    for line in paper_md().read_text(encoding="utf-8").splitlines():
-        heading = re.match(r"#{2,3} (\d+\.\d+)", line)
-        if heading:
-            section, header = heading.group(1), None
-            continue
-        if section not in (*IMAGE_SECTIONS, "4.6") or not line.startswith("|"):
-            continue
-        row = [c.strip() for c in line.strip().strip("|").split("|")]
-        if header is None:
-            header = row
-            continue
-        if set(row[0]) <= set("- "):
-            continue
-        role = "teacher" if row[0].startswith("Teacher") else "student"
-        T = None if role == "teacher" else float(row[1])
-        for title, text in zip(header[2:], row[2:], strict=True):
-            alpha = float(re.search(r"α = ([\d.]+)", title).group(1))
-            if section == "4.6":
-                lang = re.search(r"EN→(\w\w)", title).group(1).lower()
-                cells[(section, f"nmt_en_{lang}", role, T, alpha, "bleu")] = float(text)
-                continue
-            top1, top5 = (float(v) for v in text.split("/"))
-            cells[(section, None, role, T, alpha, "top1")] = top1
-            cells[(section, None, role, T, alpha, "top5")] = top5
-    return cells
-
-
 def _csv_cells(paper: pd.DataFrame) -> dict[tuple, float]:
+    """The CSV's numbers keyed as `conftest.official_cells` keys them."""
     cells = {}
     for row in paper.itertuples(index=False):
         T = None if math.isnan(row.T) else float(row.T)
-        task = row.task if row.section == "4.6" else None
+        cell = (row.task, row.teacher_arch, row.student_arch, row.role, T, row.alpha)
         for metric in ("top1", "top5", "bleu"):
             value = getattr(row, metric)
             if not math.isnan(value):
-                cells[(row.section, task, row.role, T, row.alpha, metric)] = value
+                cells[(*cell, metric)] = value
     return cells
 
 
@@ -88,14 +57,16 @@ def test_csv_loads_with_columns_and_types():
     assert nmt["bleu"].notna().all() and nmt["top1"].isna().all()
 
 
-def test_every_number_equalspaper_md():
-    markdown = _markdown_cells()
+def test_every_number_equals_the_official_readmes():
+    official = official_cells()
     shipped = _csv_cells(load_paper_numbers())
-    assert len(markdown) == 5 * 10 * 2 + 20
-    assert shipped == markdown
-    # a few spot values, read off PAPER.md §4.1 and §4.6 by eye as well
-    assert markdown[("4.1", None, "student", 1.0, 0.1, "top1")] == 71.666
-    assert markdown[("4.6", "nmt_en_ru", "student", 64.0, 0.1, "bleu")] == 3.590
+    assert len(official) == 5 * 10 * 2 + 20  # 5 image tables x 10 cells x top-1/5
+    assert shipped == official
+    # two values read off the official READMEs by eye as well
+    r18 = ("imagenet", "resnet50", "resnet18", "student", 1.0, 0.1, "top1")
+    assert official[r18] == 71.666
+    ru = ("nmt_en_ru", "transformer", "transformer", "student", 64.0, 0.1, "bleu")
+    assert official[ru] == 3.590
 
 
 def _ours(rows: list[tuple]) -> pd.DataFrame:

@@ -200,3 +200,19 @@ def test_teachers_and_students_may_select_differently():
     assert "last epoch (teachers)" in caption
     assert "best held-out validation top-1" in caption and "(students)" in caption
     assert len(build_table(runs)) == len(build_table(_runs()))
+
+
+def test_a_run_at_chance_level_marks_its_cell_only():
+    """metrics.json's chance.at_chance (a bool) puts † after that cell; a run without
+    the key or with at_chance false is unmarked."""
+    runs = _runs()
+    runs[0]["chance"] = {"at_chance": True}  # the first teacher
+    runs[1]["chance"] = {"at_chance": False}
+    table = build_table(runs)
+    marked = [
+        (row, col)
+        for row in table.index
+        for col in table.columns
+        if str(table.loc[row, col]).endswith("†")
+    ]
+    assert marked == [(table.index[0], f"alpha = {runs[0]['alpha']:.1f}")]

@@ -3,13 +3,8 @@ import json
 import shlex
 from pathlib import Path
 
-from lskd.config import (
-    check_data_roots,
-    check_init_teachers,
-    exit_on_config_error,
-    path_token,
-    validate_config,
-)
+from lskd.config import check_data_roots, validate_config
+from lskd.config_checks import check_init_teachers, exit_on_config_error, path_token
 from lskd.data.transfer import size_tokens
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
@@ -516,7 +511,9 @@ NMT_STUDENT_PAIRS = [
     p for p in NMT_PAIRS if NMT["student_pairs"] is None or p in NMT["student_pairs"]
 ]
 # nmt.seeds: the NMT runs' own seeds (null = run.seeds)
-NMT_SEEDS = [str(s) for s in (NMT["seeds"] if NMT["seeds"] is not None else RUN["seeds"])]
+NMT_SEEDS = [
+    str(s) for s in (NMT["seeds"] if NMT["seeds"] is not None else RUN["seeds"])
+]
 NMT_TEACHER = "results/nmt_{pair}/teacher_transformer_a{alpha}_s{tseed}"
 NMT_STUDENT = f"{NMT_TEACHER}/student_transformer_T{{T}}_s{{tseed}}"
 

@@ -97,7 +97,7 @@ def _get(metrics: dict[str, Any], key: str, kind: type | tuple, source: str) -> 
     if key not in metrics:
         raise DataError(f"{source}: missing key '{key}'")
     value = metrics[key]
-    if isinstance(value, bool) or not isinstance(value, kind):
+    if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
         raise DataError(f"{source}: key '{key}' has bad value {value!r}")
     if isinstance(value, float) and not math.isfinite(value):
         raise DataError(f"{source}: key '{key}' is not finite: {value!r}")
