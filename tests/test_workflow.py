@@ -90,11 +90,11 @@ def test_one_table_builds_only_what_it_needs(tmp_path, snakemake_bin):
     jobs = planned_jobs(
         snakemake(tmp_path, target, "-n", "--configfile", str(TEST_CONFIG))
     )
-    n_alpha = len(config["run"]["alphas"])
+    n_runs = len(config["run"]["alphas"]) * len(config["run"]["seeds"])
     assert jobs == {
         "prepare_data": 1,
-        "train_teacher": n_alpha,
-        "distill_students": n_alpha,  # every T of one alpha in one fused job
+        "train_teacher": n_runs,
+        "distill_students": n_runs,  # every T of one alpha and seed in one fused job
         "make_table": 1,
     }
 
