@@ -273,7 +273,7 @@ def delta_report(path):
 
 
 def delta_outputs():
-    """Files of the rule delta (`lskd delta --out` tells them apart by their endings):
+    """Output files of `delta` (`lskd delta --out` tells them apart by their endings):
     the table, its summary and the figure of one pair."""
     table = f"results/tables/{PAIR}_delta"
     return [

@@ -40,17 +40,13 @@ rule make_diffusion_table:
         metrics=diffusion_runs("metrics.json"),
         diffusion=diffusion_runs("diffusion.json"),
     output:
-        csv="results/tables/{task}_{tarch}-{sarch}_{xfer}_diffusion.csv",
-        html=diffusion_report(
-            "results/tables/{task}_{tarch}-{sarch}_{xfer}_diffusion.html"
-        ),
-        png=diffusion_report(
-            "results/figures/diffusion_{task}_{tarch}-{sarch}_{xfer}.png"
-        ),
+        csv=f"results/tables/{PAIR}_diffusion.csv",
+        html=diffusion_report(f"results/tables/{PAIR}_diffusion.html"),
+        png=diffusion_report(f"results/figures/diffusion_{PAIR}.png"),
     log:
-        "logs/tables/{task}_{tarch}-{sarch}_{xfer}_diffusion.log",
+        f"logs/tables/{PAIR}_diffusion.log",
     benchmark:
-        "benchmarks/tables/{task}_{tarch}-{sarch}_{xfer}_diffusion.tsv"
+        f"benchmarks/tables/{PAIR}_diffusion.tsv"
     conda:
         "../envs/lskd.yaml"
     shell:
