@@ -14,7 +14,8 @@ from conftest import make_toy_npz
 from lskd import checkpoint
 from lskd.config import Recipe
 from lskd.distributed import Context
-from lskd.engine import record_epoch, summarise
+from lskd.engine import summarise
+from lskd.history import record_epoch
 from lskd.models import build_model
 from lskd.runs import RunSpec, train_teacher
 

@@ -91,6 +91,12 @@ def test_every_rule_has_log_benchmark_conda():
             body = match.group(2)
             for directive in ("log:", "benchmark:", "conda:", "shell:"):
                 assert directive in body, f"rule {match.group(1)} lacks {directive}"
+            # A shell that names a command string defined in the same file.
+            named = re.search(r"shell:\n\s+([A-Z_]+)\n", body)
+            if named:
+                body = re.search(
+                    rf"^{named.group(1)} = \(\n(.*?)^\)", path.read_text(), re.M | re.S
+                ).group(1)
             assert re.search(r"lskd \w", body), (
                 f"rule {match.group(1)} calls no lskd command"
             )

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lskd.analysis.formats import latex_escape
 from lskd.analysis.tables import (
     build_table,
-    latex_escape,
     read_metrics,
     table_caption,
     write_table,

@@ -15,7 +15,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from lskd.cli_analysis import add_analysis_commands
-from lskd.cli_args import json_arg
+from lskd.cli_args import add_penultimate_flags, add_run_flags
 from lskd.cli_nmt import add_nmt_commands
 from lskd.errors import ConfigError, LskdError
 from lskd.preempt import REQUEUE_EXIT as REQUEUE
@@ -180,93 +180,6 @@ def cmd_analyse(args: argparse.Namespace) -> None:
     )
 
 
-def _add_augment(p: argparse.ArgumentParser, help_text: str) -> None:
-    p.add_argument("--augment", type=json_arg, default={}, help=help_text + " (JSON)")
-
-
-def _add_penultimate_flags(p: argparse.ArgumentParser) -> None:
-    """The images of the penultimate-layer projection (`extract`, `analyse`)."""
-    p.add_argument(
-        "--classes",
-        type=int,
-        nargs=3,
-        required=True,
-        help="three class ids: two similar, one dissimilar",
-    )
-    p.add_argument(
-        "--train-per-class", type=int, required=True, help="training images/class"
-    )
-    p.add_argument(
-        "--test-per-class", type=int, required=True, help="test images/class"
-    )
-    _add_augment(p, "the task's augmentation (image size and eval resize of files)")
-
-
-def _add_run_flags(p: argparse.ArgumentParser, outputs: str | None = None) -> None:
-    """The flags of `train` and `distill`; with `outputs="+"` --model-out and
-    --metrics-out take one path per temperature."""
-    p.add_argument("--task", required=True, help="task name, recorded in metrics.json")
-    p.add_argument("--data", type=Path, required=True, help="prepared dataset (.npz)")
-    p.add_argument(
-        "--arch", required=True, help="architecture (registry or torchvision name)"
-    )
-    p.add_argument(
-        "--seed", type=int, required=True, help="seed of init, order, augmentation"
-    )
-    p.add_argument(
-        "--hp",
-        type=json_arg,
-        required=True,
-        help="recipe as JSON: epochs, batch_size, lr, momentum, nesterov, "
-        "weight_decay, schedule, step_epochs, gamma, warmup_epochs, "
-        "selection, eval_batch_size",
-    )
-    _add_augment(p, 'the task\'s augmentation, e.g. {"pad": 2, "hflip": true}')
-    each = " (one per --T)" if outputs else ""
-    for flag, name in (("--model-out", "model.pt"), ("--metrics-out", "metrics.json")):
-        p.add_argument(
-            flag,
-            type=Path,
-            nargs=outputs,
-            required=True,
-            help=f"where to write {name}{each}",
-        )
-    p.add_argument(
-        "--device", default="auto", help="auto (CUDA if present), cpu or cuda[:i]"
-    )
-    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
-    p.add_argument(
-        "--gpus",
-        type=int,
-        default=1,
-        help="data-parallel processes (one per GPU; Gloo on CPU); >1 relaunches "
-        "through torchrun",
-    )
-    p.add_argument(
-        "--loader",
-        choices=["torchvision", "dali"],
-        default="torchvision",
-        help="image-file loading: torchvision/PIL workers or NVIDIA DALI",
-    )
-    p.add_argument(
-        "--workers",
-        type=int,
-        help="data-loading worker processes of the job (default: --threads); shared "
-        "among data-parallel processes",
-    )
-    p.add_argument(
-        "--init", type=Path, help="lskd model file to start from (lskd import-weights)"
-    )
-    p.add_argument(
-        "--compile", action="store_true", help="wrap the model in torch.compile"
-    )
-    p.add_argument(
-        "--nondeterministic",
-        action="store_true",
-        help="allow non-deterministic kernels (faster on GPU)",
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lskd", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -312,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_import_weights)
 
     p = sub.add_parser("train", help="train a teacher with label smoothing alpha")
-    _add_run_flags(p)
+    add_run_flags(p)
     p.add_argument(
         "--alpha", type=float, required=True, help="label smoothing in [0, 1)"
     )
@@ -329,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="distil a teacher into a student at temperature T (several T: one fused "
         "job, one data stream and teacher forward for all)",
     )
-    _add_run_flags(p, outputs="+")
+    add_run_flags(p, outputs="+")
     p.add_argument("--teacher", type=Path, required=True, help="teacher model.pt")
     p.add_argument(
         "--T",
@@ -352,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", type=Path, help="model.pt of a run")
     p.add_argument("data", type=Path, help="prepared dataset (.npz)")
     p.add_argument("out", type=Path, help="output penultimate.npz")
-    _add_penultimate_flags(p)
+    add_penultimate_flags(p)
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser(
@@ -364,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--data", type=Path, required=True, help="prepared dataset (or subset)"
     )
-    _add_penultimate_flags(p)
+    add_penultimate_flags(p)
     p.set_defaults(func=cmd_analyse)
 
     add_analysis_commands(sub)

@@ -43,17 +43,14 @@ from lskd.config import Recipe
 from lskd.distributed import Context, all_sum
 from lskd.engine import (
     autocast,
-    epoch_entry,
-    format_val,
     make_optimizer,
     make_scheduler,
-    record_epoch,
     run_epochs,
     summarise,
     to_device,
     unwrap,
-    validates,
 )
+from lskd.history import epoch_entry, format_val, record_epoch, validates
 from lskd.losses import kd_loss, topk_correct
 from lskd.preempt import Preempted
 from lskd.resume import SweepProgress

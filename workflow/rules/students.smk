@@ -10,6 +10,15 @@ else:
     ruleorder: distill_student > distill_students
 
 
+# The command of both rules (with several --T, --model-out and --metrics-out take one
+# path per temperature).
+DISTILL = (
+    "lskd distill {params.args} --threads {threads} --gpus {resources.gpu} "
+    "--data {input.data} --teacher {input.teacher} "
+    "--model-out {output.model} --metrics-out {output.metrics} > {log} 2>&1"
+)
+
+
 rule distill_student:
     input:
         data=dataset,
@@ -30,9 +39,7 @@ rule distill_student:
     params:
         args=run_args("student"),
     shell:
-        "lskd distill {params.args} --threads {threads} --gpus {resources.gpu} "
-        "--data {input.data} --teacher {input.teacher} "
-        "--model-out {output.model} --metrics-out {output.metrics} > {log} 2>&1"
+        DISTILL
 
 
 rule distill_students:
@@ -55,6 +62,4 @@ rule distill_students:
     params:
         args=run_args("students"),
     shell:
-        "lskd distill {params.args} --threads {threads} --gpus {resources.gpu} "
-        "--data {input.data} --teacher {input.teacher} "
-        "--model-out {output.model} --metrics-out {output.metrics} > {log} 2>&1"
+        DISTILL

@@ -29,8 +29,9 @@ from lskd.analysis.delta import (
 from lskd.analysis.delta_figure import PNG_DPI, _t_axis, _yerr
 from lskd.analysis.delta_summary import _label
 from lskd.analysis.diffusion_table import jitter
+from lskd.analysis.formats import write_table_files
 from lskd.analysis.stats import Estimate, format_estimate, paired
-from lskd.analysis.tables import format_alpha, read_metrics, write_table_files
+from lskd.analysis.tables import format_alpha, read_metrics
 from lskd.atomic import atomic_path
 from lskd.errors import DataError
 

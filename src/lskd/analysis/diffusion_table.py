@@ -28,8 +28,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from lskd.analysis.diffusion import flat_metrics
+from lskd.analysis.formats import to_html
 from lskd.analysis.stats import INTERVAL_TEXT, Estimate, format_estimate, interval
-from lskd.analysis.tables import check_unique, parse_run, read_metrics, to_html
+from lskd.analysis.tables import check_unique, parse_run, read_metrics
 from lskd.atomic import atomic_path
 from lskd.errors import DataError
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lskd.analysis.formats import write_table_files
 from lskd.analysis.tables import (
     MISSING,
     _get,
@@ -27,7 +28,6 @@ from lskd.analysis.tables import (
     format_values,
     read_metrics,
     row_label,
-    write_table_files,
 )
 from lskd.errors import DataError
 from lskd.nmt import ARCH
