@@ -204,7 +204,17 @@ def nmt_prepare(w: W, en: bytes, de: bytes) -> list[str]:
 
 def nmt_run(w: W, cmd: str, data: Path, *extra: str) -> list[str]:
     return [
-        *(cmd, "--pair", "en_de", "--data", str(data), "--alpha", "0.1"),
+        *(
+            cmd,
+            "--task",
+            "demo",
+            "--pair",
+            "en_de",
+            "--data",
+            str(data),
+            "--alpha",
+            "0.1",
+        ),
         *("--seed", "0", "--hp", json.dumps(NMT_HP), *extra),
         *("--model-out", str(w.out / "model.pt")),
     ]
@@ -611,6 +621,15 @@ CONFIG_CASES = {
         "tasks.fmnist.augment.eval_resize: value 200 out of range (below image_size "
         "224: the 224 px centre crop must fit in the resized image)",
     ),
+    "nmt.task missing": (
+        {"nmt": {"task": None}},
+        "nmt.task: required with nmt.pairs: name the NMT study (e.g. libreoffice); its "
+        "runs go to results/nmt_<task>_<pair>/",
+    ),
+    "nmt.task not a path token": (
+        {"nmt": {"task": "Libre Office"}},
+        "nmt.task: 'Libre Office' does not match '^[a-z0-9]+$'",
+    ),
     "crop_scale reversed": (
         fmnist(augment={"crop_scale": [1.0, 0.5]}),
         "tasks.fmnist.augment.crop_scale: value (1.0, 0.5) out of range (expected "
@@ -671,6 +690,31 @@ SNAKEMAKE_CASES = {
         "expect": "tasks.fmnist.data.root: directory /nonexistent/fmnist not found",
         "run": True,
     },
+    "nmt.task missing": {},
+    "run directory holds another data source": {
+        "files": {
+            "results/fmnist/data_source.json": json.dumps(
+                {"dataset": "fashion_mnist", "root": "/srv/other-fmnist"}
+            )
+        },
+        "overlay": {},
+        "expect": "tasks.fmnist: results/fmnist holds runs of dataset fashion_mnist, "
+        "root /srv/other-fmnist, not of dataset fashion_mnist, root "
+        "/usr/share/datasets/fashion-mnist as this config says; give the task its own "
+        "name or move results/fmnist away",
+    },
+    "NMT run directory holds another corpus": {
+        "files": {
+            "results/nmt_libreoffice_en_de/data_source.json": json.dumps(
+                {"corpus": "files", "root": None, "files": {"train": "x.{lang}"}}
+            )
+        },
+        "overlay": {},
+        "expect": "nmt.task: results/nmt_libreoffice_en_de holds runs of corpus files, "
+        "files {'train': 'x.{lang}'}, not of corpus libreoffice, root "
+        "resources/raw/libreoffice as this config says; give the task its own name or "
+        "move results/nmt_libreoffice_en_de away",
+    },
     "default config file not a mapping": {
         "files": {"config/config.yaml": "- run\n- tasks\n"},
         "expect": "config/config.yaml: a config file holds a mapping of keys (run:, "
@@ -688,6 +732,7 @@ def test_bad_config_stops_snakemake_before_any_job(name, tmp_path, snakemake_bin
     work = tmp_path / "work"
     for rel, text in case.get("files", {}).items():
         write(work / rel, text.encode())
+    given = sorted(work.rglob("*"))
     args = ["--cores", "1"] if case.get("run") else ["-n"]
     if overlay is not None:
         (tmp_path / "bad.json").write_text(json.dumps(merged(overlay)))
@@ -699,7 +744,8 @@ def test_bad_config_stops_snakemake_before_any_job(name, tmp_path, snakemake_bin
     assert errors == [f"lskd: config error: {expect}"], output
     assert "Traceback" not in output and "Exception" not in output
     for produced in ("results", "resources", "logs", "benchmarks"):
-        assert not (work / produced).exists()
+        found = sorted((work / produced).rglob("*"))
+        assert all(path in given for path in found), found
 
 
 @pytest.mark.slow

@@ -137,7 +137,8 @@ def nmt_jobs(data: Path, teacher: Path) -> dict[str, Job]:
 
     def args(out: Path, *extra: str) -> list[str]:
         return [
-            *("--pair", "en_de", "--data", str(data), "--alpha", "0.1", "--seed", "0"),
+            *("--task", "demo", "--pair", "en_de", "--data", str(data)),
+            *("--alpha", "0.1", "--seed", "0"),
             *("--hp", json.dumps(NMT_HP), *extra),
             *("--model-out", str(out / "model.pt")),
         ]

@@ -26,7 +26,12 @@ def cmd_prepare(args: argparse.Namespace) -> None:
 
 
 def _meta(args: argparse.Namespace, role: str) -> dict:
-    return {"role": role, "task": f"nmt_{args.pair}", "alpha": args.alpha}
+    return {
+        "role": role,
+        "task": f"nmt_{args.pair}",
+        "nmt_task": args.task,
+        "alpha": args.alpha,
+    }
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -88,6 +93,11 @@ def _common(p: argparse.ArgumentParser, data: bool = True) -> None:
 
 def _run_flags(p: argparse.ArgumentParser) -> None:
     _common(p)
+    p.add_argument(
+        "--task",
+        required=True,
+        help="the NMT study's name (config nmt.task), recorded in train.json",
+    )
     p.add_argument("--alpha", type=float, required=True, help="teacher's LS factor")
     p.add_argument("--seed", type=int, required=True, help="fairseq seed")
     p.add_argument(

@@ -2,12 +2,14 @@
 (`lskd.config.validate_config`, workflow/rules/common.smk) so that a mistake stops
 Snakemake before any job with one line naming the key: the path spelling of alphas and
 temperatures (`path_token`, `check_grid`), references between keys
-(`check_references`, `check_init_teachers`) and the default config file's shape
-(`check_config_file`).
+(`check_references`, `check_init_teachers`), the default config file's shape
+(`check_config_file`) and that a task's run directory never holds runs of another data
+source (`check_data_sources`).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from decimal import Decimal
@@ -16,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from lskd.atomic import atomic_path
 from lskd.errors import ConfigError
 
 # Significant digits of an alpha or a T in paths (`path_token`).
@@ -76,6 +79,12 @@ def check_references(config: dict[str, Any]) -> None:
     from lskd.data.augment import ImageAugment
 
     tasks, run = config["tasks"], config["run"]
+    nmt = config.get("nmt", {})
+    if nmt.get("pairs") and nmt.get("task") is None:
+        raise ConfigError(
+            "nmt.task: required with nmt.pairs: name the NMT study (e.g. libreoffice); "
+            "its runs go to results/nmt_<task>_<pair>/"
+        )
     alphas = [path_token(a) for a in run["alphas"]]
     for name, task in tasks.items():
         known = alphas if name in run["tasks"] else None
@@ -235,3 +244,56 @@ def check_config_file(path: str | Path) -> None:
             f"{path}: a config file holds a mapping of keys (run:, tasks:, ...); "
             f"this one holds {kind}"
         )
+
+
+# What a task's run directory was trained on, written beside its runs by the first
+# workflow run (`check_data_sources`).
+DATA_SOURCE = "data_source.json"
+
+
+def data_sources(config: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Run directory -> (its config key, the data its runs learn from): an image task's
+    dataset kind and root, an NMT pair's corpus kind and its root or files. Recipe and
+    split keys are not part of it: editing them reruns the affected jobs in place."""
+    out = {}
+    for name in config["run"]["tasks"]:
+        data = config["tasks"][name]["data"]
+        source = {"dataset": data["dataset"], "root": data["root"]}
+        out[f"results/{name}"] = (f"tasks.{name}", source)
+    nmt = config.get("nmt", {})
+    for pair in nmt.get("pairs") or []:
+        corpus = nmt["corpus"]
+        where = corpus["root"] if corpus["kind"] == "libreoffice" else None
+        source = {"corpus": corpus["kind"], "root": where}
+        if corpus["kind"] == "files":
+            source["files"] = corpus["files"].get(pair)
+        out[f"results/nmt_{nmt['task']}_{pair}"] = ("nmt.task", source)
+    return out
+
+
+def check_data_sources(config: dict[str, Any], write: bool = False) -> None:
+    """Two configs whose tasks share a name but not their data never share run paths:
+    a run directory whose `data_source.json` names other data stops the workflow before
+    any job (rename the task, or move the directory away). With `write`, directories
+    without one get it (the workflow's `onstart`; dry runs only check)."""
+    for directory, (key, source) in data_sources(config).items():
+        stamp = Path(directory) / DATA_SOURCE
+        if stamp.is_file():
+            try:
+                recorded = json.loads(stamp.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise ConfigError(f"{stamp}: not valid JSON") from None
+            if recorded != source:
+                raise ConfigError(
+                    f"{key}: {directory} holds runs of {_describe(recorded)}, not of "
+                    f"{_describe(source)} as this config says; give the task its own "
+                    f"name or move {directory} away"
+                )
+        elif write:
+            stamp.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(stamp) as tmp:
+                tmp.write_text(json.dumps(source, sort_keys=True) + "\n")
+
+
+def _describe(source: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in source.items() if v is not None)

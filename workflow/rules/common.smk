@@ -4,16 +4,27 @@ import shlex
 from pathlib import Path
 
 from lskd.config import check_data_roots, validate_config
-from lskd.config_checks import check_init_teachers, exit_on_config_error, path_token
+from lskd.config_checks import (
+    check_data_sources,
+    check_init_teachers,
+    exit_on_config_error,
+    path_token,
+)
 from lskd.data.transfer import size_tokens
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
 exit_on_config_error(validate_config, config, SCHEMA)
 
 
+exit_on_config_error(check_data_sources, config)  # runs of other data in a run path
+
+
 onstart:
     # Before any job runs, but not in a dry run (which must work without the data).
     exit_on_config_error(check_data_roots, config)
+    exit_on_config_error(
+        check_data_sources, config, True
+    )  # record each task's data
 
 
 RUN = config["run"]
@@ -514,12 +525,15 @@ NMT_STUDENT_PAIRS = [
 NMT_SEEDS = [
     str(s) for s in (NMT["seeds"] if NMT["seeds"] is not None else RUN["seeds"])
 ]
-NMT_TEACHER = "results/nmt_{pair}/teacher_transformer_a{alpha}_s{tseed}"
+NMT_TASK = NMT["task"]  # the study's name: its runs never share paths with another's
+NMT_DATA = "resources/data/nmt_{ntask}_{pair}"
+NMT_TEACHER = "results/nmt_{ntask}_{pair}/teacher_transformer_a{alpha}_s{tseed}"
 NMT_STUDENT = f"{NMT_TEACHER}/student_transformer_T{{T}}_s{{tseed}}"
 
 
 wildcard_constraints:
     pair=r"en_[a-z]{2}",
+    ntask=NMT_TASK or r"[a-z0-9]+",
 
 
 def nmt_prepare_args(wildcards):
@@ -530,13 +544,14 @@ def nmt_prepare_args(wildcards):
 def nmt_run_args(role):
     """Named param function: the `lskd nmt-train|nmt-distill` flags of one job. The
     recipe JSON is part of them, so editing it reruns exactly the affected jobs;
-    teachers ignore `kd`."""
+    teachers ignore `kd`. Like `run_args`, they never read threads or resources
+    (Snakemake would not record them): threads go in the shell string."""
 
-    def params(wildcards, threads):
+    def params(wildcards):
         recipe = {k: v for k, v in NMT[role].items() if role == "student" or k != "kd"}
         hp = shlex.quote(json.dumps(recipe, sort_keys=True))
-        args = f"--pair {wildcards.pair} --alpha {wildcards.alpha} "
-        args += f"--seed {wildcards.tseed} --hp {hp} --threads {threads}"
+        args = f"--task {wildcards.ntask} --pair {wildcards.pair} "
+        args += f"--alpha {wildcards.alpha} --seed {wildcards.tseed} --hp {hp}"
         return args + (f" --T {' '.join(TEMPS)}" if role == "student" else "")
 
     return params
@@ -582,13 +597,13 @@ def nmt_student_reports():
 def nmt_runs(name):
     """`name` (metrics.json, ...) of every NMT run in Table 5."""
     runs = [
-        NMT_TEACHER.format(pair=p, alpha=a, tseed=s)
+        NMT_TEACHER.format(ntask=NMT_TASK, pair=p, alpha=a, tseed=s)
         for p in NMT_PAIRS
         for a in ALPHAS
         for s in NMT_SEEDS
     ]
     runs += [
-        NMT_STUDENT.format(pair=p, alpha=a, tseed=s, T=T)
+        NMT_STUDENT.format(ntask=NMT_TASK, pair=p, alpha=a, tseed=s, T=T)
         for p in NMT_STUDENT_PAIRS
         for a in ALPHAS
         for s in NMT_SEEDS
@@ -600,11 +615,12 @@ def nmt_runs(name):
 def nmt_targets():
     if not NMT_PAIRS:
         return []
-    return [f"results/tables/table5_nmt.{ext}" for ext in ("csv", "md", "tex", "html")]
+    table = f"results/tables/table5_{NMT_TASK}"
+    return [f"{table}.{ext}" for ext in ("csv", "md", "tex", "html")]
 
 
 def nmt_score_args(wildcards):
     """`lskd nmt-score` flags: the pair, its prepared data, the generation settings."""
     gen = shlex.quote(json.dumps(NMT["generate"], sort_keys=True))
-    data = f"resources/data/nmt_{wildcards.pair}/prepared"
+    data = NMT_DATA.format(**wildcards) + "/prepared"
     return f"--pair {wildcards.pair} --data {data} --gen {gen}"

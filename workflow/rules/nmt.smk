@@ -1,11 +1,11 @@
 rule prepare_nmt:
     output:
-        data=directory("resources/data/nmt_{pair}/prepared"),
-        splits=nmt_report("resources/data/nmt_{pair}/splits.json", "splits"),
+        data=directory(f"{NMT_DATA}/prepared"),
+        splits=nmt_report(f"{NMT_DATA}/splits.json", "splits"),
     log:
-        "logs/nmt_{pair}/prepare_nmt.log",
+        "logs/nmt_{ntask}_{pair}/prepare_nmt.log",
     benchmark:
-        "benchmarks/nmt_{pair}/prepare_nmt.tsv"
+        "benchmarks/nmt_{ntask}_{pair}/prepare_nmt.tsv"
     conda:
         "../envs/lskd.yaml"
     params:
@@ -17,7 +17,7 @@ rule prepare_nmt:
 
 rule train_nmt_teacher:
     input:
-        data="resources/data/nmt_{pair}/prepared",
+        data=f"{NMT_DATA}/prepared",
     output:
         model="results/<nmt_teacher_id>/model.pt",
         train="results/<nmt_teacher_id>/train.json",
@@ -33,13 +33,13 @@ rule train_nmt_teacher:
     params:
         args=nmt_run_args("teacher"),
     shell:
-        "lskd nmt-train {params.args} --data {input.data} --model-out {output.model} "
-        "> {log} 2>&1"
+        "lskd nmt-train {params.args} --threads {threads} --data {input.data} "
+        "--model-out {output.model} > {log} 2>&1"
 
 
 rule distill_nmt_students:
     input:
-        data="resources/data/nmt_{pair}/prepared",
+        data=f"{NMT_DATA}/prepared",
         teacher="results/<nmt_teacher_id>/model.pt",
     output:
         models=nmt_students("model.pt"),
@@ -56,13 +56,13 @@ rule distill_nmt_students:
     params:
         args=nmt_run_args("student"),
     shell:
-        "lskd nmt-distill {params.args} --data {input.data} --teacher {input.teacher} "
-        "--model-out {output.models} > {log} 2>&1"
+        "lskd nmt-distill {params.args} --threads {threads} --data {input.data} "
+        "--teacher {input.teacher} --model-out {output.models} > {log} 2>&1"
 
 
 rule score_nmt_teacher:
     input:
-        data="resources/data/nmt_{pair}/prepared",
+        data=f"{NMT_DATA}/prepared",
         model="results/<nmt_teacher_id>/model.pt",
     output:
         nmt_report("results/<nmt_teacher_id>/metrics.json", "teacher"),
@@ -80,7 +80,7 @@ rule score_nmt_teacher:
 
 rule score_nmt_students:
     input:
-        data="resources/data/nmt_{pair}/prepared",
+        data=f"{NMT_DATA}/prepared",
         models=nmt_students("model.pt"),
     output:
         nmt_student_reports(),
@@ -100,14 +100,14 @@ rule make_nmt_table:
     input:
         nmt_runs("metrics.json"),
     output:
-        csv="results/tables/table5_nmt.csv",
-        md="results/tables/table5_nmt.md",
-        tex="results/tables/table5_nmt.tex",
-        html=nmt_report("results/tables/table5_nmt.html", "table"),
+        csv="results/tables/table5_{ntask}.csv",
+        md="results/tables/table5_{ntask}.md",
+        tex="results/tables/table5_{ntask}.tex",
+        html=nmt_report("results/tables/table5_{ntask}.html", "table"),
     log:
-        "logs/tables/table5_nmt.log",
+        "logs/tables/table5_{ntask}.log",
     benchmark:
-        "benchmarks/tables/table5_nmt.tsv"
+        "benchmarks/tables/table5_{ntask}.tsv"
     conda:
         "../envs/lskd.yaml"
     params:
