@@ -1,7 +1,8 @@
 """The NMT jobs: prepare a pair, train a teacher, distil students at several T, score.
 
 Run layout (as the image runs; ``<task>`` is config ``nmt.task``, the study's name):
-``results/nmt_<task>_<pair>/teacher_transformer_a<α>_s<seed>/`` holds ``model.pt`` (the selected fairseq checkpoint without optimizer state),
+``results/nmt_<task>_<pair>/teacher_transformer_a<α>_s<seed>/`` holds ``model.pt`` (the
+selected fairseq checkpoint without optimizer state),
 ``train.json`` (recipe, fairseq command, wall time, tokens/s) and, after scoring,
 ``metrics.json`` and ``test.hyp`` (detokenised translations); students sit one level
 deeper in ``student_transformer_T<T>_s<seed>/``. fairseq's rolling checkpoints live in
