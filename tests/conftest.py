@@ -94,6 +94,22 @@ def run_snakemake(
     return result
 
 
+def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
+    """Job counts per rule from the 'Job stats' table of a dry run ({} when nothing is
+    to be done)."""
+    lines = result.stdout.splitlines()
+    if "Job stats:" not in lines:
+        assert "Nothing to be done" in result.stdout, result.stdout[-2000:]
+        return {}
+    counts = {}
+    for line in lines[lines.index("Job stats:") + 3 :]:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory) -> Path:
     """The whole DAG of .test/config run locally, plus its report (one run per session,

@@ -6,7 +6,6 @@ import json
 import math
 import re
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
@@ -15,41 +14,12 @@ import pytest
 import yaml
 from scipy import stats
 
+from conftest import planned_jobs, run_snakemake
+
 REPO = Path(__file__).resolve().parents[1]
 TEST_CONFIG = REPO / ".test" / "config" / "config.yaml"
 PAIR = "fmnist_mlp128-mlp128_n50"  # the one table of .test/config (50 images per class)
 pytestmark = pytest.mark.slow
-
-
-def snakemake(
-    workdir: Path, *args: str, check: bool = True
-) -> subprocess.CompletedProcess:
-    cmd = [
-        "snakemake",
-        "-s",
-        str(REPO / "workflow" / "Snakefile"),
-        "--directory",
-        str(workdir),
-    ]
-    result = subprocess.run([*cmd, *args], cwd=REPO, capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"snakemake {' '.join(args)} failed:\n{result.stderr[-4000:]}"
-        )
-    return result
-
-
-def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
-    """Job counts from the 'Job stats' table of a dry run."""
-    lines = result.stdout.splitlines()
-    start = lines.index("Job stats:") + 3
-    counts = {}
-    for line in lines[start:]:
-        parts = line.split()
-        if len(parts) != 2 or parts[0] == "total":
-            break
-        counts[parts[0]] = int(parts[1])
-    return counts
 
 
 def separate_jobs(tmp_path: Path) -> str:
@@ -64,7 +34,7 @@ def test_dry_run_default_config_is_fast(tmp_path, snakemake_bin, fused):
     configs = [str(REPO / "config" / "config.yaml")]
     configs += [] if fused else [separate_jobs(tmp_path)]
     start = time.perf_counter()
-    result = snakemake(tmp_path, "-n", "--configfile", *configs)
+    result = run_snakemake(tmp_path, "-n", "--configfile", *configs)
     elapsed = time.perf_counter() - start
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     task = config["tasks"]["fmnist"]
@@ -88,7 +58,7 @@ def test_one_table_builds_only_what_it_needs(tmp_path, snakemake_bin):
     config = yaml.safe_load(TEST_CONFIG.read_text())
     target = f"results/tables/{PAIR}.md"
     jobs = planned_jobs(
-        snakemake(tmp_path, target, "-n", "--configfile", str(TEST_CONFIG))
+        run_snakemake(tmp_path, target, "-n", "--configfile", str(TEST_CONFIG))
     )
     n_runs = len(config["run"]["alphas"]) * len(config["run"]["seeds"])
     assert jobs == {
@@ -120,7 +90,7 @@ def test_bad_config_fails_before_any_job(
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(config))
     work = tmp_path / "work"
-    result = snakemake(work, "--cores", "1", "--configfile", str(bad), check=False)
+    result = run_snakemake(work, "--cores", "1", "--configfile", str(bad), check=False)
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if "config error" in line]
     assert len(errors) == 1 and errors[0].startswith(f"lskd: config error: {message}")
@@ -276,7 +246,7 @@ def test_paper_dry_run_lists_the_whole_grid(tmp_path, snakemake_bin, fused):
     paper = REPO / "config" / "paper.yaml"
     configs = [str(paper)] + ([] if fused else [separate_jobs(tmp_path)])
     start = time.perf_counter()
-    result = snakemake(tmp_path, "-n", "--configfile", *configs)
+    result = run_snakemake(tmp_path, "-n", "--configfile", *configs)
     elapsed = time.perf_counter() - start
     config = yaml.safe_load(paper.read_text())
     jobs = planned_jobs(result)

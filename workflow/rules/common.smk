@@ -476,6 +476,19 @@ def weights_args(wildcards):
     return args + (f" --sha256 {entry['sha256']}" if entry["sha256"] else "")
 
 
+def weights_stamp(wildcards):
+    """Size and modification time of the file to import ("missing" if absent: the job
+    then stops with lskd's one line): a param, so Snakemake reruns the import when the
+    file is replaced even without a configured sha256. The file is not an input, so
+    a dry run works where it does not exist."""
+    entry = config["weights"].get(wildcards.name)
+    path = Path(entry["path"]) if entry else None
+    if path is None or not path.is_file():
+        return "missing"
+    stat = path.stat()
+    return f"{stat.st_size} bytes, mtime {stat.st_mtime_ns}"
+
+
 def analysis_args(wildcards):
     augment = json.dumps(config["tasks"][wildcards.task]["augment"], sort_keys=True)
     return f"{subset_args(wildcards)} --augment {shlex.quote(augment)}"

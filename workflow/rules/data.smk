@@ -41,5 +41,6 @@ rule import_weights:
         "../envs/lskd.yaml"
     params:
         args=weights_args,
+        file=weights_stamp,  # a replaced file reruns the import (and what uses it)
     shell:
         "lskd import-weights {params.args} {output} > {log} 2>&1"
