@@ -5,7 +5,8 @@ exactly as `lskd distill` runs it (bf16 autocast and channels_last on CUDA). Mea
 one process, in this order: (1) synthetic batches already on the device (the ceiling);
 (2) real JPEG batches from a manifest through the configured loader (torchvision/PIL
 workers or DALI); (3) the synthetic step with an fp32 teacher, the official recipe's
-choice (PAPER.md §3.2). Prints images/s and the ratios; appends a row to --csv.
+choice (docs/recipes.md#imagenet-students). Prints images/s and the ratios; appends a
+row to --csv.
 
   python bench/kd_throughput.py --manifest resources/data/imagenet/dataset.json \\
       --loader dali --workers 16 --batch-size 256 --steps 50

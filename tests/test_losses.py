@@ -1,4 +1,5 @@
-"""Losses of PAPER.md §2 against values worked out by hand (STYLE.md §6)."""
+"""Losses of docs/recipes.md#losses against values worked out by hand
+(docs/contributing.md#tests)."""
 
 import math
 
@@ -63,7 +64,7 @@ def test_alpha_zero_is_plain_cross_entropy(logits):
 
 @pytest.mark.parametrize("alpha", [0.05, 0.1, 0.5, 0.9])
 def test_ls_equals_explicit_formula(logits, alpha):
-    # PAPER.md §2.1: mean_n [(1 - a)(-log p_y) + a * mean_k(-log p_k)]
+    # official LabelSmoothing: mean_n [(1 - a)(-log p_y) + a * mean_k(-log p_k)]
     s, _ = logits
     y = torch.tensor([3, 1, 4, 1, 5, 9, 2, 6])
     nll = -torch.log_softmax(s.double(), dim=-1)
@@ -98,7 +99,8 @@ def test_batch_loss_is_mean_of_sample_losses(logits):
 def test_kd_is_T_squared_times_kl(logits, T, rel):
     # float64 reference, so this is also the float64-agreement check. At T = 64 the
     # float32 KL (~3.5e-3) is a difference of log-probs ~2.3: eps 6e-8 * 2.3 / 3.5e-3
-    # ~ 4e-5 relative (STYLE.md §5 measured 1e-5 at T = 64 with 1000 classes).
+    # ~ 4e-5 relative (docs/contributing.md#losses-in-float32: 1e-5 at T = 64, 1000
+    # classes).
     s, t = logits
     assert kd_loss(s, t, T).item() == pytest.approx(_kd_by_hand(s, t, T), rel=rel)
 

@@ -1,4 +1,5 @@
-"""Word-level KD loss of the NMT students (PAPER.md §2.3) against hand-computed values
+"""Word-level KD loss of the NMT students (docs/recipes.md#nmt-word-level-kd-loss)
+against hand-computed values
 on a 3-word vocabulary, and the fairseq criterion that wraps it."""
 
 from __future__ import annotations

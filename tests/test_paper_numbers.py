@@ -94,7 +94,7 @@ def test_compare_deltas_and_tolerance_flag():
         ]
     )
     result = compare(ours, paper)
-    # teachers match only the paper table of our student arch (§4.3), not §4.4/§4.5
+    # teachers match only the paper table of our student arch (block 4.3), not 4.4/4.5
     assert len(result) == len(ours)
     expected = {
         ("teacher", None, 0.0): (81.584, 0.300, True),
@@ -234,7 +234,7 @@ def test_written_table_has_paper_and_delta_columns(tmp_path):
     within = sum(abs(v) <= 0.3 for v in offsets.values())
     md = out["md"].read_text()
     assert f"✓ marks the {within} of {len(keys)} paper cells within ±0.3" in md
-    assert "PAPER.md §4.1" in out["html"].read_text()
+    assert "docs/results.md#blocks, block 4.1" in out["html"].read_text()
 
 
 def test_table_without_paper_cells_is_unchanged(tmp_path):

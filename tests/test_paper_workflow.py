@@ -91,7 +91,9 @@ def paper_run(tmp_path_factory):
         torch.save(torchvision.models.get_model(arch, weights=None).state_dict(), path)
         weights[f"{arch}-torchvision"] = {"path": str(path)}
     official = torchvision.models.resnet18(weights=None, num_classes=3).state_dict()
-    torch.save(  # a published teacher in the official code's format (PAPER.md §9)
+    # A published teacher in the official code's format
+    # (docs/recipes.md#official-checkpoints).
+    torch.save(
         {
             "epoch": 89,
             "arch": "resnet18",

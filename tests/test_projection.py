@@ -1,4 +1,5 @@
-"""Projection of PAPER.md §5.2 on synthetic features with known geometry."""
+"""Projection of docs/visualisation.md (Algorithm 1) on synthetic features with known
+geometry."""
 
 from pathlib import Path
 
@@ -128,7 +129,8 @@ def test_centroids_are_class_means_of_projected_points():
 
 
 def test_matching_bias_rows_matter():
-    """The official script's bias-index bug (PAPER.md §5.2 step 5) is detectable.
+    """The official script's bias-index bug is detectable
+    (docs/official-code.md#visualisation-bias-indices).
 
     Features lie in the span of the templates with the matching biases, so the
     projection keeps their distances; templates built with the biases of rows

@@ -48,7 +48,7 @@ class Browser:
     def __init__(self, profile: Path, size: tuple[int, int] = (1400, 1000)):
         to_chrome_r, self._to_chrome = os.pipe()
         self._from_chrome, from_chrome_w = os.pipe()
-        # Flags from STACK.md: no sandbox (root), no GPU, nothing reaching the network.
+        # docs/install.md#headless-chromium: no sandbox (root), no GPU, no network.
         args = [
             CHROMIUM,
             "--headless",

@@ -1,4 +1,5 @@
-"""Repository conventions of STYLE.md: lint, format, rule and module sizes."""
+"""Repository conventions (docs/contributing.md): lint, format, rule and module sizes,
+and citations that resolve."""
 
 from __future__ import annotations
 
@@ -62,8 +63,9 @@ def test_rule_sizes():
         "train_nmt_teacher",
         "distill_nmt_students",
     }
-    # STYLE.md §4 budgets 22 lines for training rules, 15 for the others (median 15); we
-    # allow 17 / 16: the report() wrappers and the four table formats cost two lines.
+    # docs/contributing.md#style-budgets: 22 lines for training rules, 15 for the others
+    # (median 15); we allow 17 / 16: the report() wrappers and the four table formats
+    # cost two lines.
     for name, n in lengths.items():
         # make_nmt_table: + 2 lines for its --paper flag (params).
         limit = 22 if name in training else 19 if name == "make_nmt_table" else 17
@@ -100,3 +102,94 @@ def test_every_rule_has_log_benchmark_conda():
             assert re.search(r"lskd \w", body), (
                 f"rule {match.group(1)} calls no lskd command"
             )
+
+
+# Notes of the team that users never get: the project cites the paper, the official
+# code, or its own docs/ (docs/contributing.md#citations). Spelt in pieces so that this
+# file does not mention them itself.
+PRIVATE_NOTES = (*(f"{n}.md" for n in ("PAPER", "STYLE", "STACK")), "../" + "shared")
+DOC_REF = re.compile(r"(?<![\w./-])docs/([\w.-]+\.md)(?:#([\w-]+))?")
+HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t]*#*[ \t]*$")
+
+
+def tracked_files() -> list[Path]:
+    """The repository's tracked files (`git ls-files`) that exist and read as text."""
+    if shutil.which("git") is None:
+        pytest.skip("git not on PATH")
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True
+    )
+    if listed.returncode != 0:
+        pytest.skip(f"not a git checkout: {listed.stderr.strip()}")
+    paths = [REPO / name for name in listed.stdout.split("\0") if name]
+    return [p for p in paths if p.is_file()]
+
+
+def read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return None  # binary
+
+
+def heading_slug(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading: lower case, punctuation except '-' and '_'
+    dropped, spaces to '-'."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def doc_anchors(page: Path) -> set[str]:
+    """Anchors of the headings of a Markdown page, fenced code blocks skipped."""
+    anchors, fenced = set(), False
+    for line in page.read_text(encoding="utf-8").splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced and (match := HEADING.match(line)):
+            anchors.add(heading_slug(match.group(1)))
+    return anchors
+
+
+def test_heading_slug_is_githubs():
+    assert heading_slug("ImageNet teachers") == "imagenet-teachers"
+    assert heading_slug("RayeRen's fairseq fork") == "rayerens-fairseq-fork"
+    assert heading_slug("Shen et al. Eq. (2)") == "shen-et-al-eq-2"
+    assert heading_slug("Blocks of paper_numbers.csv") == "blocks-of-paper_numberscsv"
+
+
+def test_no_tracked_file_cites_private_notes():
+    offenders = []
+    for path in tracked_files():
+        text = read_text(path)
+        for note in PRIVATE_NOTES:
+            if text is not None and note in text:
+                offenders.append(f"{path.relative_to(REPO)}: {note}")
+    assert not offenders, offenders
+
+
+def test_cited_docs_pages_and_anchors_exist():
+    anchors: dict[str, set[str]] = {}
+    missing = []
+    for path in tracked_files():
+        for match in DOC_REF.finditer(read_text(path) or ""):
+            name, anchor = match.groups()
+            page = REPO / "docs" / name
+            where = f"{path.relative_to(REPO)}: {match.group(0)}"
+            if not page.is_file():
+                missing.append(f"{where} (no such page)")
+            elif anchor and anchor not in anchors.setdefault(name, doc_anchors(page)):
+                missing.append(f"{where} (no heading with this anchor)")
+    assert not missing, missing
+
+
+def test_links_between_docs_pages_resolve():
+    link = re.compile(r"\]\(([\w.-]+\.md)?(?:#([\w-]+))?\)")
+    missing = []
+    for page in sorted((REPO / "docs").glob("*.md")):
+        for match in link.finditer(page.read_text(encoding="utf-8")):
+            name, anchor = match.groups()
+            target = page.parent / name if name else page
+            if not target.is_file():
+                missing.append(f"{page.name}: {match.group(0)} (no such page)")
+            elif anchor and anchor not in doc_anchors(target):
+                missing.append(f"{page.name}: {match.group(0)} (no such heading)")
+    assert not missing, missing

@@ -147,7 +147,7 @@ def test_caption_names_task_pair_split_and_epoch():
     caption = table_caption(runs)
     for text in ("fmnist", "cnn_m → student cnn_s", "test split", "last epoch"):
         assert text in caption
-    assert "§2.2" in caption and "T²·KL" in caption
+    assert "docs/recipes.md#kd-loss" in caption and "T²·KL" in caption
     best = [{**r, "selection": "best_val"} for r in runs]
     assert "never selected on the reported split" in table_caption(best)
 

@@ -207,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output .npz or .json")
     p.set_defaults(func=cmd_prepare)
 
-    p = sub.add_parser("subset", help="visualisation subset of a manifest (§5.2)")
+    p = sub.add_parser("subset", help="visualisation subset of a manifest (Alg. 1)")
     p.add_argument("manifest", type=Path, help="manifest from `lskd prepare`")
     p.add_argument("out", type=Path, help="output manifest")
     p.add_argument("--classes", type=int, nargs=3, required=True, help="class ids")

@@ -107,7 +107,7 @@ def cmd_delta_transfer(args: argparse.Namespace) -> None:
 
 def add_analysis_commands(sub) -> None:
     """Register the analysis subcommands on the `lskd` subparsers."""
-    p = sub.add_parser("project", help="project penultimate features (PAPER.md §5.2)")
+    p = sub.add_parser("project", help="project penultimate features (Algorithm 1)")
     p.add_argument("penultimate", type=Path, help="penultimate.npz from `lskd extract`")
     p.add_argument("out", type=Path, help="output projection.npz")
     p.set_defaults(func=cmd_project)

@@ -1,5 +1,5 @@
-"""`lskd nmt-*` subcommands (PAPER.md §3.6, Table 5): each parses and calls one function
-of lskd.nmt. fairseq runs in this process (see lskd.nmt.safe_load for why)."""
+"""`lskd nmt-*` subcommands (Table 5, docs/recipes.md#nmt): each parses and calls one
+function of lskd.nmt. fairseq runs in this process (see lskd.nmt.safe_load for why)."""
 
 from __future__ import annotations
 

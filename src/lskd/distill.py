@@ -1,5 +1,5 @@
-"""Knowledge distillation step (PAPER.md §2.2): frozen teacher, online, same augmented
-batch.
+"""Knowledge distillation step (docs/recipes.md#kd-loss): frozen teacher, online, same
+augmented batch.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class FrozenTeacher(nn.Module):
 
 
 def teacher_step(alpha: float) -> StepLoss:
-    """Teacher objective: label-smoothing CE with factor `alpha` (PAPER.md §2.1)."""
+    """Teacher objective: LS cross-entropy, factor `alpha` (docs/recipes.md#losses)."""
 
     def step(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         logits = model(x)

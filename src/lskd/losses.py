@@ -1,7 +1,8 @@
-"""Loss functions of PAPER.md §2, as pure functions of tensors.
+"""Loss functions of docs/recipes.md#losses, as pure functions of tensors.
 
 Both losses upcast the logits to float32 before any softmax, so they stay exact when the
-forward pass ran in bf16 (STYLE.md §5: bf16 KD at T=64 is 23 % off, float32 1e-5).
+forward pass ran in bf16 (docs/contributing.md#losses-in-float32: bf16 KD at T=64 is
+23 % off, float32 1e-5).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from torch import Tensor
 
 
 def ls_cross_entropy(logits: Tensor, target: Tensor, alpha: float) -> Tensor:
-    """Label-smoothing cross-entropy, batch mean (PAPER.md §2.1).
+    """Label-smoothing cross-entropy, batch mean (docs/recipes.md#losses).
 
     The target is y_LS = (1 - alpha) * onehot(y) + alpha / K, so the loss is (1 - alpha)
     * (-log p_y) + alpha * mean_k(-log p_k). alpha = 0 is plain CE.
@@ -24,10 +25,10 @@ def ls_cross_entropy(logits: Tensor, target: Tensor, alpha: float) -> Tensor:
 def kd_loss(student_logits: Tensor, teacher_logits: Tensor, T: float) -> Tensor:
     """T^2 * KL(softmax(t/T) || softmax(s/T)), summed over classes, batch mean.
 
-    Exactly the student loss of PAPER.md §2.2: both logits are divided by T, there is no
-    hard-label term, and the T^2 factor is always applied. Mixing with other terms, if
-    ever wanted, happens outside this function. The teacher distribution is a fixed
-    target: gradients reach the student logits only.
+    Exactly the student loss of docs/recipes.md#kd-loss: both logits are divided by T,
+    there is no hard-label term, and the T^2 factor is always applied. Mixing with other
+    terms, if ever wanted, happens outside this function. The teacher distribution is a
+    fixed target: gradients reach the student logits only.
     """
     if T <= 0:
         raise ValueError(f"T must be > 0, got {T}")

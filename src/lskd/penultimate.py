@@ -1,4 +1,5 @@
-"""Penultimate-layer features of three classes, for the projection of PAPER.md §5.2.
+"""Penultimate-layer features of three classes, for the projection of
+Algorithm 1 (docs/visualisation.md#what-lskd-does).
 
 The features are the input of the model's final linear layer (captured by a forward
 hook), so the same code serves our demo nets and torchvision models. Images are taken in
@@ -106,7 +107,7 @@ def extract_from(
     fields["weight"] = fc.weight.detach()[classes].numpy()
     fields["bias"] = fc.bias.detach()[
         classes
-    ].numpy()  # matching biases (PAPER.md §8.4)
+    ].numpy()  # matching biases (docs/official-code.md#visualisation-bias-indices)
     fields["classes"] = np.array(classes)
     fields["class_names"] = np.array([source.class_names[c] for c in classes])
     with atomic_path(out) as tmp, open(tmp, "wb") as fh:

@@ -1,6 +1,6 @@
 """The fused temperature sweep: K students of one architecture distilled from one
-teacher at K temperatures (PAPER.md §2.2, §10), trained from ONE data stream with ONE
-teacher forward per batch instead of K separate jobs.
+teacher at K temperatures (docs/recipes.md#kd-loss), trained from ONE data stream with
+ONE teacher forward per batch instead of K separate jobs.
 
 Each student follows exactly the trajectory of its own `lskd distill` job:
 

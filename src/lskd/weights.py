@@ -1,16 +1,17 @@
 """Import foreign checkpoints as lskd model files; start fine-tuning from them.
 
 `import_weights` turns a torchvision state_dict, an official-code checkpoint
-(`{"arch", "state_dict": {"module.…": …}, "best_acc1", …}`, PAPER.md §9), one of our
-`last.pt` files (`{"model": …}`) or an lskd model file into an lskd model file
-(`checkpoint.MODEL_FORMAT`, role "import"). It checks the file's sha256 before it
-unpickles anything (and always through `checkpoint.load`, so weights_only) and that the
-weights fit `arch` exactly, before it writes anything.
+(`{"arch", "state_dict": {"module.…": …}, "best_acc1", …}`,
+docs/recipes.md#official-checkpoints), one of our `last.pt` files (`{"model": …}`) or an
+lskd model file into an lskd model file (`checkpoint.MODEL_FORMAT`, role "import"). It
+checks the file's sha256 before it unpickles anything (and always through
+`checkpoint.load`, so weights_only) and that the weights fit `arch` exactly, before it
+writes anything.
 
 `init_model` loads such a file into a freshly built model. Every tensor but the final
 classifier must match; the classifier is copied only when the class counts agree, so a
-1000-class ImageNet net starts a 200-class CUB run with a fresh head (PAPER.md
-§3.3–3.4).
+1000-class ImageNet net starts a 200-class CUB run with a fresh head
+(docs/recipes.md#cub-teachers, docs/recipes.md#cub-students).
 """
 
 from __future__ import annotations

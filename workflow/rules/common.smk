@@ -74,7 +74,7 @@ def dataset(wildcards):
 
 def penultimate_data(wildcards):
     """Images the projection uses: the dataset itself, or for image folders the
-    visualisation subset of PAPER.md §5.2 (prepare_subset)."""
+    visualisation subset of docs/visualisation.md (prepare_subset)."""
     if data_format(wildcards.task) == "npz":
         return dataset(wildcards)
     return f"resources/data/{wildcards.task}/penultimate.json"
@@ -526,7 +526,7 @@ def figure_args(wildcards):
     return f"--rows {figure_rows(wildcards)} --alphas {alphas} --title {title!r}"
 
 
-# ---- NMT (PAPER.md §3.6, Table 5) ----
+# ---- NMT (Table 5, docs/recipes.md#nmt) ----
 NMT = config["nmt"]
 # Paper-scale corpora (local IWSLT/WMT files) get the paper's BLEU beside ours in Table 5.
 NMT_TABLE_FLAGS = " --paper" if NMT["corpus"]["kind"] == "files" else ""

@@ -1,17 +1,20 @@
 """Diffusion metrics of projected penultimate features: OUR definitions, not the
 paper's.
 
-The paper shows "systematic diffusion" only as pictures (PAPER.md §5.3); its numeric
-diffusion score, if any, was NOT FOUND (PAPER.md §5.4). The numbers below are lskd's own
-way to put the pictures into numbers. Never cite them as the paper's.
+The paper shows "systematic diffusion" only as pictures
+(docs/visualisation.md#what-the-figures-show); a numeric diffusion score is not stated
+in the paper or its official code (docs/visualisation.md#diffusion-metrics). The
+numbers below are lskd's own way to put the pictures into numbers. Never cite them as
+the paper's.
 
 Space. The metrics are computed on the 2-D PCA coordinates that
 ``projection.project_file`` writes (``train_2d`` / ``test_2d``): these are the points
-the figures (PAPER.md §5.2 step 9) draw, so the numbers describe what the reader sees,
-and the 3-D template-span coordinates are not stored. Every metric is invariant to the
-PCA's centring and rotation; it is not invariant to the dropped third PCA axis, which
-holds the least variance of the training points. The functions accept points of any
-dimension d >= 2, so the 3-D template-span coordinates can be passed as well.
+the figures draw (docs/visualisation.md#the-official-script, step 9), so the numbers
+describe what the reader sees, and the 3-D template-span coordinates are not stored.
+Every metric is invariant to the PCA's centring and rotation; it is not invariant to the
+dropped third PCA axis, which holds the least variance of the training points. The
+functions accept points of any dimension d >= 2, so the 3-D template-span coordinates
+can be passed as well.
 
 Definitions, for the points x_i of class k (n_k >= 2 of them), mean c_k and sample
 covariance C_k = (1 / (n_k - 1)) * sum_i (x_i - c_k)(x_i - c_k)^T with eigenvalues
@@ -54,7 +57,8 @@ SPLITS = ("train", "test")
 SIMILAR_PAIR = (0, 1)
 NPZ_KEYS = ("train_2d", "train_labels", "test_2d", "test_labels", "class_names")
 DEFINITION = (
-    "lskd's own diffusion metrics (not the paper's, PAPER.md §5.4): per class, "
+    "lskd's own diffusion metrics (not the paper's, "
+    "docs/visualisation.md#diffusion-metrics): per class, "
     "spread = trace of the sample covariance, major/minor = its largest/smallest "
     "eigenvalue, anisotropy = major/minor; separation = ||c_0 - c_1|| / "
     "sqrt((spread_0 + spread_1)/2) between classes 0 and 1"

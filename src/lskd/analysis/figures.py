@@ -1,4 +1,5 @@
-"""Grids of penultimate-layer projections (PAPER.md §5.2 step 9).
+"""Grids of penultimate-layer projections (step 9 of
+docs/visualisation.md#the-official-script).
 
 One row per row label (e.g. teacher, or one student temperature); columns are ``[train
 alpha_0, train alpha_1, ..., test alpha_0, test alpha_1, ...]``. Each panel shows one

@@ -1,17 +1,21 @@
-"""The paper's numbers (PAPER.md §4) beside ours: per cell ours, paper, delta.
+"""The paper's numbers (docs/results.md) beside ours: per cell ours, paper, delta.
 
-``paper_numbers.csv`` (shipped in this package) copies every number of PAPER.md §4.1–4.6
-digit for digit, one row per cell: ``section`` (PAPER.md §), ``paper_table`` (the paper
-table the official README says it reproduces), ``task`` (lskd task name: ``imagenet``,
-``cub200``; ``nmt_en_de`` / ``nmt_en_ru`` for the NMT table), ``teacher_arch``,
-``student_arch`` (torchvision names), ``role`` (``teacher`` | ``student``), ``T``
-(empty for teachers), ``alpha`` (the teacher's LS factor), ``top1``, ``top5`` (%, image
-tasks), ``bleu`` (NMT), ``source`` (PAPER.md source tags). The teacher rows are repeated
-in every table that prints them, as the paper does.
+``paper_numbers.csv`` (shipped in this package) copies every number of the official
+READMEs' result tables (tests/data/official_readme_results.md) digit for digit, one row
+per cell: ``section`` (the block 4.1–4.6 of docs/results.md#blocks, one per README
+table), ``paper_table`` (the paper table the official README says it reproduces),
+``task`` (lskd task name: ``imagenet``, ``cub200``; ``nmt_en_de`` / ``nmt_en_ru`` for
+the NMT table), ``teacher_arch``, ``student_arch`` (torchvision names), ``role``
+(``teacher`` | ``student``), ``T`` (empty for teachers), ``alpha`` (the teacher's LS
+factor), ``top1``, ``top5`` (%, image tasks), ``bleu`` (NMT), ``source`` (the official
+files read, docs/results.md#columns). The teacher rows are repeated in every table that
+prints them, as the paper does.
 
-Left out because PAPER.md has no numbers for them (NOT FOUND): paper Tables 1 and 3,
-ImageNet ResNet-50 → EfficientNet-B0 (§4.5), standard deviations and seed counts
-(§4.8). §4.7 is derived from these rows, so it is not copied either.
+Left out because neither the official READMEs nor the official code state them
+(docs/results.md#not-shipped): paper Tables 1 and 3, ImageNet ResNet-50 →
+EfficientNet-B0, standard deviations and seed counts. The patterns of
+docs/results.md#patterns-in-the-numbers are derived from these rows, so they are not
+copied either.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ _EPS = 1e-9
 
 
 def load_paper_numbers() -> pd.DataFrame:
-    """The paper's numbers of PAPER.md §4 as one row per cell (module docstring)."""
+    """The paper's numbers (docs/results.md) as one row per cell (module docstring)."""
     path = resources.files("lskd.analysis").joinpath(PAPER_CSV)
     with resources.as_file(path) as csv_path:
         frame = pd.read_csv(
@@ -182,7 +186,7 @@ def with_paper_columns(
     -> student pair; otherwise return ``table`` and ``caption`` unchanged.
 
     A delta cell is ``+0.12 ✓`` when ``|delta| <= 0.3`` top-1 points (``TOLERANCE``);
-    the caption counts those cells and names the paper table and PAPER.md section.
+    the caption counts those cells and names the paper table and docs/results.md block.
     """
     numbers = load_paper_numbers()
     compared = compare(ours_frame(metrics, sources), numbers)
@@ -215,7 +219,8 @@ def with_paper_columns(
     )
     note = (
         f" Beside each alpha column: the paper's top-1 ({tables}; "
-        f"PAPER.md §{sections}) and delta = ours - paper in top-1 points; "
+        f"docs/results.md#blocks, block {sections}) and delta = ours - paper in "
+        "top-1 points; "
         f"✓ marks the {within} of "
         f"{len(compared)} paper cells within ±{TOLERANCE:g}."
     )

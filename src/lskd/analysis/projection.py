@@ -1,12 +1,13 @@
-"""Penultimate-layer projection onto the span of three class templates (PAPER.md §5.2).
+"""Penultimate-layer projection onto the span of three class templates (the paper's
+Algorithm 1, docs/visualisation.md#algorithm-1).
 
 Each template is a row of the final Linear layer with its *matching* bias appended (the
-official script takes the biases of classes 0, 1, 2 instead: PAPER.md §5.2 step 5, bug
-4). Features get a constant 1 appended so the bias acts as one more template coordinate.
-Features and class centroids are projected on an orthonormal basis of the three
-templates (reduced QR), then reduced to 2-D with one PCA fitted on the training
-projections plus the three projected training centroids; the same PCA transforms the
-test projections and centroids.
+official script takes the biases of classes 0, 1, 2 instead:
+docs/official-code.md#visualisation-bias-indices). Features get a constant 1 appended so
+the bias acts as one more template coordinate. Features and class centroids are
+projected on an orthonormal basis of the three templates (reduced QR), then reduced to
+2-D with one PCA fitted on the training projections plus the three projected training
+centroids; the same PCA transforms the test projections and centroids.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def class_centroids(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def project(penultimate: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Project penultimate features of three classes to 2-D (PAPER.md §5.2).
+    """Project penultimate features of three classes to 2-D (docs/visualisation.md).
 
     Input keys: ``INPUT_KEYS`` (see module docstring); output keys: ``OUTPUT_KEYS``.
     """

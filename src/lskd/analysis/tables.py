@@ -1,4 +1,4 @@
-"""Paper-layout result table (PAPER.md §4) from the runs' ``metrics.json`` files.
+"""Paper-layout result table (Tables 2 and 4) from the runs' ``metrics.json`` files.
 
 Rows: ``Teacher <arch>``, then ``Student <arch>, T=<T>`` by T ascending. Columns:
 ``alpha = <a>`` (the teacher's label-smoothing factor) by alpha ascending. A cell is
@@ -254,8 +254,8 @@ def table_caption(
     if students:
         pair += f" → student {students[0].arch}"
         kd = (
-            " and students are trained with KD at temperature T as in PAPER.md §2.2 "
-            "(T²·KL, no hard-label term)"
+            " and students are trained with KD at temperature T as in "
+            "docs/recipes.md#kd-loss (T²·KL, no hard-label term)"
         )
     teacher_epochs, student_epochs = (
         " or ".join(sorted({EPOCH_TEXT[r.selection] for r in runs if r.role == role}))

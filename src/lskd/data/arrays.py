@@ -1,9 +1,9 @@
 """Prepared in-memory datasets: train/val/test uint8 arrays in one `.npz` file.
 
 `prepare_arrays` holds out a validation split from the training set (so model selection
-never looks at the reported test split, PAPER.md §8.10), optionally subsamples for tiny
-configs, computes the normalisation statistics on the training split, and writes
-everything atomically.
+never looks at the reported test split, docs/official-code.md#model-selection),
+optionally subsamples for tiny configs, computes the normalisation statistics on the
+training split, and writes everything atomically.
 """
 
 from __future__ import annotations

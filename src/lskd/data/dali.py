@@ -1,4 +1,5 @@
-"""NVIDIA DALI pipelines over an image-file manifest (`loader: dali`, PAPER.md §3.2).
+"""NVIDIA DALI pipelines over an image-file manifest (`loader: dali`,
+docs/recipes.md#imagenet-students).
 
 Training: random-crop decode (area `crop_scale`, aspect `crop_ratio`, DALI's sampler)
 → resize to `image_size` → optional rotation / grayscale / brightness / saturation →

@@ -2,9 +2,10 @@
 
 `scan_imagefolder` (ImageNet-style `train/<class>/*` + `val/<class>/*`) and `scan_cub`
 (the official CUB_200_2011 layout) list the files, check them against the expected
-counts (PAPER.md §7) and hold out `val_per_class` training images per class as the
-`val` split, so model selection never looks at the reported `test` split.
-`select_subset` cuts the visualisation subset of PAPER.md §5.2 from a manifest.
+counts (docs/recipes.md#data-sets) and hold out `val_per_class` training images per
+class as the `val` split, so model selection never looks at the reported `test` split.
+`select_subset` cuts the visualisation subset
+(docs/visualisation.md#the-official-script) from a manifest.
 """
 
 from __future__ import annotations
@@ -272,10 +273,10 @@ def select_subset(
     train_per_class: int,
     test_per_class: int,
 ) -> Manifest:
-    """The visualisation subset (PAPER.md §5.2): for each class (label id or class
-    name) the first `train_per_class` files of its training folder (train + held-out
-    val, sorted by path) and the first `test_per_class` test files. Labels keep their
-    ids; `val` is empty."""
+    """The visualisation subset (docs/visualisation.md): for each class (label id or
+    class name) the first `train_per_class` files of its training folder (train +
+    held-out val, sorted by path) and the first `test_per_class` test files. Labels keep
+    their ids; `val` is empty."""
     pool = sorted(manifest.splits["train"] + manifest.splits["val"])
     picked: dict[str, list[list[Any]]] = {"train": [], "val": [], "test": []}
     for c in classes:

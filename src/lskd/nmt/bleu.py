@@ -1,5 +1,6 @@
-"""BLEU by sacrebleu on detokenised output, with its signature (PAPER.md §3.6 used
-fairseq's tokenised BLEU; lskd reports sacrebleu's, comparable across tokenisers)."""
+"""BLEU by sacrebleu on detokenised output, with its signature (RayeRen's recipe,
+docs/recipes.md#nmt, used fairseq's tokenised BLEU; lskd reports sacrebleu's, comparable
+across tokenisers)."""
 
 from __future__ import annotations
 

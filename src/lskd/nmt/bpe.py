@@ -2,8 +2,9 @@
 
 sentencepiece works on raw, untokenised text and its decoding is exact, so fairseq's
 ``--post-process sentencepiece`` output is already detokenised: sacrebleu scores it
-against the raw references with its own tokeniser (PAPER.md §3.6 used Moses
-tokenisation + subword-nmt and BLEU on tokenised text; see lskd.nmt.bleu).
+against the raw references with its own tokeniser (RayeRen's recipe,
+docs/recipes.md#nmt, used Moses tokenisation + subword-nmt and BLEU on tokenised text;
+see lskd.nmt.bleu).
 """
 
 from __future__ import annotations

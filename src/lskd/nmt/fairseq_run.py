@@ -29,8 +29,8 @@ SOURCE = "en"
 
 
 def preprocess_args(pair: str, text_dir: Path, dest: Path, threads: int) -> list[str]:
-    """``fairseq-preprocess`` of the subword text: one joined dictionary (PAPER.md
-    §3.6, ``--joined-dictionary``)."""
+    """``fairseq-preprocess`` of the subword text: one joined dictionary
+    (docs/recipes.md#nmt, ``--joined-dictionary``)."""
     src, tgt = pair.split("_")
     return [
         *("--source-lang", src, "--target-lang", tgt),
@@ -58,7 +58,8 @@ def model_args(model: dict[str, Any]) -> list[str]:
 
 
 def recipe_args(recipe: dict[str, Any]) -> list[str]:
-    """Adam + inverse-sqrt schedule with warm-up (PAPER.md §3.6), batching and stop."""
+    """Adam + inverse-sqrt schedule with warm-up, batching and stop
+    (docs/recipes.md#nmt)."""
     args = [
         *("--optimizer", "adam", "--adam-betas", "(0.9,0.98)"),
         *("--lr", str(recipe["lr"]), "--lr-scheduler", "inverse_sqrt"),
@@ -110,7 +111,8 @@ def train_args(
 
 def teacher_criterion(alpha: float) -> list[str]:
     """fairseq's label-smoothed CE (alpha = 0: plain CE). fairseq spreads alpha over the
-    V − 1 wrong words; PAPER.md §2.1 over all V: a difference of alpha/V per word."""
+    V − 1 wrong words, the image teachers' target over all V words
+    (docs/recipes.md#label-smoothing-cross-entropy): a difference of alpha/V."""
     return [
         *("--criterion", "label_smoothed_cross_entropy"),
         *("--label-smoothing", format(alpha, "g")),
@@ -118,7 +120,8 @@ def teacher_criterion(alpha: float) -> list[str]:
 
 
 def student_criterion(teacher: Path, T: float, kd: dict[str, Any]) -> list[str]:
-    """Our word-level KD criterion (lskd.nmt.lskd_fairseq, PAPER.md §2.3)."""
+    """Our word-level KD criterion (lskd.nmt.lskd_fairseq,
+    docs/recipes.md#nmt-word-level-kd-loss)."""
     return [
         *("--user-dir", str(PLUGIN_DIR), "--criterion", "lskd_word_kd"),
         *("--teacher-path", str(teacher), "--kd-temperature", format(T, "g")),

@@ -1,4 +1,5 @@
-"""Word-level KD loss of the NMT students (PAPER.md §2.3), a pure function of tensors.
+"""Word-level KD loss of the NMT students (docs/recipes.md#nmt-word-level-kd-loss), a
+pure function of tensors.
 
 Per non-pad target token, with student logits s, teacher logits t over a vocabulary of
 V words, temperature T, KD weight a and label-smoothing ε of the hard-label term:
@@ -8,8 +9,8 @@ V words, temperature T, KD weight a and label-smoothing ε of the hard-label ter
 q = softmax(t/T) over the whole vocabulary (``topk = 0``) or over the teacher's k
 largest logits, renormalised on those k words (``topk = k``: RayeRen's recipe, k = 4),
 and p^T = softmax(s/T), p = softmax(s) over the whole vocabulary. The loss is summed
-over tokens. a = 1 is pure KD (the image students' loss, PAPER.md §2.2, up to the
-teacher's entropy, a constant); a = 0 is the label-smoothed cross-entropy alone.
+over tokens. a = 1 is pure KD (the image students' loss, docs/recipes.md#kd-loss, up to
+the teacher's entropy, a constant); a = 0 is the label-smoothed cross-entropy alone.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Loading fairseq checkpoints under torch's `weights_only` rules (STYLE.md §5).
+"""Loading fairseq checkpoints under torch's `weights_only` rules
+(docs/contributing.md#safe-loading).
 
 fairseq 0.12 stores its configuration with the model; the checkpoints it writes for us
 need exactly one class beyond tensors and builtins: `argparse.Namespace`

@@ -1,4 +1,5 @@
-"""Table 5 (PAPER.md §4.6): BLEU of Transformer teachers and KD students.
+"""Table 5 (docs/results.md#blocks, block 4.6): BLEU of Transformer teachers and KD
+students.
 
 Rows: ``Teacher transformer``, then ``Student transformer, T=<T>`` by T ascending.
 Columns: one per (pair, alpha), e.g. ``EN→DE alpha = 0.0``. A cell is sacrebleu's
@@ -117,19 +118,21 @@ def nmt_caption(runs: Sequence[BleuRun]) -> str:
     signatures = sorted({r.signature for r in runs})
     selections = " or ".join(sorted({SELECTION[r.selection] for r in runs}))
     return (
-        "Table 5 (PAPER.md §4.6), Transformer teachers and word-level KD students: "
+        "Table 5 (docs/results.md#blocks, block 4.6), Transformer teachers and "
+        "word-level KD students: "
         f"cells are sacreBLEU on the detokenised {runs[0].eval_split} split of each "
         f"pair (signature {'; '.join(signatures)}), checkpoint at the {selections}, "
         "mean ± sample std with the number of seeds n when there are several; alpha "
         "is the teacher's label-smoothing factor, students mix T²-scaled KD at "
-        "temperature T with a label-smoothed hard-label term (PAPER.md §2.3)."
+        "temperature T with a label-smoothed hard-label term "
+        "(docs/recipes.md#nmt-word-level-kd-loss)."
     )
 
 
 def with_paper_bleu(
     table: pd.DataFrame, caption: str, runs: Sequence[BleuRun]
 ) -> tuple[pd.DataFrame, str]:
-    """After each column of ``build_nmt_table``: the paper's BLEU (PAPER.md §4.6,
+    """After each column of ``build_nmt_table``: the paper's BLEU (docs/results.md,
     ``paper_numbers.csv``) and ``delta = ours - paper`` (mean over seeds), ✓ where
     ``|delta| <= 0.3`` BLEU points; the caption counts those cells."""
     from lskd.analysis.paper import TOLERANCE, load_paper_numbers
@@ -163,7 +166,8 @@ def with_paper_bleu(
             at + 1, f"{column} Δ", pd.Series(deltas).reindex(out.index).fillna(MISSING)
         )
     note = (
-        " Beside each column: the paper's BLEU (PAPER.md §4.6) and delta = ours - "
+        " Beside each column: the paper's BLEU (Table 5, docs/results.md#blocks, "
+        "block 4.6) and delta = ours - "
         "paper; "
         f"✓ marks the {within} of {compared} compared cells within ±{TOLERANCE:g} BLEU."
     )

@@ -1,5 +1,5 @@
 """fairseq plugin of lskd, loaded with ``--user-dir <this directory>``: registers the
-word-level KD criterion ``lskd_word_kd`` (PAPER.md §2.3).
+word-level KD criterion ``lskd_word_kd`` (docs/recipes.md#nmt-word-level-kd-loss).
 
 fairseq imports this directory as a top-level module; the absolute import below makes
 both names share one criterion module, so the criterion is registered once even when
