@@ -540,6 +540,7 @@ NMT_SEEDS = [
 ]
 NMT_TASK = NMT["task"]  # the study's name: its runs never share paths with another's
 NMT_DATA = "resources/data/nmt_{ntask}_{pair}"
+NMT_PREPARED = f"{NMT_DATA}/prepared"  # fairseq-preprocess output of one pair
 NMT_TEACHER = "results/nmt_{ntask}_{pair}/teacher_transformer_a{alpha}_s{tseed}"
 NMT_STUDENT = f"{NMT_TEACHER}/student_transformer_T{{T}}_s{{tseed}}"
 
@@ -635,5 +636,5 @@ def nmt_targets():
 def nmt_score_args(wildcards):
     """`lskd nmt-score` flags: the pair, its prepared data, the generation settings."""
     gen = shlex.quote(json.dumps(NMT["generate"], sort_keys=True))
-    data = NMT_DATA.format(**wildcards) + "/prepared"
+    data = NMT_PREPARED.format(**wildcards)
     return f"--pair {wildcards.pair} --data {data} --gen {gen}"

@@ -1,6 +1,6 @@
 rule prepare_nmt:
     output:
-        data=directory(f"{NMT_DATA}/prepared"),
+        data=directory(NMT_PREPARED),
         splits=nmt_report(f"{NMT_DATA}/splits.json", "splits"),
     log:
         "logs/nmt_{ntask}_{pair}/prepare_nmt.log",
@@ -17,7 +17,7 @@ rule prepare_nmt:
 
 rule train_nmt_teacher:
     input:
-        data=f"{NMT_DATA}/prepared",
+        data=NMT_PREPARED,
     output:
         model="results/<nmt_teacher_id>/model.pt",
         train="results/<nmt_teacher_id>/train.json",
@@ -39,7 +39,7 @@ rule train_nmt_teacher:
 
 rule distill_nmt_students:
     input:
-        data=f"{NMT_DATA}/prepared",
+        data=NMT_PREPARED,
         teacher="results/<nmt_teacher_id>/model.pt",
     output:
         models=nmt_students("model.pt"),
@@ -62,7 +62,7 @@ rule distill_nmt_students:
 
 rule score_nmt_teacher:
     input:
-        data=f"{NMT_DATA}/prepared",
+        data=NMT_PREPARED,
         model="results/<nmt_teacher_id>/model.pt",
     output:
         nmt_report("results/<nmt_teacher_id>/metrics.json", "teacher"),
@@ -80,7 +80,7 @@ rule score_nmt_teacher:
 
 rule score_nmt_students:
     input:
-        data=f"{NMT_DATA}/prepared",
+        data=NMT_PREPARED,
         models=nmt_students("model.pt"),
     output:
         nmt_student_reports(),
