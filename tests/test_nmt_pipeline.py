@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import lskd
 from lskd import checkpoint
 from lskd.errors import CheckpointError
 
@@ -124,6 +125,7 @@ def test_prepare_teacher_student_bleu_table(tmp_path):
         assert run["sacrebleu_signature"] == again["signature"]
         assert run["train"]["tokens_per_s"] > 0
         assert run["untranslated"] == 0 and len(hyps) == len(refs) == 40
+        assert run["versions"]["lskd"] == lskd.__version__  # provenance of the run
     assert metrics[1]["T"] == 2.0 and metrics[1]["train"]["kd"] == KD
 
     table = write_nmt_table(outs, *(tmp_path / f"t.{e}" for e in ("csv", "md", "tex")))

@@ -28,6 +28,20 @@ from lskd.nmt import ARCH, bleu, bpe, corpus, fairseq_run, safe_load
 log = logging.getLogger(__name__)
 
 
+def versions() -> dict[str, str]:
+    """lskd's and its stack's versions, in every train.json and metrics.json."""
+    import fairseq
+    import sacrebleu
+
+    from lskd.runs import versions as stack
+
+    return {
+        **stack(),
+        "fairseq": fairseq.__version__,
+        "sacrebleu": sacrebleu.__version__,
+    }
+
+
 def prepare(
     pair: str,
     spec: dict[str, Any],
@@ -131,6 +145,7 @@ def train_run(
         "val_loss": extra.get("val_loss"),
         **stats,
         "fairseq_train": ["fairseq-train", *argv],
+        "versions": versions(),
     }
     write_json(model_out.parent / "train.json", info)
     shutil.rmtree(save_dir)
@@ -200,6 +215,7 @@ def score(
                 "T",
                 "seed",
                 "teacher",
+                "versions",
             )
         }
         metrics.update(
