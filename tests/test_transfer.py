@@ -139,3 +139,22 @@ def test_students_of_both_teachers_and_every_T_share_their_images(
     assert student("s9", teacher, seed=4)["indices_sha256"] != a0["indices_sha256"]
     written = json.loads((tmp_path / "s1" / "metrics.json").read_text())
     assert written["transfer"] == a1
+
+
+def test_max_steps_caps_whole_epochs_by_the_transfer_set(data, teacher, tmp_path):  # noqa: F811
+    """`max_steps` = 5 with 2 steps per epoch (40 images, batch 20): ceil(5 / 2) = 3 of
+    the 50 configured epochs run, in single jobs and the fused sweep alike; metrics say
+    what ran (`epochs`, `history`) and what was asked (`config.recipe`)."""
+
+    def spec(out):
+        s = _spec(data, tmp_path / out, "mlp128", epochs=50)
+        recipe = replace(s.recipe, batch_size=20, max_steps=5, val_every=1)
+        return replace(s, recipe=recipe, transfer="n4")
+
+    single = distill_student(spec("one"), teacher, 2.0)
+    fused = distill_students([spec("f1"), spec("f4")], teacher, [1.0, 4.0])
+    for metrics in (single, *fused):
+        assert metrics["epochs"] == len(metrics["history"]) == -(-5 // 2)
+        assert metrics["config"]["recipe"]["epochs"] == 50
+    assert replace(spec("x").recipe, max_steps=0).capped(2).epochs == 50  # no cap
+    assert spec("x").recipe.capped(100).epochs == 1  # at least one epoch

@@ -127,7 +127,7 @@ class Recipe:
     """Optimisation recipe of one training job (teacher or student).
 
     The learning rate follows `schedule` per iteration after `warmup_epochs` of linear
-    warm-up. `selection` says which epoch's weights and test accuracy are reported:
+    warm-up. `max_steps` caps the epochs by the run's steps per epoch (`capped`). `selection` says which epoch's weights and test accuracy are reported:
     `last`, or `best_val` (the epoch with the best top-1 on the held-out validation
     split, among the validated epochs: every `val_every`-th and the last).
     """
@@ -146,6 +146,7 @@ class Recipe:
     eval_batch_size: int = 1000
     val_every: int = 1
     processes: int = 1
+    max_steps: int = 0
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "recipe") -> Recipe:
@@ -191,7 +192,17 @@ class Recipe:
         ):
             if getattr(recipe, name) < 1:
                 raise ConfigError(f"{where}.{name}: must be >= 1")
+        if recipe.max_steps < 0:
+            raise ConfigError(f"{where}.max_steps: must be >= 0 (0: no cap)")
         return recipe
+
+    def capped(self, steps_per_epoch: int) -> Recipe:
+        """The recipe a run with `steps_per_epoch` trains: with `max_steps`, only
+        min(epochs, ceil(max_steps / steps_per_epoch)) whole epochs (at least one)."""
+        if not self.max_steps:
+            return self
+        epochs = max(1, -(-self.max_steps // steps_per_epoch))
+        return dataclasses.replace(self, epochs=min(self.epochs, epochs))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

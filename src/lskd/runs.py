@@ -143,8 +143,8 @@ def _execute(
     seed = rng_seed(identity["role"], spec.seed)
     gen = seed_everything(seed, spec.deterministic)
     model = _model(spec, source, ctx)
-    r = spec.recipe
-    train = source.train_batches(r.batch_size, gen, ctx.shard)
+    train = source.train_batches(spec.recipe.batch_size, gen, ctx.shard)
+    r = spec.recipe.capped(len(train))
     val, test = (
         source.eval_batches(s, r.eval_batch_size, shard=ctx.shard)
         for s in ("val", "test")
@@ -353,6 +353,7 @@ def _distill_sweep(
             gen = seed_everything(seed, spec.deterministic)
             students.append(_model(spec, source, ctx))
         train = source.train_batches(r.batch_size, gen, ctx.shard)
+        r = r.capped(len(train))
         val, test = (
             source.eval_batches(s, r.eval_batch_size, shard=ctx.shard)
             for s in ("val", "test")
