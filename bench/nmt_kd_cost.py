@@ -1,7 +1,8 @@
 """Cost of online word-level KD over plain CE training; what a top-k dump would keep.
 
     python bench/nmt_kd_cost.py resources/data/nmt_libreoffice_en_de/prepared \
-        results/nmt_libreoffice_en_de/teacher_transformer_a0.1_s0/model.pt [--batches 30] [--k 4]
+        results/nmt_libreoffice_en_de/teacher_transformer_a0.1_s0/model.pt \
+        [--batches 30] [--k 4]
 
 On the same batches (the first N of the training split, max_tokens as given), one run
 prints side by side: seconds per update of a student trained with label-smoothed CE
