@@ -63,19 +63,21 @@ def _check(row, margin, verdict):
     assert row["n"] == 3
 
 
-def test_every_claim_holds_with_margins():
+@pytest.mark.parametrize("ls", [0.1, 0.2])
+def test_every_claim_holds_with_margins(ls):
+    # ls = 0.2: run.alphas = [0, 0.2], the LS teacher is 0.2; no claim lacks runs.
     runs = _table(
-        {0.0: 80.0, 0.1: 81.0},
-        {0.0: [70.0, 71.0, 69.0, 60.0], 0.1: [72.0, 68.0, 66.0, 58.0]},
+        {0.0: 80.0, ls: 81.0},
+        {0.0: [70.0, 71.0, 69.0, 60.0], ls: [72.0, 68.0, 66.0, 58.0]},
     )
     table = evaluate_claims(runs)
-    assert set(table["alpha"]) == {0.1}
+    assert set(table["alpha"]) == {ls}
     rows = _by_id(table)
     expected = {
         "C1": 81.0 - 80.0,  # LS teacher minus plain teacher
-        "C2": 72.0 - 70.0,  # alpha 0.1 vs 0.0 at T = 1
+        "C2": 72.0 - 70.0,  # alpha ls vs 0.0 at T = 1
         "C3": 72.0 - 68.0,  # T = 1 minus the best T > 1 (T = 2)
-        "C4": 58.0 - 60.0,  # alpha 0.1 minus 0.0 at T = 64: <= 0 holds
+        "C4": 58.0 - 60.0,  # alpha ls minus 0.0 at T = 64: <= 0 holds
         "C5": 71.0 - 70.0,  # alpha 0.0: best T > 1 (T = 2) minus T = 1
         "C6": 68.0 - 66.0,  # smallest drop: 72->68 (4), 68->66 (2), 66->58 (8)
     }
@@ -83,6 +85,9 @@ def test_every_claim_holds_with_margins():
         _check(rows[claim_id], margin, "holds")
         assert "paired by seed over 3 seed(s)" in rows[claim_id]["note"]
     assert "T = 2, 3" in rows["C6"]["note"]
+    assert f"alpha = {ls} teacher" in rows["C1"]["claim"]
+    other = 0.2 if ls == 0.1 else 0.1
+    assert f"alpha = {other}" not in " ".join(r["claim"] for r in rows.values())
 
 
 def test_every_claim_fails():
@@ -189,21 +194,6 @@ def test_c4_at_a_margin_of_exactly_zero():
         assert row["margin"] == pytest.approx(0.0, abs=1e-12)
         assert row["ci_high"] == pytest.approx(4.3027 / 3**0.5, abs=1e-4)
         assert row["verdict"] == "inconclusive"
-
-
-def test_alpha_zero_and_point_two():
-    # run.alphas = [0, 0.2]: the LS teacher is 0.2; no claim lacks runs.
-    runs = _table(
-        {0.0: 80.0, 0.2: 81.0},
-        {0.0: [70.0, 71.0, 69.0, 60.0], 0.2: [72.0, 68.0, 66.0, 58.0]},
-    )
-    table = evaluate_claims(runs)
-    assert set(table["alpha"]) == {0.2}
-    rows = _by_id(table)
-    assert set(r["verdict"] for r in rows.values()) == {"holds"}
-    _check(rows["C1"], 1.0, "holds")
-    assert "alpha = 0.2 teacher" in rows["C1"]["claim"]
-    assert "alpha = 0.1" not in " ".join(r["claim"] for r in rows.values())
 
 
 def test_three_alphas_give_one_block_each():
