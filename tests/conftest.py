@@ -47,6 +47,20 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     )
 
 
+def train_argv(
+    data: Path, out: Path, hp: dict, *extra: str, task: str = "toy"
+) -> list[str]:
+    """`lskd train` arguments: an mlp128 at alpha 0, seed 0, on `data` with the recipe
+    `hp`, writing out/model.pt and out/metrics.json; `extra` flags added."""
+    return [
+        "train",
+        *("--task", task, "--data", str(data), "--arch", "mlp128"),
+        *("--alpha", "0", "--seed", "0", "--hp", json.dumps(hp), *extra),
+        *("--model-out", str(out / "model.pt")),
+        *("--metrics-out", str(out / "metrics.json")),
+    ]
+
+
 OFFICIAL_RESULTS = REPO / "tests" / "data" / "official_readme_results.md"
 
 
