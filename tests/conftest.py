@@ -1,7 +1,9 @@
-"""Shared fixtures: repository paths and the Debian Fashion-MNIST root."""
+"""Shared fixtures: repository paths, the Debian Fashion-MNIST root, `lskd` and
+Snakemake runs, toy datasets and made-up metrics.json files."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -43,6 +45,20 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         text=True,
         timeout=timeout,
     )
+
+
+def train_argv(
+    data: Path, out: Path, hp: dict, *extra: str, task: str = "toy"
+) -> list[str]:
+    """`lskd train` arguments: an mlp128 at alpha 0, seed 0, on `data` with the recipe
+    `hp`, writing out/model.pt and out/metrics.json; `extra` flags added."""
+    return [
+        "train",
+        *("--task", task, "--data", str(data), "--arch", "mlp128"),
+        *("--alpha", "0", "--seed", "0", "--hp", json.dumps(hp), *extra),
+        *("--model-out", str(out / "model.pt")),
+        *("--metrics-out", str(out / "metrics.json")),
+    ]
 
 
 OFFICIAL_RESULTS = REPO / "tests" / "data" / "official_readme_results.md"
@@ -157,3 +173,51 @@ def _restore_determinism():
     torch.use_deterministic_algorithms(flag)
     if cublas is None:
         os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+
+
+def make_metrics(
+    role: str,
+    alpha: float,
+    T: float | None = None,
+    seed: int = 0,
+    top1: float = 80.0,
+    *,
+    task: str = "fmnist",
+    arch: str | None = None,
+    teacher_arch: str = "mlp512",
+    student_arch: str = "mlp128",
+    **fields,
+) -> dict:
+    """A made-up metrics.json dict of one run with the keys the analyses read: a
+    teacher (``arch`` default ``teacher_arch``) or a student (``student_arch``) of
+    the teacher ``{arch: teacher_arch, alpha, seed}``; ``fields`` add or replace keys
+    (``stability``, ``transfer``, ``top5``, ``selection``, ...)."""
+    student = role == "student"
+    metrics = {
+        "role": role,
+        "task": task,
+        "arch": arch or (student_arch if student else teacher_arch),
+        "alpha": alpha,
+        "T": T,
+        "seed": seed,
+        "selection": "last",
+        "eval_split": "test",
+        "top1": top1,
+        "top5": 99.0,
+        "teacher": {"arch": teacher_arch, "alpha": alpha, "seed": seed}
+        if student
+        else None,
+    }
+    return metrics | fields
+
+
+def write_metrics(root: Path, runs: list[dict]) -> list[Path]:
+    """Each metrics.json dict in its own run directory ``root/run<i>/``, in the order
+    given (the directory names say nothing of the run)."""
+    paths = []
+    for i, run in enumerate(runs):
+        path = root / f"run{i}" / "metrics.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(run))
+        paths.append(path)
+    return paths

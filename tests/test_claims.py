@@ -1,37 +1,19 @@
 """The paper's claims judged by paired seed intervals, on hand-made metrics.json dicts
 and on the paper's own numbers."""
 
-import json
 import math
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from conftest import official_cells
+from conftest import make_metrics, official_cells, write_metrics
 from lskd.analysis.claims import CLAIMS, claims_table, evaluate_claims
 from lskd.analysis.paper import load_paper_numbers
 from lskd.errors import DataError
 
 REPO = Path(__file__).resolve().parents[1]
 IDS = [c.claim_id for c in CLAIMS]
-
-
-def _m(role, alpha, T, top1, seed=0, task="fmnist", arch=None, teacher="mlp512"):
-    metrics = {
-        "role": role,
-        "task": task,
-        "arch": arch or (teacher if role == "teacher" else "mlp128"),
-        "alpha": alpha,
-        "seed": seed,
-        "selection": "last",
-        "eval_split": "test",
-        "top1": top1,
-        "top5": 99.0,
-    }
-    if role == "student":
-        metrics |= {"T": T, "teacher": {"arch": teacher, "alpha": alpha, "seed": seed}}
-    return metrics
 
 
 NOISE = (-0.1, 0.0, 0.1)  # per-seed noise of the LS (alpha > 0) cells only
@@ -51,11 +33,14 @@ def _table(teachers: dict, students: dict, seeds=(0, 1, 2)) -> list[dict]:
         def value(alpha, v, s=s):
             return v + SHIFT[s] + (NOISE[s] if alpha > 0 else 0.0)
 
-        runs += [_m("teacher", a, None, value(a, v), s) for a, v in teachers.items()]
+        runs += [
+            make_metrics("teacher", a, None, s, value(a, v))
+            for a, v in teachers.items()
+        ]
         for alpha, values in students.items():
             for T, v in zip((1.0, 2.0, 3.0, 64.0), values, strict=True):
                 if v is not None:
-                    runs.append(_m("student", alpha, T, value(alpha, v), s))
+                    runs.append(make_metrics("student", alpha, T, s, value(alpha, v)))
     return runs
 
 
@@ -78,19 +63,21 @@ def _check(row, margin, verdict):
     assert row["n"] == 3
 
 
-def test_every_claim_holds_with_margins():
+@pytest.mark.parametrize("ls", [0.1, 0.2])
+def test_every_claim_holds_with_margins(ls):
+    # ls = 0.2: run.alphas = [0, 0.2], the LS teacher is 0.2; no claim lacks runs.
     runs = _table(
-        {0.0: 80.0, 0.1: 81.0},
-        {0.0: [70.0, 71.0, 69.0, 60.0], 0.1: [72.0, 68.0, 66.0, 58.0]},
+        {0.0: 80.0, ls: 81.0},
+        {0.0: [70.0, 71.0, 69.0, 60.0], ls: [72.0, 68.0, 66.0, 58.0]},
     )
     table = evaluate_claims(runs)
-    assert set(table["alpha"]) == {0.1}
+    assert set(table["alpha"]) == {ls}
     rows = _by_id(table)
     expected = {
         "C1": 81.0 - 80.0,  # LS teacher minus plain teacher
-        "C2": 72.0 - 70.0,  # alpha 0.1 vs 0.0 at T = 1
+        "C2": 72.0 - 70.0,  # alpha ls vs 0.0 at T = 1
         "C3": 72.0 - 68.0,  # T = 1 minus the best T > 1 (T = 2)
-        "C4": 58.0 - 60.0,  # alpha 0.1 minus 0.0 at T = 64: <= 0 holds
+        "C4": 58.0 - 60.0,  # alpha ls minus 0.0 at T = 64: <= 0 holds
         "C5": 71.0 - 70.0,  # alpha 0.0: best T > 1 (T = 2) minus T = 1
         "C6": 68.0 - 66.0,  # smallest drop: 72->68 (4), 68->66 (2), 66->58 (8)
     }
@@ -98,6 +85,9 @@ def test_every_claim_holds_with_margins():
         _check(rows[claim_id], margin, "holds")
         assert "paired by seed over 3 seed(s)" in rows[claim_id]["note"]
     assert "T = 2, 3" in rows["C6"]["note"]
+    assert f"alpha = {ls} teacher" in rows["C1"]["claim"]
+    other = 0.2 if ls == 0.1 else 0.1
+    assert f"alpha = {other}" not in " ".join(r["claim"] for r in rows.values())
 
 
 def test_every_claim_fails():
@@ -158,8 +148,8 @@ def test_inconclusive_when_the_interval_contains_zero():
     runs = []
     for seed, ls in enumerate((81.0, 79.5, 80.8)):
         runs += [
-            _m("teacher", 0.0, None, 80.0, seed),
-            _m("teacher", 0.1, None, ls, seed),
+            make_metrics("teacher", 0.0, None, seed, 80.0),
+            make_metrics("teacher", 0.1, None, seed, ls),
         ]
     row = _by_id(evaluate_claims(runs))["C1"]
     diffs = [1.0, -0.5, 0.8]
@@ -182,8 +172,8 @@ def _at_64(diffs: list[float]) -> list[dict]:
         for T in (1.0, 64.0):
             base = 70.0 + seed
             runs += [
-                _m("student", 0.0, T, base, seed),
-                _m("student", 0.1, T, base + d, seed),
+                make_metrics("student", 0.0, T, seed, base),
+                make_metrics("student", 0.1, T, seed, base + d),
             ]
     return runs
 
@@ -204,21 +194,6 @@ def test_c4_at_a_margin_of_exactly_zero():
         assert row["margin"] == pytest.approx(0.0, abs=1e-12)
         assert row["ci_high"] == pytest.approx(4.3027 / 3**0.5, abs=1e-4)
         assert row["verdict"] == "inconclusive"
-
-
-def test_alpha_zero_and_point_two():
-    # run.alphas = [0, 0.2]: the LS teacher is 0.2; no claim lacks runs.
-    runs = _table(
-        {0.0: 80.0, 0.2: 81.0},
-        {0.0: [70.0, 71.0, 69.0, 60.0], 0.2: [72.0, 68.0, 66.0, 58.0]},
-    )
-    table = evaluate_claims(runs)
-    assert set(table["alpha"]) == {0.2}
-    rows = _by_id(table)
-    assert set(r["verdict"] for r in rows.values()) == {"holds"}
-    _check(rows["C1"], 1.0, "holds")
-    assert "alpha = 0.2 teacher" in rows["C1"]["claim"]
-    assert "alpha = 0.1" not in " ".join(r["claim"] for r in rows.values())
 
 
 def test_three_alphas_give_one_block_each():
@@ -257,7 +232,7 @@ def test_bad_run_sets_raise():
         evaluate_claims([])
     with pytest.raises(DataError, match="duplicate"):
         evaluate_claims([*runs, runs[-1]])
-    other = _m("student", 0.1, 3.0, 70.0, arch="mlp512")
+    other = make_metrics("student", 0.1, 3.0, 0, 70.0, arch="mlp512")
     with pytest.raises(DataError, match="student arch"):
         evaluate_claims([*runs, other])
 
@@ -267,12 +242,7 @@ def test_claims_table_files(tmp_path):
         {0.0: 80.0, 0.1: 81.0},
         {0.0: [70.0, 71.0, 69.0, 60.0], 0.1: [72.0, 68.0, 66.0, 58.0]},
     )
-    paths = []
-    for i, run in enumerate(runs):
-        path = tmp_path / "runs" / f"run{i}" / "metrics.json"
-        path.parent.mkdir(parents=True)
-        path.write_text(json.dumps(run))
-        paths.append(path)
+    paths = write_metrics(tmp_path / "runs", runs)
     out = tmp_path / "out"
     table = claims_table(paths, out / "claims.csv", out / "claims.md", out / "c.html")
     pd.testing.assert_frame_equal(
@@ -308,15 +278,13 @@ def _paper_runs(section: str) -> list[dict]:
     paper = load_paper_numbers()
     runs = []
     for row in paper[paper["section"] == section].itertuples(index=False):
-        is_teacher = row.role == "teacher"
-        arch = row.teacher_arch if is_teacher else row.student_arch
-        T = None if is_teacher else row.T
+        T = None if row.role == "teacher" else row.T
+        archs = {"teacher_arch": row.teacher_arch, "student_arch": row.student_arch}
         for seed in (0, 1):
             top1 = row.top1 + (0.001 * seed if row.alpha > 0 else 0.0)
-            run = _m(row.role, row.alpha, T, top1, seed, task=row.task, arch=arch)
-            if not is_teacher:
-                run["teacher"]["arch"] = row.teacher_arch
-            runs.append(run)
+            runs.append(
+                make_metrics(row.role, row.alpha, T, seed, top1, task=row.task, **archs)
+            )
     return runs
 
 

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, train_argv
 from lskd.cli import build_parser, main
 
 COMMANDS = [
@@ -77,26 +77,8 @@ def test_prepare_missing_root(tmp_path):
 
 
 def test_train_bad_hp_names_key(tmp_path):
-    hp = json.dumps({"epochs": 1, "batch_size": 8, "lr": 0.1, "lrr": 1})
-    result = run_cli(
-        "train",
-        "--task",
-        "t",
-        "--data",
-        str(tmp_path / "d.npz"),
-        "--arch",
-        "mlp128",
-        "--alpha",
-        "0",
-        "--seed",
-        "0",
-        "--hp",
-        hp,
-        "--model-out",
-        str(tmp_path / "m.pt"),
-        "--metrics-out",
-        str(tmp_path / "m.json"),
-    )
+    hp = {"epochs": 1, "batch_size": 8, "lr": 0.1, "lrr": 1}
+    result = run_cli(*train_argv(tmp_path / "d.npz", tmp_path, hp, task="t"))
     assert "--hp.lrr: unknown key" in one_error_line(result)
     assert list(tmp_path.iterdir()) == []
 

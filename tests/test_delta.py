@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conftest import make_metrics, write_metrics
 from lskd.analysis.delta import delta_rows, parse_pair
 from lskd.analysis.delta_figure import paper_deltas
 from lskd.analysis.delta_summary import write_delta
@@ -34,23 +35,10 @@ STABILITY = {0.0: (0.70, 0.72, 0.74), 0.1: (0.80, 0.82, 0.84)}  # S per seed
 
 
 def _m(role, alpha, T, seed, top1, transfer=None, stability=None):
-    m = {
-        "role": role,
-        "task": "fmnist",
-        "arch": "mlp512" if role == "teacher" else "mlp128",
-        "alpha": alpha,
-        "T": T,
-        "seed": seed,
-        "selection": "last",
-        "eval_split": "test",
-        "top1": top1,
-        "top5": 99.0,
-        "teacher": None,
-    }
-    if role == "student":
-        m["teacher"] = {"arch": "mlp512", "alpha": alpha, "seed": seed}
-        if transfer is not None:
-            m["transfer"] = {"size": transfer[0], "images": transfer[1], "seed": 0}
+    """``make_metrics`` with a student's transfer-set record (size, images)."""
+    m = make_metrics(role, alpha, T, seed, top1)
+    if role == "student" and transfer is not None:
+        m["transfer"] = {"size": transfer[0], "images": transfer[1], "seed": 0}
     if stability is not None:
         m["stability"] = stability
     return m
@@ -74,14 +62,8 @@ def _runs(transfer=("n30", 300), students=STUDENTS, offset=0.0) -> list[dict]:
 
 
 def _write(root: Path, runs: list[dict]) -> list[Path]:
-    """Each run in its own directory, named so that no path reveals its identity;
-    returned in shuffled order."""
-    paths = []
-    for i, run in enumerate(runs):
-        path = root / f"r{i:02d}" / "metrics.json"
-        path.parent.mkdir(parents=True)
-        path.write_text(json.dumps(run))
-        paths.append(path)
+    """``write_metrics``, returned in shuffled order."""
+    paths = write_metrics(root, runs)
     random.Random(4).shuffle(paths)
     return paths
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conftest import make_metrics
 from lskd.analysis.diffusion_table import (
     build_table,
     read_runs,
@@ -17,25 +18,6 @@ from lskd.analysis.diffusion_table import (
 from lskd.errors import DataError
 
 T975_1 = 12.7062  # Student's t_{0.975, 1}
-
-
-def _metrics(role, alpha, T, seed, stability):
-    m = {
-        "role": role,
-        "task": "fmnist",
-        "arch": "mlp512" if role == "teacher" else "mlp128",
-        "alpha": alpha,
-        "T": T,
-        "seed": seed,
-        "selection": "last",
-        "eval_split": "test",
-        "top1": 80.0,
-        "top5": 99.0,
-        "stability": stability,
-    }
-    if role == "student":
-        m["teacher"] = {"arch": "mlp512", "alpha": alpha, "seed": seed}
-    return m
 
 
 def _diffusion(separation, anisotropy, source):
@@ -64,7 +46,9 @@ def _write(root: Path) -> tuple[list[Path], list[Path]]:
     for i, ((role, alpha, T, seed), (s, sep, an)) in enumerate(RUNS.items()):
         run = root / "results" / "fmnist" / f"run{i}" / f"seed{seed}"
         run.mkdir(parents=True)
-        (run / "metrics.json").write_text(json.dumps(_metrics(role, alpha, T, seed, s)))
+        (run / "metrics.json").write_text(
+            json.dumps(make_metrics(role, alpha, T, seed, stability=s))
+        )
         source = str(run / "projection.npz")
         (run / "diffusion.json").write_text(json.dumps(_diffusion(sep, an, source)))
         metrics.append(run / "metrics.json")

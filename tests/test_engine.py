@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import lskd.runs
-from conftest import run_cli
+from conftest import run_cli, train_argv
 from lskd import checkpoint
 from lskd.analysis.stability import softmax, stability
 from lskd.config import Recipe
@@ -382,31 +382,8 @@ def test_recipe_missing_key():
 def test_two_process_data_parallel_training(data, tmp_path):
     """--gpus 2 on a CPU machine: torchrun + Gloo, rank 0 alone writes the outputs."""
     out = tmp_path / "ddp"
-    hp = json.dumps({"epochs": 1, "batch_size": 32, "lr": 0.05})
-    args = [
-        "train",
-        "--task",
-        "toy",
-        "--data",
-        str(data),
-        "--arch",
-        "mlp128",
-        "--alpha",
-        "0",
-        "--seed",
-        "0",
-        "--hp",
-        hp,
-        "--device",
-        "cpu",
-        "--gpus",
-        "2",
-        "--model-out",
-        str(out / "model.pt"),
-        "--metrics-out",
-        str(out / "metrics.json"),
-    ]
-    result = run_cli(*args)
+    hp = {"epochs": 1, "batch_size": 32, "lr": 0.05}
+    result = run_cli(*train_argv(data, out, hp, "--device", "cpu", "--gpus", "2"))
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world_size"] == 2

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import official_cells
+from conftest import make_metrics, official_cells, write_metrics
 from lskd.analysis.paper import compare, load_paper_numbers, ours_frame
 
 REPO = Path(__file__).resolve().parents[1]
@@ -131,22 +131,24 @@ def test_compare_teacher_alone_matches_every_table_and_bleu():
     assert not row["within_0.3"]
 
 
+def _imagenet(role, alpha, T, seed, top1, **fields) -> dict:
+    """A made-up metrics.json of an ImageNet ResNet-50 teacher or ResNet-18 student."""
+    return make_metrics(
+        role,
+        alpha,
+        T,
+        seed,
+        top1,
+        task="imagenet",
+        teacher_arch="resnet50",
+        student_arch="resnet18",
+        **fields,
+    )
+
+
 def test_ours_frame_aggregates_seeds_then_compares():
     def run(role, alpha, T, seed, top1):
-        metrics = {
-            "role": role,
-            "task": "imagenet",
-            "arch": "resnet50" if role == "teacher" else "resnet18",
-            "alpha": alpha,
-            "seed": seed,
-            "selection": "best_val",
-            "eval_split": "test",
-            "top1": top1,
-            "top5": 90.0,
-        }
-        if role == "student":
-            metrics |= {"T": T, "teacher": {"arch": "resnet50", "alpha": alpha}}
-        return metrics
+        return _imagenet(role, alpha, T, seed, top1, selection="best_val", top5=90.0)
 
     runs = [
         run("teacher", 0.0, None, 0, 76.0),
@@ -185,26 +187,12 @@ def _metrics_from_paper(offsets: dict[tuple, float]) -> list[dict]:
     runs = []
     for row in cells.itertuples():
         T = None if row.role == "teacher" else row.T
-        m = {
-            "role": row.role,
-            "task": "imagenet",
-            "arch": "resnet50" if row.role == "teacher" else "resnet18",
-            "alpha": row.alpha,
-            "seed": 0,
-            "selection": "last",
-            "eval_split": "test",
-            "top1": row.top1 + offsets[(row.role, T, row.alpha)],
-            "top5": row.top5,
-        }
-        if row.role == "student":
-            m |= {"T": row.T, "teacher": {"arch": "resnet50", "alpha": row.alpha}}
-        runs.append(m)
+        top1 = row.top1 + offsets[(row.role, T, row.alpha)]
+        runs.append(_imagenet(row.role, row.alpha, T, 0, top1, top5=row.top5))
     return runs
 
 
 def test_written_table_has_paper_and_delta_columns(tmp_path):
-    import json
-
     from lskd.analysis.tables import write_table
 
     rng = np.random.default_rng(0)
@@ -212,10 +200,7 @@ def test_written_table_has_paper_and_delta_columns(tmp_path):
         ("student", float(T), a) for T in (1, 2, 3, 64) for a in (0.0, 0.1)
     ]
     offsets = {k: float(rng.choice([-1.0, -0.25, 0.0, 0.2, 0.7])) for k in keys}
-    paths = []
-    for i, m in enumerate(_metrics_from_paper(offsets)):
-        paths.append(tmp_path / f"m{i}.json")
-        paths[-1].write_text(json.dumps(m))
+    paths = write_metrics(tmp_path / "runs", _metrics_from_paper(offsets))
     out = {ext: tmp_path / f"t.{ext}" for ext in ("csv", "md", "tex", "html")}
     table = write_table(paths, out["csv"], out["md"], out["tex"], out["html"])
     paper = load_paper_numbers().query("section == '4.1'")
@@ -242,17 +227,7 @@ def test_table_without_paper_cells_is_unchanged(tmp_path):
 
     from lskd.analysis.tables import build_table, write_table
 
-    m = {
-        "role": "teacher",
-        "task": "fmnist",
-        "arch": "mlp512",
-        "alpha": 0.1,
-        "seed": 0,
-        "selection": "last",
-        "eval_split": "test",
-        "top1": 90.0,
-        "top5": 99.0,
-    }
+    m = make_metrics("teacher", 0.1, top1=90.0)
     (tmp_path / "m.json").write_text(json.dumps(m))
     outs = [tmp_path / f"t.{e}" for e in ("csv", "md", "tex")]
     table = write_table([tmp_path / "m.json"], *outs)

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import lskd.runs
-from conftest import make_toy_npz
+from conftest import make_toy_npz, train_argv
 from lskd import checkpoint, preempt, rng
 from lskd.cli import main
 from lskd.config import Recipe
@@ -231,11 +231,8 @@ def test_cli_exits_75_after_saving(data, tmp_path, monkeypatch):
     calls: list = []
     step = _signalling_step(teacher_step, 2, signal.SIGTERM, calls)
     monkeypatch.setattr(lskd.runs, "teacher_step", step)
-    hp = json.dumps({"epochs": 1, "batch_size": BATCH, "lr": 0.05})
-    argv = ["train", "--task", "toy", "--data", str(data), "--arch", "mlp128"]
-    argv += ["--seed", "0", "--alpha", "0", "--hp", hp, "--device", "cpu"]
-    argv += ["--model-out", str(tmp_path / "model.pt")]
-    argv += ["--metrics-out", str(tmp_path / "metrics.json")]
+    hp = {"epochs": 1, "batch_size": BATCH, "lr": 0.05}
+    argv = train_argv(data, tmp_path, hp, "--device", "cpu")
     assert main(argv) == preempt.REQUEUE_EXIT == 75
     assert checkpoint.load(tmp_path / "last.pt")["partial"]["step"] == 2
 

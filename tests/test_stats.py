@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from conftest import make_metrics
 from lskd.analysis.stats import format_estimate, interval, paired, seed_cells
 from lskd.analysis.tables import parse_run
 from lskd.errors import DataError
@@ -63,20 +64,7 @@ def test_two_seeds_by_hand():
 
 
 def _run(role, alpha, T, seed, top1, source):
-    metrics = {
-        "role": role,
-        "task": "fmnist",
-        "arch": "mlp128",
-        "alpha": alpha,
-        "seed": seed,
-        "selection": "last",
-        "eval_split": "test",
-        "top1": top1,
-        "top5": 99.0,
-    }
-    if role == "student":
-        metrics |= {"T": T, "teacher": {"arch": "mlp128", "alpha": alpha}}
-    return parse_run(metrics, source)
+    return parse_run(make_metrics(role, alpha, T, seed, top1), source)
 
 
 def test_seed_cells_and_duplicate_seed():

@@ -1,13 +1,12 @@
 """Paper-layout table built from hand-made metrics.json files."""
 
-import json
 import statistics
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import make_metrics, write_metrics
 from lskd.analysis.formats import latex_escape
 from lskd.analysis.tables import (
     build_table,
@@ -23,23 +22,23 @@ TWO_SEEDS = (0.1, 2.0)  # (alpha, T) with seeds 0 and 1
 
 
 def _run(role: str, alpha: float, T: float | None, seed: int, rng) -> dict:
-    return {
-        "role": role,
-        "task": "fmnist",
-        "arch": "cnn_m" if role == "teacher" else "cnn_s",
-        "alpha": alpha,
-        "T": T,
-        "seed": seed,
-        "teacher": None
-        if role == "teacher"
-        else {"arch": "cnn_m", "alpha": alpha, "seed": 0},
-        "selection": "last",
-        "chosen_epoch": 3,
-        "top1": round(float(rng.uniform(60, 92)), 3),
-        "top5": round(float(rng.uniform(95, 100)), 3),
-        "eval_split": "test",
-        "wall_s": 12.5,
-    }
+    top1 = round(float(rng.uniform(60, 92)), 3)
+    top5 = round(float(rng.uniform(95, 100)), 3)
+    run = make_metrics(
+        role,
+        alpha,
+        T,
+        seed,
+        top1,
+        teacher_arch="cnn_m",
+        student_arch="cnn_s",
+        top5=top5,
+        chosen_epoch=3,
+        wall_s=12.5,
+    )
+    if role == "student":
+        run["teacher"]["seed"] = 0  # every student learns from teacher seed 0
+    return run
 
 
 def _runs() -> list[dict]:
@@ -52,16 +51,6 @@ def _runs() -> list[dict]:
             seeds = (0, 1) if (alpha, T) == TWO_SEEDS else (0,)
             runs += [_run("student", alpha, T, s, rng) for s in seeds]
     return runs
-
-
-def _write(tmp_path: Path, runs: list[dict]) -> list[Path]:
-    paths = []
-    for i, run in enumerate(runs):
-        path = tmp_path / "runs" / f"run{i}" / "metrics.json"
-        path.parent.mkdir(parents=True)
-        path.write_text(json.dumps(run))
-        paths.append(path)
-    return paths
 
 
 def _expected_cell(runs: list[dict]) -> str:
@@ -118,7 +107,7 @@ def test_order_of_inputs_does_not_matter():
 def test_mixed_runs_are_rejected_naming_the_file(tmp_path, key, value, what):
     runs = _runs()
     runs[-1][key] = {**runs[-1][key], **value} if isinstance(value, dict) else value
-    paths = _write(tmp_path, runs)
+    paths = write_metrics(tmp_path / "runs", runs)
     with pytest.raises(ValueError, match=rf"run{len(runs) - 1}/metrics\.json: {what}"):
         write_table(paths, *(tmp_path / f"t.{e}" for e in ("csv", "md", "tex")))
 
@@ -126,7 +115,7 @@ def test_mixed_runs_are_rejected_naming_the_file(tmp_path, key, value, what):
 def test_bad_metrics_name_file_and_key(tmp_path):
     runs = _runs()
     del runs[3]["top5"]
-    paths = _write(tmp_path, runs)
+    paths = write_metrics(tmp_path / "runs", runs)
     with pytest.raises(ValueError, match=r"run3/metrics\.json: missing key 'top5'"):
         build_table([read_metrics(p) for p in paths], [str(p) for p in paths])
     with pytest.raises(ValueError, match=r"metrics\[0\]: key 'role'"):
@@ -154,7 +143,7 @@ def test_caption_names_task_pair_split_and_epoch():
 
 def test_write_table_files(tmp_path):
     runs = _runs()
-    paths = _write(tmp_path, runs)
+    paths = write_metrics(tmp_path / "runs", runs)
     out = {e: tmp_path / "tables" / f"table.{e}" for e in ("csv", "md", "tex")}
     table = write_table(paths, out["csv"], out["md"], out["tex"])
     pd.testing.assert_frame_equal(table, build_table(runs))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lskd.cli_args import add_delta_flags, add_metrics_arg
 from lskd.errors import ConfigError
 
 
@@ -113,9 +114,7 @@ def add_analysis_commands(sub) -> None:
     p.set_defaults(func=cmd_project)
 
     p = sub.add_parser("table", help="paper-layout table from metrics.json files")
-    p.add_argument(
-        "metrics", type=Path, nargs="+", help="metrics.json of teachers and students"
-    )
+    add_metrics_arg(p)
     p.add_argument("--csv", type=Path, required=True, help="output CSV")
     p.add_argument("--md", type=Path, required=True, help="output Markdown")
     p.add_argument("--tex", type=Path, required=True, help="output LaTeX")
@@ -169,25 +168,7 @@ def add_analysis_commands(sub) -> None:
         "alpha = 0 teacher, paired by seed, with its 95 % Student-t interval: table, "
         "figure (with the paper's Δ(T)) and a generated summary.",
     )
-    p.add_argument(
-        "metrics", type=Path, nargs="+", help="metrics.json of teachers and students"
-    )
-    p.add_argument(
-        "--diffusion",
-        type=Path,
-        nargs="*",
-        default=[],
-        help="diffusion.json files of some of those runs (matched by run directory)",
-    )
-    p.add_argument(
-        "--out",
-        type=Path,
-        nargs="+",
-        required=True,
-        help="the output files, told apart by their endings: the table as *.csv "
-        "(numbers), *.md, *.tex, *.html; the figure *.png; the summary "
-        "*_summary.md and *_summary.html (an HTML fragment)",
-    )
+    add_delta_flags(p, summary=True)
     p.set_defaults(func=cmd_delta)
 
     p = sub.add_parser(
@@ -197,15 +178,5 @@ def add_analysis_commands(sub) -> None:
         "'transfer' record; teachers shared) and, per T, Δ_size(T) − Δ_all(T) "
         "(or against the largest size), paired by seed, with 95 % intervals.",
     )
-    p.add_argument(
-        "metrics", type=Path, nargs="+", help="metrics.json of teachers and students"
-    )
-    p.add_argument(
-        "--out",
-        type=Path,
-        nargs="+",
-        required=True,
-        help="the output files, told apart by their endings: the table as *.csv "
-        "(numbers), *.md, *.tex, *.html; the figure *.png",
-    )
+    add_delta_flags(p, summary=False)
     p.set_defaults(func=cmd_delta_transfer)

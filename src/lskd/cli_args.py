@@ -1,5 +1,5 @@
 """argparse helpers shared by the `lskd` subcommand modules: JSON arguments and the
-flag groups of the training and penultimate-layer commands."""
+flag groups of the training, penultimate-layer and analysis commands."""
 
 from __future__ import annotations
 
@@ -103,4 +103,39 @@ def add_run_flags(p: argparse.ArgumentParser, outputs: str | None = None) -> Non
         "--nondeterministic",
         action="store_true",
         help="allow non-deterministic kernels (faster on GPU)",
+    )
+
+
+def add_metrics_arg(p: argparse.ArgumentParser) -> None:
+    """The metrics.json files of a table's runs (`table`, `delta`, `delta-transfer`)."""
+    p.add_argument(
+        "metrics", type=Path, nargs="+", help="metrics.json of teachers and students"
+    )
+
+
+def add_delta_flags(p: argparse.ArgumentParser, summary: bool) -> None:
+    """The inputs and `--out` files of `delta` (``summary``: also --diffusion and the
+    generated summary) and `delta-transfer`."""
+    add_metrics_arg(p)
+    if summary:
+        p.add_argument(
+            "--diffusion",
+            type=Path,
+            nargs="*",
+            default=[],
+            help="diffusion.json files of some of those runs "
+            "(matched by run directory)",
+        )
+    extra = (
+        "; the summary *_summary.md and *_summary.html (an HTML fragment)"
+        if summary
+        else ""
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="the output files, told apart by their endings: the table as *.csv "
+        "(numbers), *.md, *.tex, *.html; the figure *.png" + extra,
     )

@@ -81,6 +81,29 @@ def _t_axis(ax, temps: Sequence[float]) -> None:
     ax.axhline(0.0, color="black", lw=0.8)
 
 
+def plot_series(
+    ax, rows: Sequence[DeltaRow], i: int, k: int, label: str, **style
+) -> None:
+    """One series of Δ(T) (its rows with paired seeds) in colour ``C{i}``, at slot i
+    of k beside T, with 95 % error bars; ``style``: further ``errorbar`` options."""
+    mine = [r for r in rows if r.delta.n]
+    ests = [r.delta for r in mine]
+    ax.errorbar(
+        jitter([r.T for r in mine], i, k),
+        [e.mean for e in ests],
+        yerr=_yerr(ests),
+        fmt="o-",
+        color=f"C{i}",
+        label=label,
+        **style,
+    )
+
+
+def save_png(fig: Figure, out_png: Path) -> None:
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, format="png", dpi=PNG_DPI)
+
+
 def plot_delta(
     rows: Sequence[DeltaRow], title: str, out_png: Path, paper: bool = True
 ) -> None:
@@ -102,18 +125,9 @@ def plot_delta(
         )
     alphas = sorted({r.alpha for r in rows})
     for i, alpha in enumerate(alphas):
-        mine = [r for r in rows if r.alpha == alpha and r.delta.n]
-        ests = [r.delta for r in mine]
-        ax.errorbar(
-            jitter([r.T for r in mine], i, len(alphas)),
-            [e.mean for e in ests],
-            yerr=_yerr(ests),
-            fmt="o-",
-            lw=2,
-            capsize=4,
-            color=f"C{i}",
-            label=f"this run, {format_alpha(alpha)} vs 0",
-        )
+        mine = [r for r in rows if r.alpha == alpha]
+        label = f"this run, {format_alpha(alpha)} vs 0"
+        plot_series(ax, mine, i, len(alphas), label, lw=2, capsize=4)
     temps = sorted({r.T for r in rows} | {T for ref in references for T in ref.temps})
     _t_axis(ax, temps)
     ax.set_ylabel("Δ top-1 (points)")
@@ -131,5 +145,4 @@ def plot_delta(
         "teacher; error bars: 95 % interval of paired seed differences",
         fontsize=9,
     )
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=PNG_DPI)
+    save_png(fig, out_png)

@@ -26,13 +26,11 @@ from lskd.analysis.delta import (
     parse_pair,
     transfer_of,
 )
-from lskd.analysis.delta_figure import PNG_DPI, _t_axis, _yerr
+from lskd.analysis.delta_figure import _t_axis, plot_series, save_png
 from lskd.analysis.delta_summary import _label
-from lskd.analysis.diffusion_table import jitter
 from lskd.analysis.formats import write_table_files
 from lskd.analysis.stats import Estimate, format_estimate, paired
 from lskd.analysis.tables import format_alpha, read_metrics
-from lskd.atomic import atomic_path
 from lskd.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -174,20 +172,9 @@ def plot_interaction(result: Interaction, out_png: Path) -> None:
     for ax, alpha in zip(axes, alphas, strict=True):
         for i, t in enumerate(sizes):
             mine = [
-                s.row
-                for s in result.rows
-                if s.transfer == t and s.row.alpha == alpha and s.row.delta.n
+                s.row for s in result.rows if s.transfer == t and s.row.alpha == alpha
             ]
-            ests = [r.delta for r in mine]
-            ax.errorbar(
-                jitter([r.T for r in mine], i, len(sizes)),
-                [e.mean for e in ests],
-                yerr=_yerr(ests),
-                fmt="o-",
-                capsize=3,
-                color=f"C{i}",
-                label=f"transfer {t.text}",
-            )
+            plot_series(ax, mine, i, len(sizes), f"transfer {t.text}", capsize=3)
         _t_axis(ax, temps)
         ax.set_title(f"{format_alpha(alpha)} vs alpha = 0", fontsize=10)
     axes[0].set_ylabel("Δ top-1 (points)")
@@ -198,8 +185,7 @@ def plot_interaction(result: Interaction, out_png: Path) -> None:
         "paired seed differences)",
         fontsize=9,
     )
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=PNG_DPI)
+    save_png(fig, out_png)
 
 
 def write_transfer_interaction(
