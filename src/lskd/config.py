@@ -127,9 +127,10 @@ class Recipe:
     """Optimisation recipe of one training job (teacher or student).
 
     The learning rate follows `schedule` per iteration after `warmup_epochs` of linear
-    warm-up. `max_steps` caps the epochs by the run's steps per epoch (`capped`). `selection` says which epoch's weights and test accuracy are reported:
-    `last`, or `best_val` (the epoch with the best top-1 on the held-out validation
-    split, among the validated epochs: every `val_every`-th and the last).
+    warm-up; `max_steps` caps the epochs by the run's steps per epoch (`capped`).
+    `selection` says which epoch's weights and test accuracy are reported: `last`, or
+    `best_val` (the epoch with the best top-1 on the held-out validation split, among
+    the validated epochs: every `val_every`-th and the last).
     """
 
     epochs: int

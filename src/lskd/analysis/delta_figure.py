@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 
 from lskd.analysis.delta import BASE_ALPHA, DeltaRow
 from lskd.analysis.diffusion_table import jitter
+from lskd.analysis.formats import PNG_DPI
 from lskd.analysis.paper import load_paper_numbers
 from lskd.analysis.stats import Estimate
 from lskd.analysis.tables import format_alpha
@@ -25,7 +26,6 @@ ARCH_NAMES = {
     "mobilenet_v2": "MBv2",
     "efficientnet_b0": "EffB0",
 }
-PNG_DPI = 110
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from lskd.analysis.diffusion import flat_metrics
-from lskd.analysis.formats import to_html
+from lskd.analysis.formats import PNG_DPI, to_html
 from lskd.analysis.stats import INTERVAL_TEXT, Estimate, format_estimate, interval
 from lskd.analysis.tables import check_unique, parse_run, read_metrics
 from lskd.atomic import atomic_path
@@ -204,7 +204,7 @@ def plot(frame: pd.DataFrame, title: str, out_png: Path) -> None:
     axes[0].legend(title="students; teacher dashed", fontsize=8)
     fig.suptitle(f"{title} (error bars: 95 % interval over seeds)", fontsize=10)
     with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
+        fig.savefig(tmp, format="png", dpi=PNG_DPI)
 
 
 def pair_title(runs: Sequence[dict]) -> str:

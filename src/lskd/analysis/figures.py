@@ -23,6 +23,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from lskd.analysis.formats import PNG_DPI
 from lskd.analysis.projection import OUTPUT_KEYS, load_npz
 from lskd.atomic import atomic_path
 from lskd.errors import DataError
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 COLOURS = ("tab:red", "tab:green", "tab:blue")
 SPLITS = ("train", "test")
 PANEL_INCHES = 2.4
-PNG_DPI = 110
 
 
 def _alpha_text(alpha: float) -> str:

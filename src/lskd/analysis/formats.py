@@ -1,6 +1,7 @@
 """The files of one table: CSV, Markdown (caption first), LaTeX (escaped, with its
 label) and a small self-contained HTML page, each written atomically. Shared by every
-table lskd writes (results, claims, diffusion, Δ(T), NMT)."""
+table lskd writes (results, claims, diffusion, Δ(T), NMT); `PNG_DPI` is the resolution
+of every PNG figure."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 import pandas as pd
 
 from lskd.atomic import atomic_path
+
+PNG_DPI = 110  # report-sized PNGs (the PDFs are vector)
 
 _LATEX = {
     "\\": r"\textbackslash{}",
