@@ -84,37 +84,96 @@ def test_files_splits_keep_test_sources_out_of_train(tmp_path):
     assert "shared-en" not in {en for en, _ in splits["train"]}
 
 
-def test_libreoffice_catalogs_are_cleaned_deduplicated_and_split(tmp_path):
-    root = tmp_path / "lo"
-    messages = {f"ctx{i}\x04Open file {i}": f"Datei {i} öffnen" for i in range(40)}
-    messages["a\x04_Save as"] = "_Speichern unter"  # GTK mnemonic
-    messages["b\x04Save as"] = "Speichern unter"  # same source, other context
-    messages["c\x04Untranslated"] = "Untranslated"  # dropped
-    write_mo(root / "resource/de/LC_MESSAGES/sw.mo", messages)
-    catalog = corpus.libreoffice_catalog(root, "de")
-    assert catalog["Save as"] == "Speichern unter"
-    assert "Untranslated" not in catalog and len(catalog) == 41
-    spec = {
+def _lo_spec(root: Path, **changes) -> dict:
+    return {
         "kind": "libreoffice",
         "root": str(root),
         "valid_size": 5,
         "test_size": 6,
         "split_seed": 0,
         "min_words": 1,
+        "max_words": 6,
         "lowercase": False,
         "max_train": None,
+        **changes,
     }
-    info = corpus.prepare_corpus(spec, "en_de", tmp_path / "raw")
+
+
+def _split_sources(raw: Path) -> dict[str, list[str]]:
+    return {s: (raw / f"{s}.en").read_text().splitlines() for s in corpus.SPLITS}
+
+
+def _assert_disjoint(sources: dict[str, list[str]]) -> None:
+    seen = [en for split in corpus.SPLITS for en in sources[split]]
+    assert len(seen) == len(set(seen)), "an English source is in two splits"
+
+
+def test_libreoffice_catalogs_are_cleaned_deduplicated_and_split(tmp_path):
+    root = tmp_path / "lo"
+    messages = {f"ctx{i}\x04Open file {i}": f"Datei {i} öffnen" for i in range(40)}
+    messages["a\x04_Save as"] = "_Speichern unter"  # GTK mnemonic
+    messages["b\x04Save as"] = "Speichern unter"  # same source, other context
+    messages["c\x04Untranslated"] = "Untranslated"  # dropped
+    long = {f"l{i}\x04Seven words in this long message {i}": f"L {i}" for i in range(9)}
+    write_mo(root / "resource/de/LC_MESSAGES/sw.mo", {**messages, **long})
+    catalog = corpus.libreoffice_catalog(root, "de")
+    assert catalog["Save as"] == "Speichern unter"
+    assert "Untranslated" not in catalog and len(catalog) == 41 + 9
+    info = corpus.prepare_corpus(_lo_spec(root), "en_de", tmp_path / "raw")
+    # the word-count filter runs before the split: the splits have exactly the
+    # configured sizes and the 9 long sources are in none of them
     assert info["sizes"] == {"train": 30, "valid": 5, "test": 6}
-    sources = {
-        split: set((tmp_path / "raw" / f"{split}.en").read_text().splitlines())
-        for split in corpus.SPLITS
-    }
-    assert not sources["train"] & sources["test"]
-    assert not sources["valid"] & (sources["train"] | sources["test"])
+    sources = _split_sources(tmp_path / "raw")
+    _assert_disjoint(sources)
+    assert not any(len(en.split()) > 6 for split in sources.values() for en in split)
     # the split of a source depends only on the string and the seed
-    again = corpus.split_by_source(catalog, 5, 6, 0)
-    assert {en for en, _ in again["test"]} == sources["test"]
+    short = {en: t for en, t in catalog.items() if len(en.split()) <= 6}
+    again = corpus.split_by_source(short, 5, 6, 0)
+    assert [en for en, _ in again["test"]] == sources["test"]
+    corpus.prepare_corpus(_lo_spec(root), "en_de", tmp_path / "raw2")
+    assert _split_sources(tmp_path / "raw2") == sources  # deterministic
+
+
+def test_too_small_corpus_names_the_key(tmp_path):
+    root = tmp_path / "lo"
+    messages = {f"c{i}\x04Open file {i}": f"Datei {i}" for i in range(20)}
+    messages |= {f"l{i}\x04Seven words in this long message {i}": "L" for i in range(9)}
+    write_mo(root / "resource/de/LC_MESSAGES/sw.mo", messages)
+    # 29 sources, but only 20 pass max_words: too few for 10 + 10 and training
+    spec = _lo_spec(root, valid_size=10, test_size=10)
+    with pytest.raises(DataError, match=r"^nmt\.corpus\.test_size: 20 sources") as err:
+        corpus.prepare_corpus(spec, "en_de", tmp_path / "raw")
+    assert "\n" not in str(err.value)
+
+
+def test_lowercasing_runs_before_the_split(tmp_path):
+    root = tmp_path / "lo"
+    messages = {f"c{i}\x04Open file {i}": f"Datei {i}" for i in range(30)}
+    messages |= {f"u{i}\x04OPEN FILE {i}": f"DATEI {i}" for i in range(30)}
+    write_mo(root / "resource/de/LC_MESSAGES/sw.mo", messages)
+    spec = _lo_spec(root, lowercase=True)
+    info = corpus.prepare_corpus(spec, "en_de", tmp_path / "raw")
+    assert info["sizes"] == {"train": 30 - 11, "valid": 5, "test": 6}
+    _assert_disjoint(_split_sources(tmp_path / "raw"))
+
+
+DEMO_CORPUS = REPO / "resources" / "raw" / "libreoffice"
+
+
+@pytest.mark.skipif(not DEMO_CORPUS.is_dir(), reason="demo corpus not extracted")
+@pytest.mark.parametrize("pair", ["en_de", "en_ru"])
+def test_demo_corpus_splits_have_the_configured_sizes(tmp_path, pair):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    validate_config(config, SCHEMA)
+    spec = {**config["nmt"]["corpus"], "root": str(DEMO_CORPUS)}
+    info = corpus.prepare_corpus(spec, pair, tmp_path / "raw")
+    assert info["sizes"]["valid"] == spec["valid_size"]
+    assert info["sizes"]["test"] == spec["test_size"] >= 300
+    assert 0 < info["sizes"]["train"] <= (spec["max_train"] or float("inf"))
+    sources = _split_sources(tmp_path / "raw")
+    _assert_disjoint(sources)
+    longest = spec["max_words"] or float("inf")
+    assert all(len(en.split()) <= longest for split in sources.values() for en in split)
 
 
 def test_missing_libreoffice_root_says_how_to_get_it(tmp_path):

@@ -121,3 +121,65 @@ def test_fairseq_criterion_matches_hand_values():
     assert loss.item() == pytest.approx(0.9 * 4 * KD_T2 + 0.1 * label, abs=1e-5)
     assert sample_size == 1 and logs["ntokens"] == 1
     assert logs["kd_loss"].item() == pytest.approx(KD_T2, abs=1e-6)
+
+
+class _CountingModel(_FixedModel):
+    calls = 0
+
+    def forward(self, **net_input):
+        _CountingModel.calls += 1
+        return super().forward(**net_input)
+
+
+def _criterion(teacher, T, topk, key=("teacher.pt", 1, 1)):
+    from lskd.nmt.lskd_fairseq.word_kd import WordKDCriterion
+
+    criterion = WordKDCriterion.__new__(WordKDCriterion)
+    torch.nn.Module.__init__(criterion)
+    criterion.padding_idx, criterion._teacher_key = 1, key
+    criterion._teacher = [teacher.eval()]
+    criterion.T, criterion.kd_weight, criterion.label_smoothing = T, 0.9, 0.1
+    criterion.topk, criterion.sentence_avg = topk, False
+    return criterion
+
+
+def test_sweep_runs_the_teacher_once_per_batch_with_unchanged_losses(monkeypatch):
+    pytest.importorskip("fairseq")
+    from lskd.nmt.lskd_fairseq import word_kd
+
+    monkeypatch.setattr(word_kd, "TEACHER_CACHE", word_kd.TeacherCache())
+    g = torch.Generator().manual_seed(0)
+    student = _FixedModel(torch.randn(1, 5, 7, generator=g))
+    teacher = _CountingModel(torch.randn(1, 5, 7, generator=g))
+    batch = {"src_tokens": torch.tensor([[4, 5, 6]]), "src_lengths": torch.tensor([3])}
+    sample = {
+        "net_input": batch,
+        "target": torch.tensor([[0, 2, 3, 1, 1]]),
+        "ntokens": 3,
+    }
+    other = {**sample, "net_input": {**batch, "src_tokens": torch.tensor([[4, 5, 7]])}}
+    _CountingModel.calls = 0
+    for T in (1.0, 2.0, 64.0):  # one student per T, as nmt-distill runs them
+        loss, _, logs = _criterion(teacher, T, topk=2).forward(student, sample)
+        expected, _, kd = word_kd_loss(
+            student.logits, teacher.logits, sample["target"], T, 0.9, 0.1, 2, 1
+        )
+        assert loss.item() == expected.item() and logs["kd_loss"].item() == kd.item()
+    assert _CountingModel.calls == 1  # the later students reuse the cached top-k
+    _criterion(teacher, 1.0, topk=2).forward(student, other)  # another batch
+    _criterion(teacher, 1.0, topk=3).forward(student, sample)  # another k
+    _criterion(teacher, 1.0, topk=2, key=("other.pt", 1, 1)).forward(student, sample)
+    _criterion(teacher, 1.0, topk=0).forward(student, sample)  # whole vocabulary
+    assert _CountingModel.calls == 5
+    assert word_kd.TEACHER_CACHE.hits == 2 and word_kd.TEACHER_CACHE.misses == 4
+
+
+def test_teacher_cache_stops_storing_at_its_limit():
+    pytest.importorskip("fairseq")
+    from lskd.nmt.lskd_fairseq.word_kd import TeacherCache
+
+    cache = TeacherCache(limit=100)
+    pair = (torch.zeros(4), torch.zeros(4, dtype=torch.int64))  # 16 + 32 bytes
+    for key in ("a", "b", "c", "a", "b", "c"):
+        cache.get(key, lambda: pair)
+    assert cache.bytes == 96 and cache.misses == 4 and cache.hits == 2

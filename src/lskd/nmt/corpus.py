@@ -8,11 +8,13 @@ Two sources:
   to its translation, so German and Russian are aligned through the same English
   strings. Mnemonic markers (``~``, ``_File``) are removed, whitespace is collapsed,
   untranslated entries are dropped, one translation is kept per English source (the
-  most frequent, ties broken alphabetically), and the sources are split by a seeded
+  most frequent, ties broken alphabetically), the word-count filter (`keep_pairs`)
+  drops sources, and the remaining sources are split by a seeded
   hash of the English string: the split of a sentence does not depend on the target
   language, and no source string crosses splits.
 - ``files``: local line-aligned raw files (plain text, IWSLT ``train.tags.*`` with XML
-  meta lines, or IWSLT ``*.xml`` with ``<seg>`` lines). Validation is every N-th
+  meta lines, or IWSLT ``*.xml`` with ``<seg>`` lines), each filtered by word count
+  as it is read. Validation is every N-th
   training line unless validation files are given; the test files stay as given and
   every training or validation pair whose English source also occurs in the test split
   is dropped.
@@ -122,8 +124,9 @@ def split_by_source(
     ``valid_size``, train = the rest (each list sorted by that hash)."""
     if valid_size + test_size >= len(catalog):
         raise DataError(
-            f"corpus has {len(catalog)} sources: too few for valid_size {valid_size} "
-            f"+ test_size {test_size}"
+            f"nmt.corpus.test_size: {len(catalog)} sources after the word-count "
+            f"filter, too few for valid_size {valid_size} + test_size {test_size} "
+            "+ training"
         )
     order = sorted(catalog, key=lambda en: _rank(en, seed))
     cuts = {"test": order[:test_size], "valid": order[test_size:][:valid_size]}
@@ -141,15 +144,24 @@ def _dedup(pairs: Pairs, banned: set[str]) -> Pairs:
     return out
 
 
-def files_splits(spec: dict[str, Any], tgt: str) -> dict[str, Pairs]:
+def files_splits(
+    spec: dict[str, Any],
+    tgt: str,
+    limits: tuple[int, int | None, bool] = (1, None, False),
+) -> dict[str, Pairs]:
     """Splits of local raw files: ``spec`` has ``train`` (a path template with
-    ``{lang}``), ``valid`` (template or null: every ``valid_every``-th training line)
-    and ``test`` (list of templates, concatenated)."""
+    ``{lang}``), ``valid`` (template or null: every ``valid_every``-th training line,
+    counted after the `keep_pairs` filter with ``limits``, as fairseq's IWSLT'14
+    script does) and ``test`` (list of templates, concatenated)."""
 
     def pair(template: str) -> Pairs:
-        return read_parallel(
+        pairs = read_parallel(
             Path(template.format(lang=SOURCE)), Path(template.format(lang=tgt))
         )
+        kept = keep_pairs(pairs, *limits)
+        if not kept:
+            raise DataError(f"{template}: no pair left after the word-count filter")
+        return kept
 
     train = pair(spec["train"])
     if spec.get("valid"):
@@ -165,16 +177,30 @@ def files_splits(spec: dict[str, Any], tgt: str) -> dict[str, Pairs]:
     return {"train": train, "valid": valid, "test": test}
 
 
-def _filter(
-    splits: dict[str, Pairs], min_words: int, max_words: int | None, lowercase: bool
-) -> None:
+def keep_pairs(
+    pairs: Pairs, min_words: int, max_words: int | None, lowercase: bool
+) -> Pairs:
+    """The pairs whose English side has ``min_words`` to ``max_words`` words, both
+    sides lower-cased if ``lowercase``; applied before any split, so that the splits
+    have their configured sizes and lower-casing cannot make two splits share a
+    source."""
     longest = max_words or float("inf")
-    for name, pairs in splits.items():
-        if lowercase:
-            pairs = [(en.lower(), t.lower()) for en, t in pairs]
-        splits[name] = [p for p in pairs if min_words <= len(p[0].split()) <= longest]
-        if not splits[name]:
-            raise DataError(f"corpus: the {name} split is empty after filtering")
+    if lowercase:
+        pairs = [(en.lower(), t.lower()) for en, t in pairs]
+    return [p for p in pairs if min_words <= len(p[0].split()) <= longest]
+
+
+def _keep_catalog(catalog: dict[str, str], spec: dict[str, Any]) -> dict[str, str]:
+    """`keep_pairs` of a catalog; sources that lower-casing merges keep the
+    translation of the first original source in sorted order."""
+    kept: dict[str, str] = {}
+    for en, tgt in keep_pairs(sorted(catalog.items()), *_limits(spec)):
+        kept.setdefault(en, tgt)
+    return kept
+
+
+def _limits(spec: dict[str, Any]) -> tuple[int, int | None, bool]:
+    return spec["min_words"], spec.get("max_words"), spec["lowercase"]
 
 
 def prepare_corpus(corpus: dict[str, Any], pair: str, out_dir: Path) -> dict[str, Any]:
@@ -184,7 +210,7 @@ def prepare_corpus(corpus: dict[str, Any], pair: str, out_dir: Path) -> dict[str
     if src != SOURCE:
         raise DataError(f"nmt.pairs: {pair!r} must translate from English")
     if corpus["kind"] == "libreoffice":
-        catalog = libreoffice_catalog(Path(corpus["root"]), tgt)
+        catalog = _keep_catalog(libreoffice_catalog(Path(corpus["root"]), tgt), corpus)
         splits = split_by_source(
             catalog, corpus["valid_size"], corpus["test_size"], corpus["split_seed"]
         )
@@ -193,10 +219,14 @@ def prepare_corpus(corpus: dict[str, Any], pair: str, out_dir: Path) -> dict[str
         if pair not in corpus["files"]:
             raise DataError(f"nmt.corpus.files: no entry for pair {pair!r}")
         splits = files_splits(
-            {**corpus["files"][pair], "valid_every": corpus["valid_every"]}, tgt
+            {**corpus["files"][pair], "valid_every": corpus["valid_every"]},
+            tgt,
+            _limits(corpus),
         )
         origin = f"local files of nmt.corpus.files.{pair}"
-    _filter(splits, corpus["min_words"], corpus.get("max_words"), corpus["lowercase"])
+    for name, pairs in splits.items():
+        if not pairs:
+            raise DataError(f"corpus: the {name} split is empty after filtering")
     if corpus["max_train"] is not None:
         splits["train"] = splits["train"][: corpus["max_train"]]
     for name, pairs in splits.items():

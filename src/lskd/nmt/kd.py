@@ -20,9 +20,17 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
+def teacher_topk(teacher_logits: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """The teacher's k largest logits (float32, detached) and their word indices: all
+    that the ``topk = k`` loss reads of the teacher, so a caller may compute it once
+    per batch and reuse it."""
+    values, index = teacher_logits.detach().float().topk(k, dim=-1)
+    return values, index
+
+
 def word_kd_loss(
     student_logits: Tensor,
-    teacher_logits: Tensor,
+    teacher_logits: Tensor | tuple[Tensor, Tensor],
     target: Tensor,
     T: float,
     kd_weight: float,
@@ -32,7 +40,8 @@ def word_kd_loss(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """(total loss, summed NLL of the targets, summed KD term without a·T²).
 
-    Logits are ``[..., V]``, ``target`` is ``[...]``; positions whose target equals
+    Logits are ``[..., V]``, ``target`` is ``[...]``; with ``topk``, the teacher may
+    also be given as `teacher_topk` of its logits. Positions whose target equals
     ``ignore_index`` (fairseq's pad) count nothing. Computed in float32.
     """
     if T <= 0:
@@ -40,14 +49,22 @@ def word_kd_loss(
     if not 0 <= kd_weight <= 1 or not 0 <= label_smoothing < 1:
         raise ValueError("kd_weight must be in [0, 1] and label_smoothing in [0, 1)")
     s = student_logits.float().reshape(-1, student_logits.size(-1))
-    t = teacher_logits.float().reshape(-1, teacher_logits.size(-1)).detach()
+    if topk:
+        if isinstance(teacher_logits, Tensor):
+            teacher_logits = teacher_topk(teacher_logits, topk)
+        values, index = (x.reshape(-1, topk) for x in teacher_logits)
+    else:
+        t = teacher_logits.float().reshape(-1, teacher_logits.size(-1)).detach()
     y = target.reshape(-1)
     if ignore_index is not None:
         keep = y != ignore_index
-        s, t, y = s[keep], t[keep], y[keep]
+        s, y = s[keep], y[keep]
+        if topk:
+            values, index = values[keep], index[keep]
+        else:
+            t = t[keep]
     log_p_T = F.log_softmax(s / T, dim=-1)
     if topk:
-        values, index = t.topk(topk, dim=-1)
         q = F.softmax(values / T, dim=-1)
         kd = -(q * log_p_T.gather(-1, index)).sum(-1)
     else:

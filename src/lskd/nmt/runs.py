@@ -178,6 +178,14 @@ def distill(
             "teacher": {**meta["teacher"], "path": str(teacher)},
         }
         train_run(data, out, model, recipe, seed, criterion, info, teacher)
+    from lskd.nmt.lskd_fairseq.word_kd import TEACHER_CACHE as cache
+
+    log.info(
+        "teacher top-k cache: %d batches computed, %d reused (%.1f MB)",
+        cache.misses,
+        cache.hits,
+        cache.bytes / 2**20,
+    )
 
 
 def score(
