@@ -181,7 +181,7 @@ def plot_interaction(result: Interaction, out_png: Path) -> None:
     axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     pair = next(iter(result.pairs.values()))
     fig.suptitle(
-        f"{pair.title}: Δ(T) per transfer-set size (error bars: 95 % interval of "
+        f"{pair.title}: Δ(T) per transfer-set size\n(error bars: 95 % interval of "
         "paired seed differences)",
         fontsize=9,
     )
