@@ -13,11 +13,12 @@ import pytest
 import torch
 
 import lskd.atomic
+from conftest import write_metrics
 from lskd import checkpoint
 from lskd.analysis.tables import write_table
 from lskd.atomic import write_json
 from lskd.errors import OutputError
-from test_tables import _runs, _write
+from test_tables import _runs
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "lskd"
 WRITERS = {"write_text", "write_bytes", "savefig", "to_csv", "savez", "save"}
@@ -87,7 +88,7 @@ def test_killed_json_write_keeps_old_file(tmp_path, monkeypatch):
 
 
 def test_killed_table_write_keeps_old_tables(tmp_path, monkeypatch):
-    paths = _write(tmp_path, _runs())
+    paths = write_metrics(tmp_path, _runs())
     out = [tmp_path / "tables" / f"t.{e}" for e in ("csv", "md", "tex")]
     write_table(paths, *out)
     before = {p.name: p.read_bytes() for p in out}
