@@ -193,3 +193,26 @@ def test_links_between_docs_pages_resolve():
             elif anchor and anchor not in doc_anchors(target):
                 missing.append(f"{page.name}: {match.group(0)} (no such heading)")
     assert not missing, missing
+
+
+README_LINES = 150  # the top-level README is a landing page; the detail lives in docs/
+MD_LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def test_readme_is_short_and_its_links_resolve():
+    readme = REPO / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    n = len(text.splitlines())
+    assert n <= README_LINES, f"README.md has {n} lines (move detail to docs/)"
+    broken = []
+    for match in MD_LINK.finditer(text):
+        target = match.group(1)
+        if re.match(r"[A-Za-z][\w+.-]*:", target):  # a URL, not a relative link
+            continue
+        name, _, anchor = target.partition("#")
+        path = (REPO / name).resolve() if name else readme
+        if not path.is_file() or not path.is_relative_to(REPO):
+            broken.append(f"{target} (no such file in the repository)")
+        elif anchor and path.suffix == ".md" and anchor not in doc_anchors(path):
+            broken.append(f"{target} (no heading with this anchor)")
+    assert not broken, broken

@@ -230,7 +230,8 @@ def check_config_file(path: str | Path) -> None:
 
     For the Snakefile's own `configfile:` (config/config.yaml). Files given with
     `--configfile` are read by Snakemake's command line before any workflow code runs,
-    which refuses a non-mapping without naming the file (README, "bad inputs")."""
+    which refuses a non-mapping without naming the file
+    (docs/interruptions.md#config-mistakes)."""
     path = Path(path)
     if not path.is_file():
         return
