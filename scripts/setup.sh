@@ -2,13 +2,29 @@
 # One-time set-up on Debian 12 / Python 3.11: the Debian packages lskd reads its embedded data
 # from, and a virtual environment in .venv with lskd and its pinned stack (constraints.txt).
 # Safe to rerun: it installs only what is missing and skips pip when nothing changed.
+#
+#   bash scripts/setup.sh          # what the demo needs (scripts/demo.sh)
+#   bash scripts/setup.sh --test   # and what the tests need (scripts/test.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+case "${1:-}" in
+    "") for_tests=false ;;
+    --test) for_tests=true ;;
+    *) echo "setup: unknown argument ${1} (expected nothing or --test)" >&2; exit 2 ;;
+esac
 
-# dataset-fashion-mnist: the demo's data. chromium: tests/test_report_browser.py. The rest:
-# the local SLURM cluster of scripts/slurm/up.sh (tests/test_slurm.py), which runs its own
-# daemons on their own sockets and ports, beside any the packages' services start.
-APT_PACKAGES=(dataset-fashion-mnist chromium slurm-wlm slurmctld slurmd slurm-client munge slurmdbd mariadb-server)
+# The demo: dataset-fashion-mnist (its data). The tests add chromium
+# (tests/test_report_browser.py) and the local SLURM cluster of scripts/slurm/up.sh
+# (tests/test_slurm.py), which runs its own daemons on their own sockets and ports,
+# beside any the packages' services start.
+APT_PACKAGES=(dataset-fashion-mnist)
+TEST_PACKAGES=(chromium slurm-wlm slurmctld slurmd slurm-client munge slurmdbd mariadb-server)
+if $for_tests; then
+    APT_PACKAGES+=("${TEST_PACKAGES[@]}")
+fi
+# pip extras: dev (pytest, ruff, snakefmt) and dali (the optional GPU loader, tested on
+# CPU) for the tests only.
+EXTRAS=$($for_tests && echo "[dev,dali]" || echo "")
 PYTHON=${PYTHON:-python3}
 
 sudo=""
@@ -43,11 +59,12 @@ done
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))' ||
     { echo "setup: Python >= 3.11 required ($PYTHON is $("$PYTHON" --version))" >&2; exit 1; }
 [[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
-stamp=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
-if [[ "$(cat .venv/.setup-stamp 2>/dev/null)" != "$stamp" ]]; then
-    echo "setup: pip install -e .[dev,dali] into .venv (pinned by constraints.txt)"
-    .venv/bin/pip install -q -c constraints.txt -e ".[dev,dali]"
-    echo "$stamp" > .venv/.setup-stamp
+stamp=$( (cat pyproject.toml constraints.txt; echo "$EXTRAS") | sha256sum | cut -d' ' -f1)
+stamp_file=".venv/.setup-stamp$($for_tests && echo -test || true)"
+if [[ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp" ]]; then
+    echo "setup: pip install -e .$EXTRAS into .venv (pinned by constraints.txt)"
+    .venv/bin/pip install -q -c constraints.txt -e ".$EXTRAS"
+    echo "$stamp" > "$stamp_file"
 fi
 # The [nmt] extra: fairseq compiles C++/Cython extensions against the installed torch
 # (~4 min); its build needs cython and wheel first and no build isolation (which would

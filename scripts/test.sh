@@ -3,7 +3,7 @@
 # end on .test/config, --lint, snakefmt and ruff. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --test
 export PATH="$PWD/.venv/bin:$PATH"
 status=0
 python -m pytest -m "not gpu" "$@" || status=$?
