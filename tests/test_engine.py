@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -398,3 +399,38 @@ def test_two_process_data_parallel_training(data, tmp_path):
     logits, y = _test_logits(out / "model.pt", data)
     direct = stability(softmax(logits.numpy()), y.numpy())
     assert metrics["stability"] == pytest.approx(direct, rel=1e-6)
+
+
+def test_step_log_gives_images_per_s_and_etas_by_hand():
+    """Epoch 2 of 3, 10 steps per epoch, resumed after step 2 (40 images): 4 more steps
+    of 20 images in 8 s are 2 s per step and 80 / 8 = 10 images/s; the epoch has 4
+    steps left (8 s), the job those and one more epoch (8 + 10 * 2 = 28 s)."""
+    from lskd.history import StepLog
+    from lskd.resume import EpochProgress
+
+    now = [100.0]
+    p = EpochProgress(epoch=2, lr=0.1, step=2, seen=40)
+    line = StepLog(3, 10, p, every_s=5.0, clock=lambda: now[0])
+    p.step, p.seen, now[0] = 4, 80, 104.0
+    assert line() is None  # 4 s since the start: not due
+    p.step, p.seen, now[0] = 6, 120, 108.0
+    assert line() == (
+        "step 6/10 (epoch 2 of 3): 10 images/s, epoch ETA 0:00:08, job ETA 0:00:28"
+    )
+    p.step, now[0] = 7, 110.0
+    assert line() is None  # 2 s since the last line
+
+
+def test_training_log_has_progress_lines_inside_epochs(data, tmp_path, monkeypatch):
+    """LSKD_LOG_EVERY=0: a line after every step, numbered 1..N in each epoch, the last
+    one with nothing left to train."""
+    monkeypatch.setenv("LSKD_LOG_EVERY", "0")
+    hp = {"epochs": 2, "batch_size": 100, "lr": 0.05}
+    result = run_cli(*train_argv(data, tmp_path / "run", hp, "--device", "cpu"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = re.findall(r"step (\d+)/(\d+) \(epoch (\d+) of 2\)", result.stderr)
+    steps = int(found[0][1])
+    assert [(int(s), int(e)) for s, _, e in found] == [
+        (s, e) for e in (1, 2) for s in range(1, steps + 1)
+    ]
+    assert result.stderr.rstrip().count("job ETA 0:00:00") >= 1

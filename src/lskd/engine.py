@@ -17,7 +17,6 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,14 @@ from torch import Tensor, nn
 from lskd import preempt, resume, rng
 from lskd.config import Recipe
 from lskd.distributed import Context, all_sum, barrier
-from lskd.history import epoch_entry, format_val, record_epoch, validated, validates
+from lskd.history import (
+    StepLog,
+    epoch_entry,
+    format_val,
+    record_epoch,
+    validated,
+    validates,
+)
 from lskd.losses import topk_correct
 from lskd.preempt import Preempted
 from lskd.resume import EpochProgress
@@ -227,6 +233,18 @@ def fit(
     )
 
 
+def _after_step(ctx: Context, steps: StepLog | None) -> Callable[[], int | None]:
+    """The `stop()` a training pass calls after every step: a progress line when one
+    is due (rank 0), then the signal all ranks agree to stop on, if any."""
+
+    def stop() -> int | None:
+        if steps is not None:
+            steps()
+        return preempt.stop_agreed(ctx)
+
+    return stop
+
+
 def run_epochs(
     run: resume.RunState,
     recipe: Recipe,
@@ -266,7 +284,8 @@ def run_epochs(
         if run.rng is not None and progress.step > 0:
             rng.restore(run.rng)
         run.partial, run.rng = None, None
-        stop = partial(preempt.stop_agreed, ctx)
+        steps = StepLog(recipe.epochs, len(train), progress) if ctx.is_main else None
+        stop = _after_step(ctx, steps)
         try:
             result = train_epoch(batches, progress, stop)
         except Preempted:
