@@ -414,3 +414,15 @@ def test_dali_loader_without_dali_names_the_extra(manifest, tmp_path, monkeypatc
     monkeypatch.delitem(sys.modules, "lskd.data.dali", raising=False)
     with pytest.raises(ConfigError, match=r"pip install 'lskd\[dali\]'"):
         open_folder_source(path, TINY, loader="dali")
+
+
+def test_scan_logs_its_progress(folder_root, monkeypatch, caplog):
+    """LSKD_LOG_EVERY=0: a line before every class after the first, per split, with
+    the files found so far."""
+    monkeypatch.setenv("LSKD_LOG_EVERY", "0")
+    with caplog.at_level("INFO", logger="lskd"):
+        scan_imagefolder(folder_root, val_per_class=2, split_seed=0)
+    lines = [r.getMessage() for r in caplog.records if "scanning" in r.getMessage()]
+    n = len(CLASSES)
+    assert len(lines) == 2 * (n - 1)  # train and val
+    assert f"class {n - 1}/{n}, {6 * (n - 1)} files so far" in lines[n - 2]

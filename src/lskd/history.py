@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,11 +13,10 @@ from typing import Any
 from torch import Tensor, nn
 
 from lskd.config import Recipe
+from lskd.progress import format_clock, log_every_s
 from lskd.resume import EpochProgress
 
 log = logging.getLogger("lskd")
-# Seconds between two progress lines inside an epoch; LSKD_LOG_EVERY overrides it.
-LOG_EVERY_S = 60.0
 
 
 class StepLog:
@@ -35,8 +33,7 @@ class StepLog:
         every_s: float | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ):
-        env = os.environ.get("LSKD_LOG_EVERY")
-        self.every = every_s if every_s is not None else float(env or LOG_EVERY_S)
+        self.every = every_s if every_s is not None else log_every_s()
         self.epochs, self.steps, self.p, self.clock = epochs, steps, progress, clock
         self.start = self.last = clock()
         self.step0, self.seen0 = progress.step, progress.seen
@@ -53,15 +50,10 @@ class StepLog:
         line = (
             f"step {p.step}/{self.steps} (epoch {p.epoch} of {self.epochs}): "
             f"{(p.seen - self.seen0) / (now - self.start):.0f} images/s, epoch ETA "
-            f"{_clock(epoch_left)}, job ETA {_clock(job_left)}"
+            f"{format_clock(epoch_left)}, job ETA {format_clock(job_left)}"
         )
         log.info(line)
         return line
-
-
-def _clock(seconds: float) -> str:
-    minutes, s = divmod(round(seconds), 60)
-    return f"{minutes // 60}:{minutes % 60:02d}:{s:02d}"
 
 
 def validates(progress: EpochProgress, recipe: Recipe) -> bool:

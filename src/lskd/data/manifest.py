@@ -11,7 +11,9 @@ class as the `val` split, so model selection never looks at the reported `test` 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -23,6 +25,9 @@ from PIL import Image
 from lskd.atomic import write_text
 from lskd.data.source import SPLITS
 from lskd.errors import ConfigError, DataError
+from lskd.progress import format_clock, log_every_s
+
+log = logging.getLogger("lskd")
 
 DATASETS = ("imagefolder", "cub200")
 EXTENSIONS = (".jpeg", ".jpg", ".png")
@@ -110,9 +115,24 @@ def _class_dirs(path: Path) -> list[str]:
 
 
 def _list_images(root: Path, sub: str, classes: list[str]) -> list[list[Any]]:
-    """Files of each class folder in torchvision ImageFolder's order (sorted walk)."""
+    """Files of each class folder in torchvision ImageFolder's order (sorted walk); a
+    progress line every `lskd.progress.log_every_s()` seconds (1.3 M ImageNet files
+    take minutes)."""
     items: list[list[Any]] = []
+    start = last = time.perf_counter()
+    every = log_every_s()
     for label, name in enumerate(classes):
+        if label and time.perf_counter() - last >= every:
+            last = time.perf_counter()
+            left = (last - start) / label * (len(classes) - label)
+            log.info(
+                "scanning %s: class %d/%d, %d files so far, ETA %s",
+                root / sub,
+                label,
+                len(classes),
+                len(items),
+                format_clock(left),
+            )
         class_dir = root / sub / name
         found = [
             os.path.relpath(os.path.join(d, f), root).replace(os.sep, "/")
