@@ -405,7 +405,7 @@ def test_step_log_gives_images_per_s_and_etas_by_hand():
     """Epoch 2 of 3, 10 steps per epoch, resumed after step 2 (40 images): 4 more steps
     of 20 images in 8 s are 2 s per step and 80 / 8 = 10 images/s; the epoch has 4
     steps left (8 s), the job those and one more epoch (8 + 10 * 2 = 28 s)."""
-    from lskd.history import StepLog
+    from lskd.progress import StepLog
     from lskd.resume import EpochProgress
 
     now = [100.0]

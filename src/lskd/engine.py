@@ -28,7 +28,6 @@ from lskd import preempt, resume, rng
 from lskd.config import Recipe
 from lskd.distributed import Context, all_sum, barrier
 from lskd.history import (
-    StepLog,
     epoch_entry,
     format_val,
     record_epoch,
@@ -37,6 +36,7 @@ from lskd.history import (
 )
 from lskd.losses import topk_correct
 from lskd.preempt import Preempted
+from lskd.progress import StepLog
 from lskd.resume import EpochProgress
 from lskd.stability_sums import StabilitySums, stability_keys
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -25,7 +24,7 @@ from PIL import Image
 from lskd.atomic import write_text
 from lskd.data.source import SPLITS
 from lskd.errors import ConfigError, DataError
-from lskd.progress import format_clock, log_every_s
+from lskd.progress import Interval, format_clock
 
 log = logging.getLogger("lskd")
 
@@ -116,15 +115,13 @@ def _class_dirs(path: Path) -> list[str]:
 
 def _list_images(root: Path, sub: str, classes: list[str]) -> list[list[Any]]:
     """Files of each class folder in torchvision ImageFolder's order (sorted walk); a
-    progress line every `lskd.progress.log_every_s()` seconds (1.3 M ImageNet files
-    take minutes)."""
+    progress line per `lskd.progress.Interval` (1.3 M ImageNet files take minutes)."""
     items: list[list[Any]] = []
-    start = last = time.perf_counter()
-    every = log_every_s()
+    interval = Interval()
     for label, name in enumerate(classes):
-        if label and time.perf_counter() - last >= every:
-            last = time.perf_counter()
-            left = (last - start) / label * (len(classes) - label)
+        elapsed = interval.due() if label else None
+        if elapsed is not None:
+            left = elapsed / label * (len(classes) - label)
             log.info(
                 "scanning %s: class %d/%d, %d files so far, ETA %s",
                 root / sub,
