@@ -252,15 +252,19 @@ def check_config_file(path: str | Path) -> None:
 DATA_SOURCE = "data_source.json"
 
 
-def data_sources(config: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
-    """Run directory -> (its config key, the data its runs learn from): an image task's
-    dataset kind and root, an NMT pair's corpus kind and its root or files. Recipe and
-    split keys are not part of it: editing them reruns the affected jobs in place."""
+def data_sources(
+    config: dict[str, Any], task_dir: str, nmt_dir: str
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Run directory (`task_dir` with `{task}`, `nmt_dir` with `{ntask}` and `{pair}`:
+    the workflow's patterns) -> (its config key, the data its runs learn from): an
+    image task's dataset kind and root, an NMT pair's corpus kind and its root or files.
+    Recipe and split keys are not part of it: editing them reruns the affected jobs in
+    place."""
     out = {}
     for name in config["run"]["tasks"]:
         data = config["tasks"][name]["data"]
         source = {"dataset": data["dataset"], "root": data["root"]}
-        out[f"results/{name}"] = (f"tasks.{name}", source)
+        out[task_dir.format(task=name)] = (f"tasks.{name}", source)
     nmt = config.get("nmt", {})
     for pair in nmt.get("pairs") or []:
         corpus = nmt["corpus"]
@@ -268,16 +272,18 @@ def data_sources(config: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]
         source = {"corpus": corpus["kind"], "root": where}
         if corpus["kind"] == "files":
             source["files"] = corpus["files"].get(pair)
-        out[f"results/nmt_{nmt['task']}_{pair}"] = ("nmt.task", source)
+        out[nmt_dir.format(ntask=nmt["task"], pair=pair)] = ("nmt.task", source)
     return out
 
 
-def check_data_sources(config: dict[str, Any], write: bool = False) -> None:
+def check_data_sources(
+    config: dict[str, Any], task_dir: str, nmt_dir: str, write: bool = False
+) -> None:
     """Two configs whose tasks share a name but not their data never share run paths:
     a run directory whose `data_source.json` names other data stops the workflow before
     any job (rename the task, or move the directory away). With `write`, directories
     without one get it (the workflow's `onstart`; dry runs only check)."""
-    for directory, (key, source) in data_sources(config).items():
+    for directory, (key, source) in data_sources(config, task_dir, nmt_dir).items():
         stamp = Path(directory) / DATA_SOURCE
         if stamp.is_file():
             try:

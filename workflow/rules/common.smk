@@ -16,15 +16,17 @@ SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
 exit_on_config_error(validate_config, config, SCHEMA)
 
 
-exit_on_config_error(check_data_sources, config)  # runs of other data in a run path
+TASK_DIR = "results/{task}"  # one image task's runs
+NMT_DIR = "results/nmt_{ntask}_{pair}"  # one NMT study's runs of one pair
+# No run directory may hold runs of other data (its data_source.json says which).
+exit_on_config_error(check_data_sources, config, TASK_DIR, NMT_DIR)
 
 
 onstart:
-    # Before any job runs, but not in a dry run (which must work without the data).
+    # Before any job runs, but not in a dry run (which must work without the data);
+    # then each run directory records its data source.
     exit_on_config_error(check_data_roots, config)
-    exit_on_config_error(
-        check_data_sources, config, True
-    )  # record each task's data
+    exit_on_config_error(check_data_sources, config, TASK_DIR, NMT_DIR, True)
 
 
 RUN = config["run"]
@@ -53,7 +55,7 @@ wildcard_constraints:
     seed=r"\d+",
 
 
-TEACHER = "results/{task}/teacher_{tarch}_a{alpha}_s{tseed}"
+TEACHER = f"{TASK_DIR}/teacher_{{tarch}}_a{{alpha}}_s{{tseed}}"
 STUDENT = f"{TEACHER}/student_{{sarch}}_{{xfer}}_T{{T}}_s{{seed}}"
 PAIR = "{task}_{tarch}-{sarch}_{xfer}"  # name of one table / figure / diffusion set
 exit_on_config_error(check_init_teachers, config, TEACHER)  # of tasks not run
@@ -541,7 +543,7 @@ NMT_SEEDS = [
 NMT_TASK = NMT["task"]  # the study's name: its runs never share paths with another's
 NMT_DATA = "resources/data/nmt_{ntask}_{pair}"
 NMT_PREPARED = f"{NMT_DATA}/prepared"  # fairseq-preprocess output of one pair
-NMT_TEACHER = "results/nmt_{ntask}_{pair}/teacher_transformer_a{alpha}_s{tseed}"
+NMT_TEACHER = f"{NMT_DIR}/teacher_transformer_a{{alpha}}_s{{tseed}}"
 NMT_STUDENT = f"{NMT_TEACHER}/student_transformer_T{{T}}_s{{tseed}}"
 
 
