@@ -46,10 +46,8 @@ def grid(config: dict) -> dict[str, int]:
     transfer = task["student"].get("transfer", ["all"])
     teachers = tarchs * len(config["run"]["alphas"]) * len(config["run"]["seeds"])
     sets = tarchs * sarchs * len(transfer)  # one table, figure, analysis per set
-    return {"teachers": teachers, "sweeps": teachers * sarchs * len(transfer)} | {
-        "tarchs": tarchs,
-        "sets": sets,
-    }
+    sweeps = teachers * sarchs * len(transfer)
+    return {"teachers": teachers, "sweeps": sweeps, "tarchs": tarchs, "sets": sets}
 
 
 def image_jobs(config: dict, teachers: bool, students: bool, analysis: bool) -> dict:
