@@ -242,6 +242,15 @@ def _lskd_child(parent: int) -> int | None:
     return None
 
 
+def _text(path: Path) -> str:
+    """The file's text, or "" while it does not exist yet (Snakemake removes a
+    rerun job's old log before the job writes its first line)."""
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
+
+
 def _wait_for(condition, proc: subprocess.Popen, what: str) -> None:
     deadline = time.monotonic() + 240
     while not condition() and proc.poll() is None and time.monotonic() < deadline:
@@ -274,7 +283,7 @@ def test_snakemake_rerun_after_kill_and_sigterm_gives_identical_metrics(
     assert first.wait() != 0, first.communicate()[0][-3000:]
 
     second = _snakemake(killed, path)  # the same command
-    _wait_for(lambda: "resumed from" in train_log.read_text(), second, "a resume")
+    _wait_for(lambda: "resumed from" in _text(train_log), second, "a resume")
     pid = _lskd_child(second.pid)
     os.killpg(second.pid, signal.SIGTERM)  # our own process group (new session)
     out = second.communicate()[0]
