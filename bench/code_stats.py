@@ -128,7 +128,9 @@ def main() -> None:
     root, src = args.root, args.root / "src"
     lines = lambda p: len(p.read_text().splitlines())  # noqa: E731
     found = modules(src)
-    print(f"workflow/rules/common.smk: {lines(root / 'workflow/rules/common.smk')} lines")
+    print(
+        f"workflow/rules/common.smk: {lines(root / 'workflow/rules/common.smk')} lines"
+    )
     print(f"README.md: {lines(root / 'README.md')} lines")
     top_level = [n for n in found if n.count(".") == 1]
     print(f"modules: {len(found)}, {len(top_level)} of them directly in lskd/")
@@ -142,7 +144,9 @@ def main() -> None:
     for n, name in sorted(funcs, reverse=True)[: args.top]:
         print(f"  {n:5d}  {name}")
     loops = [f"{m}.{f}" for m, p in found.items() for f in training_loops(p)]
-    print(f"training loops (backward + step in a loop): {len(loops)}: {', '.join(loops)}")
+    print(
+        f"training loops (backward + step in a loop): {len(loops)}: {', '.join(loops)}"
+    )
     found_cycles = cycles(import_graph(src))
     print(f"import cycles: {len(found_cycles)}")
     for component in found_cycles:

@@ -4,9 +4,11 @@ Three ways to train K students (one per temperature) for `--steps` steps, in rou
 (each round measures every variant once, in turn; the medians over rounds are
 reported, so slow phases of a shared machine hit all variants alike):
 
-- fused: `lskd.sweep.train_sweep_epoch`, the production code: one data stream and one
+- fused: `lskd.train.sweep.train_sweep_epoch`, the production code: one data stream and
+one
   teacher forward per batch, K student steps, one optimizer step;
-- separate: K times `lskd.engine.train_one_epoch` with `student_step`, each with its
+- separate: K times `lskd.train.engine.train_one_epoch` with `student_step`, each with
+its
   own data stream and teacher forward, as K separate `lskd distill` jobs run (job
   start-up and evaluation not included, which favours the separate jobs);
 - ideal bound: one teacher forward + K student steps per batch, each timed alone on
@@ -40,16 +42,16 @@ import numpy as np
 import torch
 from results_csv import append_rows
 
-from lskd.config import Recipe
 from lskd.data.arrays import Arrays
 from lskd.data.batches import Augment
 from lskd.data.source import ArraySource, open_source
-from lskd.distill import FrozenTeacher, student_step
-from lskd.distributed import Context
-from lskd.engine import autocast, make_optimizer, make_scheduler, train_one_epoch
-from lskd.losses import kd_loss
-from lskd.models import build_model
-from lskd.sweep import RNGStreams, train_sweep_epoch
+from lskd.models.registry import build_model
+from lskd.objectives.kd import kd_loss
+from lskd.train.distributed import Context
+from lskd.train.engine import autocast, make_optimizer, make_scheduler, train_one_epoch
+from lskd.train.recipe import Recipe
+from lskd.train.steps import FrozenTeacher, student_step
+from lskd.train.sweep import RNGStreams, train_sweep_epoch
 
 
 def sync(device: torch.device) -> None:

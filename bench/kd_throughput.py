@@ -28,8 +28,8 @@ from PIL import Image
 
 from lskd.data.folders import save_manifest, scan_imagefolder
 from lskd.data.source import open_source
-from lskd.losses import kd_loss
-from lskd.models import build_model
+from lskd.models.registry import build_model
+from lskd.objectives.kd import kd_loss
 
 
 def make_jpegs(root: Path, n: int, side: int = 256) -> Path:

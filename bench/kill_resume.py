@@ -4,7 +4,7 @@ random moments, rerun the same command until it finishes, compare with an
 uninterrupted run.
 
 The pytest version (tests/test_kill_resume.py) forks warm processes to stay within a
-minute; this one, by default, starts every attempt as a fresh `python -m lskd.cli`
+minute; this one, by default, starts every attempt as a fresh `python -m lskd.cli.main`
 process, exactly as Snakemake does, and can run many more kill points. Prints one line
 per kill and a summary; exit status 1 if any resumed run differs.
 

@@ -5,7 +5,8 @@ For each loader, in rounds (medians reported):
 
 - loader: the training batches alone, moved to the device (what the data pipeline can
   deliver);
-- train: `lskd.engine.train_one_epoch` with the KD `student_step` (teacher forward +
+- train: `lskd.train.engine.train_one_epoch` with the KD `student_step` (teacher
+forward +
   student step) fed by that loader, as `lskd distill` runs;
 - ceiling: the same steps on batches already on the device (synthetic: no loading).
 
@@ -30,11 +31,11 @@ import torch
 from fused_sweep import array_source, jpeg_source, stream, timed
 from results_csv import append_rows
 
-from lskd.config import Recipe
-from lskd.distill import FrozenTeacher, student_step
-from lskd.distributed import Context
-from lskd.engine import make_optimizer, make_scheduler, to_device, train_one_epoch
-from lskd.models import build_model
+from lskd.models.registry import build_model
+from lskd.train.distributed import Context
+from lskd.train.engine import make_optimizer, make_scheduler, to_device, train_one_epoch
+from lskd.train.recipe import Recipe
+from lskd.train.steps import FrozenTeacher, student_step
 
 
 def models(source, teacher: str, student: str, device: torch.device):

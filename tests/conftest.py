@@ -38,7 +38,7 @@ def snakemake_bin() -> str:
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """`lskd ARGS` in a fresh interpreter (stderr captured, as a user would see it)."""
-    code = "import sys; from lskd.cli import main; sys.exit(main())"
+    code = "import sys; from lskd.cli.main import main; sys.exit(main())"
     return subprocess.run(
         [sys.executable, "-c", code, *args],
         capture_output=True,

@@ -10,10 +10,12 @@ NMT jobs: they write `train.json` and a fairseq `model.pt` and resume from fairs
 
 Two launchers start the commands:
 
-- `ExecLauncher` runs `python -m lskd.cli ARGS` as a fresh process, exactly as a user or
+- `ExecLauncher` runs `python -m lskd.cli.main ARGS` as a fresh process, exactly as a
+user or
   Snakemake does (bench/kill_resume.py; each start imports torch again).
 - `ForkLauncher` forks each command from a forkserver that has already imported lskd and
-  torch (and computed nothing), then calls the same `lskd.cli.main(ARGS)`; the child is
+  torch (and computed nothing), then calls the same `lskd.cli.main.main(ARGS)`; the
+  child is
   a separate process killed with a real SIGKILL/SIGTERM, but starts in milliseconds
   instead of seconds, which is what lets the test fit 20+ kill points in about a
   minute.
@@ -92,7 +94,7 @@ def _child(argv: list[str], log: str) -> None:
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
-    from lskd.cli import main
+    from lskd.cli.main import main
 
     try:
         code = main(argv)
@@ -104,13 +106,13 @@ def _child(argv: list[str], log: str) -> None:
 
 
 class ForkLauncher:
-    """Start `lskd.cli.main(argv)` in a child of a warm forkserver."""
+    """Start `lskd.cli.main.main(argv)` in a child of a warm forkserver."""
 
     def __init__(self, nmt: bool = False) -> None:
         self.ctx = multiprocessing.get_context("forkserver")
-        preload = ["lskd.cli", "lskd.runs", "torchvision"]
+        preload = ["lskd.cli.main", "lskd.train.job", "torchvision"]
         # fairseq's import (seconds) moves into the forkserver too for NMT jobs
-        preload += ["fairseq_cli.train", "lskd.nmt.runs"] if nmt else []
+        preload += ["fairseq_cli.train", "lskd.nmt.pipeline"] if nmt else []
         self.ctx.set_forkserver_preload(preload)
 
     def warm(self, log: Path) -> None:
@@ -136,12 +138,12 @@ class ForkLauncher:
 
 
 class ExecLauncher:
-    """Start `python -m lskd.cli ARGV` as a new process (what Snakemake runs)."""
+    """Start `python -m lskd.cli.main ARGV` as a new process (what Snakemake runs)."""
 
     def run(self, argv: list[str], log: Path, kill_after: float | None, sig: int):
         with open(log, "ab") as fh:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "lskd.cli", *argv], stdout=fh, stderr=fh
+                [sys.executable, "-m", "lskd.cli.main", *argv], stdout=fh, stderr=fh
             )
             try:
                 return proc.wait(timeout=kill_after), False
@@ -155,7 +157,7 @@ def checkpoint_position(path: Path) -> str | None:
     """'epoch E' or 'epoch E + S steps' of a resume checkpoint, None without one."""
     if not path.exists():
         return None
-    from lskd import checkpoint
+    from lskd.train import checkpoint
 
     state = checkpoint.load(path)
     partial = state.get("partial")
@@ -169,7 +171,7 @@ def fairseq_position(path: Path) -> str | None:
         return None
     import argparse
 
-    from lskd import checkpoint
+    from lskd.train import checkpoint
 
     state = checkpoint.load(path, allow=[argparse.Namespace])
     itr = state["extra_state"]["train_iterator"]
@@ -213,7 +215,7 @@ def differences(expected: Path, got: Path, kind: str = "lskd") -> list[str]:
 
 
 def _weights(path: Path, kind: str) -> dict:
-    from lskd import checkpoint
+    from lskd.train import checkpoint
 
     if kind == "fairseq":
         import argparse

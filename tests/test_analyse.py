@@ -7,9 +7,9 @@ import shutil
 import numpy as np
 
 from lskd.analysis.diffusion import diffusion_file
+from lskd.analysis.penultimate import extract
 from lskd.analysis.projection import project_file
-from lskd.cli import main
-from lskd.penultimate import extract
+from lskd.cli.main import main
 from test_fused import data, teacher  # noqa: F401  (module fixtures)
 
 CLASSES = [6, 0, 7]

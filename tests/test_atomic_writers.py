@@ -14,10 +14,10 @@ import torch
 
 import lskd.atomic
 from conftest import write_metrics
-from lskd import checkpoint
 from lskd.analysis.tables import write_table
 from lskd.atomic import write_json
 from lskd.errors import OutputError
+from lskd.train import checkpoint
 from test_tables import _runs
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "lskd"

@@ -1,5 +1,6 @@
 """Catalogue of bad inputs: each is refused by the real CLI entry point
-(`lskd.cli.main`, or the config validation Snakemake runs first) with exit code 2 and
+(`lskd.cli.main.main`, or the config validation Snakemake runs first) with exit code 2
+and
 one line `lskd <cmd>: error: ...` that names the offending key or file, without a
 traceback and without writing anything.
 
@@ -26,12 +27,13 @@ from snakemake.utils import update_config
 
 import lskd.atomic
 from conftest import REPO, make_toy_npz, run_snakemake
-from lskd import checkpoint
-from lskd.cli import main
-from lskd.config import Recipe, validate_config
+from lskd.cli.main import main
 from lskd.errors import ConfigError
-from lskd.models import build_model
-from lskd.runs import RunSpec, train_teacher
+from lskd.models.registry import build_model
+from lskd.plan.config import validate_config
+from lskd.train import checkpoint
+from lskd.train.job import RunSpec, train_teacher
+from lskd.train.recipe import Recipe
 from test_folders import make_imagefolder
 
 HP = {"epochs": 1, "batch_size": 50, "lr": 0.05}

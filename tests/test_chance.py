@@ -11,10 +11,10 @@ import pytest
 
 from conftest import make_toy_npz
 from lskd.analysis.tables import CHANCE_MARK, build_table, table_caption
-from lskd.chance import chance_level
-from lskd.config import Recipe
 from lskd.errors import DataError
-from lskd.runs import RunSpec, train_teacher
+from lskd.train.chance import chance_level
+from lskd.train.job import RunSpec, train_teacher
+from lskd.train.recipe import Recipe
 
 
 def test_margin_is_three_binomial_deviations_or_two_points():

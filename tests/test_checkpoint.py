@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from lskd import checkpoint
 from lskd.atomic import atomic_path, write_json
 from lskd.errors import CheckpointError
-from lskd.models import build_model
+from lskd.models.registry import build_model
+from lskd.train import checkpoint
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "lskd"
 
@@ -218,16 +218,18 @@ def _torch_load_calls(tree: ast.AST) -> list[ast.Call]:
 
 def test_torch_load_only_in_checkpoint_with_weights_only():
     files = sorted(SRC.rglob("*.py"))
-    assert SRC / "checkpoint.py" in files
+    assert SRC / "train" / "checkpoint.py" in files
     users = [p for p in files if "torch.load(" in p.read_text()]
-    assert users == [SRC / "checkpoint.py"]
+    assert users == [SRC / "train" / "checkpoint.py"]
     for path in files:
         text = path.read_text()
         assert "weights_only=False" not in text, path
         assert "from torch import load" not in text, path
         assert "torch.serialization.load" not in text, path
-    calls = _torch_load_calls(ast.parse((SRC / "checkpoint.py").read_text()))
-    assert len(calls) == (SRC / "checkpoint.py").read_text().count("torch.load(")
+    calls = _torch_load_calls(ast.parse((SRC / "train" / "checkpoint.py").read_text()))
+    assert len(calls) == (SRC / "train" / "checkpoint.py").read_text().count(
+        "torch.load("
+    )
     assert calls
     for call in calls:
         kw = {k.arg: k.value for k in call.keywords}

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from conftest import run_cli, train_argv
-from lskd.cli import build_parser, main
+from lskd.cli.main import build_parser, main
 
 COMMANDS = [
     "prepare",

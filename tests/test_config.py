@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lskd.config import check_data_roots, validate_config
 from lskd.errors import ConfigError
+from lskd.plan.config import check_data_roots, validate_config
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"

@@ -16,11 +16,11 @@ from lskd.data.dali import DaliSource  # noqa: E402
 from lskd.data.folders import (  # noqa: E402
     FolderSource,
     Manifest,
-    open_folder_source,
     save_manifest,
     scan_imagefolder,
 )
-from lskd.data.source import Shard  # noqa: E402
+from lskd.data.interface import Shard  # noqa: E402
+from lskd.data.source import open_folder_source  # noqa: E402
 from lskd.data.transforms import ImageAugment  # noqa: E402
 from lskd.errors import ConfigError  # noqa: E402
 from test_folders import TINY, make_imagefolder  # noqa: E402

@@ -19,7 +19,7 @@ from lskd.analysis.delta_transfer import (
     write_transfer_interaction,
 )
 from lskd.analysis.paper import load_paper_numbers
-from lskd.cli import main
+from lskd.cli.main import main
 from lskd.errors import DataError
 
 T975 = {1: 12.7062, 2: 4.3027}  # Student's t_{0.975, df}

@@ -12,19 +12,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import lskd.runs
+import lskd.train.job
 from conftest import run_cli, train_argv
-from lskd import checkpoint
 from lskd.analysis.stability import softmax, stability
-from lskd.config import Recipe
 from lskd.data.arrays import Arrays, save_arrays
 from lskd.data.fashion_mnist import CLASS_NAMES
-from lskd.distill import FrozenTeacher, student_step, teacher_step
-from lskd.engine import make_scheduler
 from lskd.errors import ConfigError
-from lskd.losses import kd_loss, ls_cross_entropy
-from lskd.models import build_model
-from lskd.runs import RunSpec, distill_student, train_teacher, versions
+from lskd.models.registry import build_model
+from lskd.objectives.kd import kd_loss
+from lskd.objectives.ls import ls_cross_entropy
+from lskd.train import checkpoint
+from lskd.train.engine import make_scheduler
+from lskd.train.job import RunSpec, distill_student, train_teacher, versions
+from lskd.train.recipe import Recipe
+from lskd.train.steps import FrozenTeacher, student_step, teacher_step
 
 N = {"train": 500, "val": 50, "test": 50}
 BATCH = 64
@@ -193,7 +194,7 @@ def test_resume_is_bit_identical(data, tmp_path, monkeypatch):
     calls: list = []
     crash_at = 2 * STEPS_PER_EPOCH + 1  # first step of epoch 3
     monkeypatch.setattr(
-        lskd.runs, "teacher_step", _counting_teacher_step(calls, crash_at)
+        lskd.train.job, "teacher_step", _counting_teacher_step(calls, crash_at)
     )
     with pytest.raises(Crash):
         train_teacher(resumed, alpha=0.1)
@@ -202,7 +203,9 @@ def test_resume_is_bit_identical(data, tmp_path, monkeypatch):
     assert not resumed.model_out.exists() and not resumed.metrics_out.exists()
 
     calls.clear()
-    monkeypatch.setattr(lskd.runs, "teacher_step", _counting_teacher_step(calls, None))
+    monkeypatch.setattr(
+        lskd.train.job, "teacher_step", _counting_teacher_step(calls, None)
+    )
     got = train_teacher(resumed, alpha=0.1)
     assert len(calls) == STEPS_PER_EPOCH  # only epoch 3 was trained again
     assert not last.exists()
@@ -224,7 +227,9 @@ def test_last_pt_from_another_recipe_is_ignored(data, tmp_path, monkeypatch):
     other = Recipe(epochs=9, batch_size=BATCH, lr=0.05)
     checkpoint.save({"epoch": 1, "recipe": other.to_dict()}, out / "last.pt")
     calls: list = []
-    monkeypatch.setattr(lskd.runs, "teacher_step", _counting_teacher_step(calls, None))
+    monkeypatch.setattr(
+        lskd.train.job, "teacher_step", _counting_teacher_step(calls, None)
+    )
     metrics = train_teacher(_spec(data, out, epochs=1), alpha=0.1)
     assert len(calls) == STEPS_PER_EPOCH  # epoch 1 trained from scratch
     assert len(metrics["history"]) == 1
@@ -405,8 +410,8 @@ def test_step_log_gives_images_per_s_and_etas_by_hand():
     """Epoch 2 of 3, 10 steps per epoch, resumed after step 2 (40 images): 4 more steps
     of 20 images in 8 s are 2 s per step and 80 / 8 = 10 images/s; the epoch has 4
     steps left (8 s), the job those and one more epoch (8 + 10 * 2 = 28 s)."""
-    from lskd.progress import StepLog
-    from lskd.resume import EpochProgress
+    from lskd.train.resume import EpochProgress
+    from lskd.train.steplog import StepLog
 
     now = [100.0]
     p = EpochProgress(epoch=2, lr=0.1, step=2, seen=40)

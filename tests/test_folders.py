@@ -18,13 +18,13 @@ from lskd.data.folders import (
     Manifest,
     check_readable,
     load_manifest,
-    open_folder_source,
     save_manifest,
     scan_cub,
     scan_imagefolder,
     select_subset,
 )
-from lskd.data.source import Shard, open_source
+from lskd.data.interface import Shard
+from lskd.data.source import open_folder_source, open_source
 from lskd.data.transforms import ImageAugment, eval_transform, train_transform
 from lskd.errors import ConfigError, DataError
 

@@ -1,4 +1,5 @@
-"""The fused temperature sweep (lskd.sweep): bit-identical to separate jobs, resumable,
+"""The fused temperature sweep (lskd.train.sweep): bit-identical to separate jobs,
+resumable,
 same outputs and paths. Preemption (SIGTERM at a chosen step, exit 75) is tested in
 tests/test_preempt.py, random kills in tests/test_kill_resume.py."""
 
@@ -11,16 +12,16 @@ import pytest
 import torch
 from torch import nn
 
-import lskd.sweep
-from lskd import checkpoint, resume
-from lskd.cli import main
-from lskd.config import Recipe
+import lskd.train.sweep
+from lskd.cli.main import main
 from lskd.data.arrays import Arrays, save_arrays
 from lskd.data.fashion_mnist import CLASS_NAMES
 from lskd.errors import CheckpointError
-from lskd.losses import kd_loss
-from lskd.models import MODELS
-from lskd.runs import RunSpec, distill_student, distill_students, train_teacher
+from lskd.models.registry import MODELS
+from lskd.objectives.kd import kd_loss
+from lskd.train import checkpoint, resume
+from lskd.train.job import RunSpec, distill_student, distill_students, train_teacher
+from lskd.train.recipe import Recipe
 
 TEMPS = [1.0, 4.0, 64.0]
 EPOCHS, BATCH, TRAIN = 3, 64, 400
@@ -187,7 +188,7 @@ def test_fused_resume_equals_uninterrupted(fused, data, teacher, tmp_path, monke
     specs = _sweep_specs(data, tmp_path)
     calls: list = []
     crash = (2 * STEPS + 1) * len(TEMPS) - 1  # epoch 3, step 1, mid-step
-    monkeypatch.setattr(lskd.sweep, "kd_loss", _crash_after(calls, crash))
+    monkeypatch.setattr(lskd.train.sweep, "kd_loss", _crash_after(calls, crash))
     with pytest.raises(Crash):
         distill_students(specs, teacher, TEMPS)
     last = specs[0].model_out.parent / "last_sweep.pt"
@@ -195,7 +196,7 @@ def test_fused_resume_equals_uninterrupted(fused, data, teacher, tmp_path, monke
     assert not any(s.model_out.exists() or s.metrics_out.exists() for s in specs)
 
     calls.clear()
-    monkeypatch.setattr(lskd.sweep, "kd_loss", _crash_after(calls, None))
+    monkeypatch.setattr(lskd.train.sweep, "kd_loss", _crash_after(calls, None))
     distill_students(specs, teacher, TEMPS)
     assert len(calls) == STEPS * len(TEMPS)  # only epoch 3 was trained again
     assert not last.exists()

@@ -112,7 +112,7 @@ NMT_HP = {
 
 def prepare_nmt(work: Path) -> Path:
     """The test pipeline's toy EN-DE corpus, prepared (BPE, fairseq binaries)."""
-    from lskd.nmt import runs
+    from lskd.nmt import pipeline as runs
 
     raw = work / "nmt_raw"
     raw.mkdir()

@@ -7,7 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lskd.losses import kd_loss, ls_cross_entropy, topk_correct
+from lskd.objectives.kd import kd_loss
+from lskd.objectives.ls import ls_cross_entropy
+from lskd.train.accuracy import topk_correct
 
 LN3 = math.log(3.0)
 

@@ -8,7 +8,7 @@ import yaml
 from torch import nn
 
 from lskd.errors import ConfigError
-from lskd.models import MODELS, available_models, build_model, classifier
+from lskd.models.registry import MODELS, available_models, build_model, classifier
 
 SCHEMA = (
     Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lskd.config import validate_config
 from lskd.errors import ConfigError, DataError
 from lskd.nmt import bleu, corpus
 from lskd.nmt.table import write_nmt_table
+from lskd.plan.config import validate_config
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import lskd
-from lskd import checkpoint
 from lskd.errors import CheckpointError
+from lskd.train import checkpoint
 
 pytest.importorskip("fairseq")
 pytestmark = pytest.mark.slow
@@ -71,7 +71,8 @@ def write_corpus(root: Path, n: int, seed: int, name: str) -> None:
 
 
 def test_prepare_teacher_student_bleu_table(tmp_path):
-    from lskd.nmt import bleu, fairseq_run, runs
+    from lskd.nmt import bleu, fairseq_run
+    from lskd.nmt import pipeline as runs
     from lskd.nmt.table import write_nmt_table
 
     raw = tmp_path / "raw"

@@ -11,7 +11,7 @@ import signal
 import pytest
 import torch
 
-from lskd import checkpoint, preempt
+from lskd.train import checkpoint, preempt
 from test_kill_resume import NMT_HP, prepare_nmt
 
 pytest.importorskip("fairseq")
@@ -23,7 +23,8 @@ STOP_AT = 20  # mid-epoch: 13 updates per epoch on the toy corpus
 def test_sigterm_saves_at_the_update_and_resumes_identically(tmp_path, monkeypatch):
     from fairseq.trainer import Trainer
 
-    from lskd.nmt import fairseq_run, runs
+    from lskd.nmt import fairseq_run
+    from lskd.nmt import pipeline as runs
 
     data = prepare_nmt(tmp_path)
     hp = {**NMT_HP, "max_update": 30}

@@ -1,4 +1,5 @@
-"""Penultimate-layer extraction (`lskd.penultimate.extract`) on a saved model and a toy
+"""Penultimate-layer extraction (`lskd.analysis.penultimate.extract`) on a saved model
+and a toy
 dataset, against features, logits and classifier rows recomputed outside lskd."""
 
 from __future__ import annotations
@@ -8,10 +9,10 @@ import pytest
 import torch
 
 from conftest import make_toy_npz
-from lskd import checkpoint
+from lskd.analysis.penultimate import extract
 from lskd.data.fashion_mnist import CLASS_NAMES
-from lskd.models import build_model
-from lskd.penultimate import extract
+from lskd.models.registry import build_model
+from lskd.train import checkpoint
 
 CLASSES = [6, 0, 7]  # not 0, 1, 2: the official script's bias rows would differ
 PER_CLASS = {"train": 5, "test": 2}

@@ -17,18 +17,18 @@ import numpy as np
 import pytest
 import torch
 
-import lskd.runs
+import lskd.train.job
 from conftest import make_toy_npz, train_argv
-from lskd import checkpoint, preempt, rng
-from lskd.cli import main
-from lskd.config import Recipe
+from lskd.cli.main import main
 from lskd.data.batches import Augment, Batches
 from lskd.data.folders import FolderSource, scan_imagefolder
-from lskd.distill import teacher_step
-from lskd.losses import kd_loss
-from lskd.models import MODELS
-from lskd.resume import position
-from lskd.runs import RunSpec, distill_student, distill_students, train_teacher
+from lskd.models.registry import MODELS
+from lskd.objectives.kd import kd_loss
+from lskd.train import checkpoint, preempt, rng
+from lskd.train.job import RunSpec, distill_student, distill_students, train_teacher
+from lskd.train.recipe import Recipe
+from lskd.train.resume import position
+from lskd.train.steps import teacher_step
 from test_folders import TINY, make_imagefolder
 from test_fused import dropout_mlp
 
@@ -164,7 +164,7 @@ def test_signal_saves_at_next_step_and_resume_is_bit_identical(
     spec = _spec(data, tmp_path)
     calls: list = []
     step = _signalling_step(teacher_step, at, signum, calls)
-    monkeypatch.setattr(lskd.runs, "teacher_step", step)
+    monkeypatch.setattr(lskd.train.job, "teacher_step", step)
     with pytest.raises(preempt.Preempted) as stop:
         train_teacher(spec, alpha=0.1)
     assert stop.value.signum == signum
@@ -183,7 +183,7 @@ def test_signal_saves_at_next_step_and_resume_is_bit_identical(
 
 def test_signal_between_epochs_stops_at_the_boundary(data, tmp_path, monkeypatch):
     spec = _spec(data, tmp_path, epochs=2)
-    real = lskd.engine.evaluate
+    real = lskd.train.engine.evaluate
     count = []
 
     def evaluate(*args, **kw):  # a SIGTERM during the first validation pass
@@ -192,7 +192,7 @@ def test_signal_between_epochs_stops_at_the_boundary(data, tmp_path, monkeypatch
             os.kill(os.getpid(), signal.SIGTERM)
         return real(*args, **kw)
 
-    monkeypatch.setattr(lskd.engine, "evaluate", evaluate)
+    monkeypatch.setattr(lskd.train.engine, "evaluate", evaluate)
     with pytest.raises(preempt.Preempted, match="end of epoch 1"):
         train_teacher(spec, alpha=0.1)
     state = checkpoint.load(tmp_path / "last.pt")
@@ -200,13 +200,13 @@ def test_signal_between_epochs_stops_at_the_boundary(data, tmp_path, monkeypatch
 
 
 def test_signal_during_start_up_stops_after_the_first_step(data, tmp_path, monkeypatch):
-    real = lskd.runs.open_source
+    real = lskd.train.job.open_source
 
     def open_source(*args, **kw):  # SIGTERM while the data is being opened
         os.kill(os.getpid(), signal.SIGTERM)
         return real(*args, **kw)
 
-    monkeypatch.setattr(lskd.runs, "open_source", open_source)
+    monkeypatch.setattr(lskd.train.job, "open_source", open_source)
     with pytest.raises(preempt.Preempted, match="epoch 1 step 1"):
         train_teacher(_spec(data, tmp_path), alpha=0.1)
     assert checkpoint.load(tmp_path / "last.pt")["partial"]["step"] == 1
@@ -218,8 +218,8 @@ def test_student_mid_epoch_signal(data, tmp_path, monkeypatch, straight):
         _spec(data, tmp_path / "a", 2), teacher_spec.model_out, 4
     )
     calls: list = []
-    step = _signalling_step(lskd.runs.student_step, 5, signal.SIGTERM, calls)
-    monkeypatch.setattr(lskd.runs, "student_step", step)
+    step = _signalling_step(lskd.train.job.student_step, 5, signal.SIGTERM, calls)
+    monkeypatch.setattr(lskd.train.job, "student_step", step)
     spec = _spec(data, tmp_path / "b", 2)
     with pytest.raises(preempt.Preempted):
         distill_student(spec, teacher_spec.model_out, 4)
@@ -230,7 +230,7 @@ def test_student_mid_epoch_signal(data, tmp_path, monkeypatch, straight):
 def test_cli_exits_75_after_saving(data, tmp_path, monkeypatch):
     calls: list = []
     step = _signalling_step(teacher_step, 2, signal.SIGTERM, calls)
-    monkeypatch.setattr(lskd.runs, "teacher_step", step)
+    monkeypatch.setattr(lskd.train.job, "teacher_step", step)
     hp = {"epochs": 1, "batch_size": BATCH, "lr": 0.05}
     argv = train_argv(data, tmp_path, hp, "--device", "cpu")
     assert main(argv) == preempt.REQUEUE_EXIT == 75
@@ -309,7 +309,7 @@ def test_sweep_signal_saves_at_next_step_and_resume_is_bit_identical(
     teacher, fused, separate = sweep
     specs = _sweep_specs(data, tmp_path)
     calls: list = []
-    monkeypatch.setattr(lskd.sweep, "kd_loss", _signalling_kd(at, signum, calls))
+    monkeypatch.setattr(lskd.train.sweep, "kd_loss", _signalling_kd(at, signum, calls))
     with pytest.raises(preempt.Preempted) as stop:
         distill_students(specs, teacher, TEMPS)
     assert stop.value.signum == signum
@@ -333,7 +333,7 @@ def test_sweep_signal_between_epochs_stops_at_the_boundary(
     data, tmp_path, monkeypatch, sweep
 ):
     teacher, fused, _ = sweep
-    real, count = lskd.sweep.evaluate_students, []
+    real, count = lskd.train.sweep.evaluate_students, []
 
     def evaluate_students(*args, **kw):  # a SIGTERM during the first validation
         count.append(1)
@@ -341,7 +341,7 @@ def test_sweep_signal_between_epochs_stops_at_the_boundary(
             os.kill(os.getpid(), signal.SIGTERM)
         return real(*args, **kw)
 
-    monkeypatch.setattr(lskd.sweep, "evaluate_students", evaluate_students)
+    monkeypatch.setattr(lskd.train.sweep, "evaluate_students", evaluate_students)
     specs = _sweep_specs(data, tmp_path)
     with pytest.raises(preempt.Preempted, match="end of epoch 1"):
         distill_students(specs, teacher, TEMPS)
@@ -354,7 +354,9 @@ def test_sweep_signal_between_epochs_stops_at_the_boundary(
 
 def test_sweep_cli_exits_75_after_saving(data, tmp_path, monkeypatch, sweep):
     teacher = sweep[0]
-    monkeypatch.setattr(lskd.sweep, "kd_loss", _signalling_kd(4, signal.SIGTERM, []))
+    monkeypatch.setattr(
+        lskd.train.sweep, "kd_loss", _signalling_kd(4, signal.SIGTERM, [])
+    )
     hp = json.dumps({"epochs": 1, "batch_size": BATCH, "lr": 0.05})
     argv = ["distill", "--task", "toy", "--data", str(data), "--arch", "mlp128"]
     argv += ["--seed", "0", "--hp", hp, "--device", "cpu", "--teacher", str(teacher)]
@@ -382,7 +384,7 @@ def _ddp_train(data, out, log, fused=False):
     else:
         argv = ["train", *argv, "--alpha", "0", "--model-out", str(out / "model.pt")]
         argv += ["--metrics-out", str(out / "metrics.json")]
-    code = "import sys; from lskd.cli import main; sys.exit(main())"
+    code = "import sys; from lskd.cli.main import main; sys.exit(main())"
     return subprocess.Popen([sys.executable, "-c", code, *argv], stderr=log, stdout=log)
 
 

@@ -89,4 +89,4 @@ def test_nothing_kills_processes_it_did_not_start():
     ]
     assert hits == []
     senders = [rel for rel, t in texts(("src/",)).items() if "send_signal(" in t]
-    assert senders == ["src/lskd/preempt.py"]
+    assert senders == ["src/lskd/train/preempt.py"]

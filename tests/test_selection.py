@@ -11,13 +11,13 @@ import torch
 from torch import nn
 
 from conftest import make_toy_npz
-from lskd import checkpoint
-from lskd.config import Recipe
-from lskd.distributed import Context
-from lskd.engine import summarise
-from lskd.history import record_epoch
-from lskd.models import build_model
-from lskd.runs import RunSpec, train_teacher
+from lskd.models.registry import build_model
+from lskd.train import checkpoint
+from lskd.train.distributed import Context
+from lskd.train.engine import summarise
+from lskd.train.history import record_epoch
+from lskd.train.job import RunSpec, train_teacher
+from lskd.train.recipe import Recipe
 
 CPU = Context(rank=0, world=1, device=torch.device("cpu"))
 # Test points: two of class 0 at (1, 0), two of class 1 at (0, 1).

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from lskd.analysis.stability import softmax, stability
-from lskd.distributed import Context
 from lskd.errors import DataError
-from lskd.stability_sums import StabilitySums
+from lskd.train.distributed import Context
+from lskd.train.stability_sums import StabilitySums
 
 CPU = Context(rank=0, world=1, device=torch.device("cpu"))
 

@@ -5,8 +5,8 @@ import math
 import pytest
 
 from conftest import make_metrics
+from lskd.analysis.records import parse_run
 from lskd.analysis.stats import format_estimate, interval, paired, seed_cells
-from lskd.analysis.tables import parse_run
 from lskd.errors import DataError
 
 # Student's t quantiles t_{0.975, df} from printed tables.

@@ -8,12 +8,8 @@ import pytest
 
 from conftest import make_metrics, write_metrics
 from lskd.analysis.formats import latex_escape
-from lskd.analysis.tables import (
-    build_table,
-    read_metrics,
-    table_caption,
-    write_table,
-)
+from lskd.analysis.records import read_metrics
+from lskd.analysis.tables import build_table, table_caption, write_table
 
 ALPHAS = (0.1, 0.0)  # deliberately not sorted
 TEMPS = (64.0, 2.0, 1.0, 3.0)

@@ -14,7 +14,7 @@ from lskd.data.folders import save_manifest, scan_imagefolder
 from lskd.data.source import open_source
 from lskd.data.transfer import TransferSet, draw_seed, size_token, size_tokens
 from lskd.errors import ConfigError
-from lskd.runs import distill_student, distill_students, train_teacher
+from lskd.train.job import distill_student, distill_students, train_teacher
 from test_folders import TINY, make_imagefolder
 from test_fused import _spec, data, teacher  # noqa: F401  (module fixtures)
 

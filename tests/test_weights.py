@@ -11,10 +11,10 @@ import torch
 import torchvision
 from torch import nn
 
-from lskd import checkpoint
 from lskd.errors import CheckpointError
-from lskd.models import build_model
-from lskd.weights import import_weights, init_model
+from lskd.models.registry import build_model
+from lskd.models.weights import import_weights, init_model
+from lskd.train import checkpoint
 
 
 class Payload:

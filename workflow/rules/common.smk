@@ -3,8 +3,8 @@ import json
 import shlex
 from pathlib import Path
 
-from lskd.config import check_data_roots, validate_config
-from lskd.config_checks import (
+from lskd.plan.config import check_data_roots, validate_config
+from lskd.plan.checks import (
     check_data_sources,
     check_init_teachers,
     exit_on_config_error,

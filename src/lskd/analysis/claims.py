@@ -39,13 +39,13 @@ from typing import Any
 import pandas as pd
 
 from lskd.analysis.formats import to_html
-from lskd.analysis.stats import PAIRED_TEXT, Cells, Estimate, paired, seed_cells
-from lskd.analysis.tables import (
+from lskd.analysis.records import (
     check_consistent,
     format_alpha,
     parse_run,
     read_metrics,
 )
+from lskd.analysis.stats import PAIRED_TEXT, Cells, Estimate, paired, seed_cells
 from lskd.atomic import atomic_path
 from lskd.errors import DataError
 

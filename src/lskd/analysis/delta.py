@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from lskd.analysis.diffusion_table import STABILITY, estimates, read_runs
+from lskd.analysis.records import Run, check_consistent, format_alpha, parse_run
 from lskd.analysis.stats import (
     PAIRED_TEXT,
     Estimate,
@@ -50,7 +51,6 @@ from lskd.analysis.stats import (
     paired,
     seed_cells,
 )
-from lskd.analysis.tables import Run, check_consistent, format_alpha, parse_run
 from lskd.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ def _sources(metrics: Sequence[dict], sources: Sequence[str] | None) -> list[str
 def parse_pair(
     metrics: Sequence[dict[str, Any]], sources: Sequence[str] | None = None
 ) -> PairRuns:
-    """Validate one pair's runs (``tables.check_consistent``): its students must share
+    """Validate one pair's runs (``records.check_consistent``): its students must share
     one transfer set (the error names two files that differ)."""
     sources = _sources(metrics, sources)
     runs = [parse_run(m, s) for m, s in zip(metrics, sources, strict=True)]

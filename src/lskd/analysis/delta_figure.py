@@ -15,8 +15,8 @@ from lskd.analysis.delta import BASE_ALPHA, DeltaRow
 from lskd.analysis.diffusion_table import jitter
 from lskd.analysis.formats import PNG_DPI
 from lskd.analysis.paper import load_paper_numbers
+from lskd.analysis.records import format_alpha
 from lskd.analysis.stats import Estimate
-from lskd.analysis.tables import format_alpha
 from lskd.atomic import atomic_path
 
 TASK_NAMES = {"imagenet": "ImageNet", "cub200": "CUB"}

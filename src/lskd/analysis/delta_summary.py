@@ -33,8 +33,8 @@ from lskd.analysis.delta import (
 )
 from lskd.analysis.delta_figure import plot_delta
 from lskd.analysis.formats import write_table_files
+from lskd.analysis.records import format_alpha, read_metrics
 from lskd.analysis.stats import Estimate, format_estimate, paired
-from lskd.analysis.tables import format_alpha, read_metrics
 from lskd.atomic import atomic_path
 
 log = logging.getLogger(__name__)

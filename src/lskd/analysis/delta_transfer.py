@@ -29,8 +29,8 @@ from lskd.analysis.delta import (
 from lskd.analysis.delta_figure import _t_axis, plot_series, save_png
 from lskd.analysis.delta_summary import _label
 from lskd.analysis.formats import write_table_files
+from lskd.analysis.records import format_alpha, read_metrics
 from lskd.analysis.stats import Estimate, format_estimate, paired
-from lskd.analysis.tables import format_alpha, read_metrics
 from lskd.errors import DataError
 
 log = logging.getLogger(__name__)

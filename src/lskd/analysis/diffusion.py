@@ -154,7 +154,7 @@ def diffusion_file(
 ) -> dict[str, Any]:
     """Write ``diffusion.json`` for one run's projection. (Shen et al.'s stability
     is computed over the whole test split at evaluation time and lives in the run's
-    ``metrics.json``: ``lskd.stability_sums``.)
+    ``metrics.json``: ``lskd.train.stability_sums``.)
 
     The top level holds the metrics of ``split`` (errors raise ``DataError`` naming the
     file); ``other_splits`` holds those of the other split, or ``{"error": ...}`` when

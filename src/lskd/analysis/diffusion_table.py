@@ -8,7 +8,8 @@ must name a projection of that directory as its ``source``); role, alpha, T and 
 come from that ``metrics.json``. The diffusion metrics (``lskd.analysis.diffusion``, on
 the projected training points) are lskd's own numbers, not the paper's. The stability
 is Shen et al. 2021, Eq. (2), computed at evaluation time over all classes and every
-test image (``lskd.stability_sums``) and read from ``metrics.json``; the table shows
+test image (``lskd.train.stability_sums``) and read from ``metrics.json``; the table
+shows
 ``1 − S``, as their Table 1 does.
 
 Per (role, alpha, T) and metric: the mean over seeds and its 95 % Student-t interval
@@ -29,8 +30,8 @@ from matplotlib.figure import Figure
 
 from lskd.analysis.diffusion import flat_metrics
 from lskd.analysis.formats import PNG_DPI, to_html
+from lskd.analysis.records import check_unique, parse_run, read_metrics
 from lskd.analysis.stats import INTERVAL_TEXT, Estimate, format_estimate, interval
-from lskd.analysis.tables import check_unique, parse_run, read_metrics
 from lskd.atomic import atomic_path
 from lskd.errors import DataError
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from lskd.analysis.tables import format_alpha, parse_run, row_label
+from lskd.analysis.records import format_alpha, parse_run, row_label
 from lskd.errors import DataError
 
 log = logging.getLogger(__name__)

@@ -105,7 +105,7 @@ Cells = dict[tuple[str, float, float | None], dict[int, float]]
 
 def seed_cells(runs: Iterable, value: str = "top1") -> Cells:
     """``{(role, alpha, T): {seed: run.<value>}}`` of parsed runs
-    (``tables.Run``); two runs of one cell with one seed are an error naming both."""
+    (``records.Run``); two runs of one cell with one seed are an error naming both."""
     cells: Cells = {}
     sources: dict[tuple, str] = {}
     for run in runs:

@@ -29,9 +29,9 @@ from nvidia.dali import fn, pipeline_def, types
 from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 from torch import Tensor
 
-from lskd.data.folders import WHOLE, draw_epoch, eval_order, train_order
+from lskd.data.folders import draw_epoch, eval_order, train_order
+from lskd.data.interface import SPLITS, WHOLE, Shard
 from lskd.data.manifest import Manifest
-from lskd.data.source import SPLITS, Shard
 from lskd.data.transforms import ImageAugment
 from lskd.errors import ConfigError
 

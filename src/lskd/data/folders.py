@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,6 +18,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from lskd.data.interface import SPLITS, WHOLE, Shard, check_batch
 from lskd.data.manifest import (
     Manifest,
     check_readable,
@@ -28,23 +28,19 @@ from lskd.data.manifest import (
     scan_imagefolder,
     select_subset,
 )
-from lskd.data.source import SPLITS, DataSource, Shard, check_batch, cut_train
-from lskd.data.transfer import TransferSet
 from lskd.data.transforms import ImageAugment, eval_transform, train_transform
-from lskd.errors import ConfigError, DataError
+from lskd.errors import DataError
 
 __all__ = [  # the manifest functions are re-exported: callers need only this module
     "FolderSource",
     "Manifest",
     "check_readable",
     "load_manifest",
-    "open_folder_source",
     "save_manifest",
     "scan_cub",
     "scan_imagefolder",
     "select_subset",
 ]
-WHOLE = Shard()  # the default: one process gets everything
 
 
 class ImageFiles(Dataset):
@@ -203,33 +199,3 @@ def eval_order(n: int, indices: np.ndarray | None, shard: Shard) -> list[int]:
     if idx.size and (idx.min() < 0 or idx.max() >= n):
         raise ValueError(f"indices out of range for a split of {n} samples")
     return idx[shard.rank :: shard.world].tolist()
-
-
-def open_folder_source(
-    path: str | Path,
-    augment: dict[str, Any],
-    loader: str = "torchvision",
-    workers: int = 0,
-    transfer: TransferSet | None = None,
-) -> DataSource:
-    """Open a manifest with the torchvision/PIL loader or NVIDIA DALI (`loader`),
-    training on `transfer`'s images only when given (`lskd.data.source.cut_train`)."""
-    if loader not in ("torchvision", "dali"):
-        raise ConfigError(f"loader: unknown value {loader!r} (torchvision or dali)")
-    manifest = load_manifest(path)
-    manifest, record = cut_train(manifest, manifest.labels("train"), transfer)
-    if loader == "torchvision":
-        source = FolderSource(manifest, augment, workers)
-        source.transfer = record
-        return source
-    try:
-        from lskd.data.dali import DaliSource
-    except ModuleNotFoundError as err:
-        if not (err.name or "").startswith("nvidia"):
-            raise
-        raise ConfigError(
-            "loader: dali needs the optional extra: pip install 'lskd[dali]'"
-        ) from None
-    source = DaliSource(manifest, augment, workers)
-    source.transfer = record
-    return source

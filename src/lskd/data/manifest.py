@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from lskd.atomic import write_text
-from lskd.data.source import SPLITS
+from lskd.data.interface import SPLITS
 from lskd.errors import ConfigError, DataError
 from lskd.progress import Interval, format_clock
 

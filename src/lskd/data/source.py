@@ -10,69 +10,21 @@ A student's KD transfer set (`lskd.data.transfer`) cuts the training split befor
 source is built, so every loader, shard and resume sees the same images;
 `source.transfer` records it (None when no transfer set was asked for).
 
-Sharding for data-parallel training: rank r of w gets every w-th sample of the epoch's
-permutation (evaluation: of the split), so the ranks together see each sample once.
+The interface itself (`DataSource`, `Shard`, the splits) is `lskd.data.interface`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from lskd.data.arrays import Arrays, load_arrays
 from lskd.data.batches import Augment, Batches
+from lskd.data.interface import WHOLE, DataSource, check_batch, cut_train
 from lskd.data.transfer import TransferSet
 from lskd.errors import ConfigError, DataError
-
-SPLITS = ("train", "val", "test")
-
-
-@dataclass(frozen=True)
-class Shard:
-    """This process's share of the data: rank `rank` of `world` processes."""
-
-    rank: int = 0
-    world: int = 1
-
-
-def check_batch(per_rank: int, batch_size: int, where: str) -> None:
-    """Training needs at least one full batch per rank and epoch."""
-    if per_rank < batch_size:
-        raise ConfigError(
-            f"batch_size: {batch_size} is more than the {per_rank} training images "
-            f"per rank of {where}"
-        )
-
-
-class DataSource(Protocol):
-    class_names: tuple[str, ...]
-    in_channels: int
-    image_size: int
-    transfer: dict[str, Any] | None
-
-    def labels(self, split: str) -> np.ndarray:
-        """Labels of a whole split, in its fixed order."""
-
-    def train_batches(
-        self, batch_size: int, generator: torch.Generator, shard: Shard = Shard()
-    ) -> Iterable[tuple[Tensor, Tensor]]:
-        """Augmented training batches, a new permutation from `generator` per pass;
-        `len()` is the number of steps per epoch, the same on every rank."""
-
-    def eval_batches(
-        self,
-        split: str,
-        batch_size: int,
-        indices: np.ndarray | None = None,
-        shard: Shard = Shard(),
-    ) -> Iterable[tuple[Tensor, Tensor]]:
-        """Un-augmented batches of `split` (or of its samples `indices`) in order."""
 
 
 class ArraySource:
@@ -95,7 +47,7 @@ class ArraySource:
             a.images[split][idx], a.labels[split][idx], batch_size, a.mean, a.std, **kw
         )
 
-    def train_batches(self, batch_size, generator, shard=Shard()):
+    def train_batches(self, batch_size, generator, shard=WHOLE):
         n = len(self.labels("train"))
         check_batch(n // shard.world, batch_size, "the (transfer) training split")
         return self._batches(
@@ -109,21 +61,9 @@ class ArraySource:
             world=shard.world,
         )
 
-    def eval_batches(self, split, batch_size, indices=None, shard=Shard()):
+    def eval_batches(self, split, batch_size, indices=None, shard=WHOLE):
         idx = np.arange(len(self.labels(split))) if indices is None else indices
         return self._batches(split, idx[shard.rank :: shard.world], batch_size)
-
-
-def cut_train(
-    storage: Any, labels: np.ndarray, transfer: TransferSet | None
-) -> tuple[Any, dict | None]:
-    """`storage` (`Arrays` or `Manifest`, training labels `labels`) with its training
-    split cut to `transfer`'s images, and the record of them (unchanged and None
-    without a transfer set)."""
-    if transfer is None:
-        return storage, None
-    indices = transfer.indices(labels)
-    return storage.with_train(indices), transfer.record(indices, labels)
 
 
 def open_source(
@@ -152,7 +92,38 @@ def open_source(
         source.transfer = record
         return source
     if path.suffix == ".json":
-        from lskd.data.folders import open_folder_source
-
         return open_folder_source(path, augment, loader, workers, transfer)
     raise DataError(f"{path}: unknown prepared-dataset format (expected .npz or .json)")
+
+
+def open_folder_source(
+    path: str | Path,
+    augment: dict[str, Any],
+    loader: str = "torchvision",
+    workers: int = 0,
+    transfer: TransferSet | None = None,
+) -> DataSource:
+    """Open a manifest with the torchvision/PIL loader or NVIDIA DALI (`loader`),
+    training on `transfer`'s images only when given (`cut_train`)."""
+    from lskd.data.folders import FolderSource  # torchvision and PIL: image files only
+    from lskd.data.manifest import load_manifest
+
+    if loader not in ("torchvision", "dali"):
+        raise ConfigError(f"loader: unknown value {loader!r} (torchvision or dali)")
+    manifest = load_manifest(path)
+    manifest, record = cut_train(manifest, manifest.labels("train"), transfer)
+    if loader == "torchvision":
+        source = FolderSource(manifest, augment, workers)
+        source.transfer = record
+        return source
+    try:
+        from lskd.data.dali import DaliSource
+    except ModuleNotFoundError as err:
+        if not (err.name or "").startswith("nvidia"):
+            raise
+        raise ConfigError(
+            "loader: dali needs the optional extra: pip install 'lskd[dali]'"
+        ) from None
+    source = DaliSource(manifest, augment, workers)
+    source.transfer = record
+    return source

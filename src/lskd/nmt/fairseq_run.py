@@ -18,9 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from lskd import preempt
 from lskd.atomic import write_json
 from lskd.nmt.safe_load import fairseq_safe_globals
+from lskd.train import preempt
 
 log = logging.getLogger(__name__)
 

@@ -20,16 +20,15 @@ import numpy as np
 import pandas as pd
 
 from lskd.analysis.formats import write_table_files
-from lskd.analysis.tables import (
-    MISSING,
-    _get,
+from lskd.analysis.records import (
     check_same,
     check_unique,
     format_alpha,
-    format_values,
+    get,
     read_metrics,
     row_label,
 )
+from lskd.analysis.tables import MISSING, format_values
 from lskd.errors import DataError
 from lskd.nmt import ARCH
 
@@ -53,13 +52,13 @@ class BleuRun:
 
 def parse_bleu_run(metrics: dict[str, Any], source: str) -> BleuRun:
     """Validate one NMT ``metrics.json``; errors name the file and key."""
-    role = _get(metrics, "role", str, source)
+    role = get(metrics, "role", str, source)
     if role not in ("teacher", "student"):
         raise DataError(f"{source}: key 'role' must be 'teacher' or 'student'")
-    task = _get(metrics, "task", str, source)
+    task = get(metrics, "task", str, source)
     if not task.startswith("nmt_") or task.count("_") != 2:
         raise DataError(f"{source}: key 'task' must look like nmt_en_de, got {task!r}")
-    selection = _get(metrics, "selection", str, source)
+    selection = get(metrics, "selection", str, source)
     if selection not in SELECTION:
         raise DataError(f"{source}: key 'selection' must be one of {list(SELECTION)}")
     num = (int, float)
@@ -67,13 +66,13 @@ def parse_bleu_run(metrics: dict[str, Any], source: str) -> BleuRun:
         source=source,
         role=role,
         task=task,
-        alpha=float(_get(metrics, "alpha", num, source)),
-        T=float(_get(metrics, "T", num, source)) if role == "student" else None,
-        seed=_get(metrics, "seed", int, source),
-        bleu=float(_get(metrics, "bleu", num, source)),
-        signature=_get(metrics, "sacrebleu_signature", str, source),
+        alpha=float(get(metrics, "alpha", num, source)),
+        T=float(get(metrics, "T", num, source)) if role == "student" else None,
+        seed=get(metrics, "seed", int, source),
+        bleu=float(get(metrics, "bleu", num, source)),
+        signature=get(metrics, "sacrebleu_signature", str, source),
         selection=selection,
-        eval_split=_get(metrics, "eval_split", str, source),
+        eval_split=get(metrics, "eval_split", str, source),
     )
 
 

@@ -1,9 +1,10 @@
 """The rolling resume checkpoints `last.pt` (one run) and `last_sweep.pt` (a fused
-sweep of K students, `lskd.sweep`): what they hold and how a job continues.
+sweep of K students, `lskd.train.sweep`): what they hold and how a job continues.
 
 The training loop (`engine.run_epochs`) writes them at every epoch boundary and, on a
 preemption signal, after the step it stopped at. Both hold the optimizer and scheduler
-states, every global RNG state (`lskd.rng`), the data-order generator's state *at the
+states, every global RNG state (`lskd.train.rng`), the data-order generator's state *at
+the
 start of the current epoch*, the train time and, for a mid-epoch stop, the epoch's
 progress (step index and the running sums of its training statistics). `last.pt` adds
 the model, the finished epochs' history and the best-validation weights;
@@ -27,10 +28,10 @@ from typing import Any
 
 import torch
 
-from lskd import checkpoint, rng
-from lskd.config import Recipe
-from lskd.distributed import all_sum
 from lskd.errors import CheckpointError
+from lskd.train import checkpoint, rng
+from lskd.train.distributed import all_sum
+from lskd.train.recipe import Recipe
 
 log = logging.getLogger("lskd")
 FORMAT = "lskd-resume-v2"

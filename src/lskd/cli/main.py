@@ -1,7 +1,8 @@
 """`lskd` command line: one subcommand per workflow step; each handler parses and calls
 one library function. Expected errors print one line naming the bad key or file and exit
 with 2; a training job (a fused `distill --T ...` sweep included) stopped by
-SIGTERM/SIGUSR1 saves its rolling checkpoint and exits with 75 (`lskd.preempt`). Heavy
+SIGTERM/SIGUSR1 saves its rolling checkpoint and exits with 75 (`lskd.train.preempt`).
+Heavy
 imports (torch) happen inside the handlers, so `lskd table` starts fast.
 """
 
@@ -14,12 +15,12 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
-from lskd.cli_analysis import add_analysis_commands
-from lskd.cli_args import add_penultimate_flags, add_run_flags
-from lskd.cli_nmt import add_nmt_commands
+from lskd.cli.analysis import add_analysis_commands
+from lskd.cli.args import add_penultimate_flags, add_run_flags
+from lskd.cli.nmt import add_nmt_commands
 from lskd.errors import ConfigError, LskdError
-from lskd.preempt import REQUEUE_EXIT as REQUEUE
-from lskd.preempt import Preempted, watch
+from lskd.train.preempt import REQUEUE_EXIT as REQUEUE
+from lskd.train.preempt import Preempted, watch
 
 log = logging.getLogger("lskd")
 
@@ -29,8 +30,8 @@ def _run_spec(args: argparse.Namespace, i: int | None = None):
     takes one pair per --T)."""
     import torch
 
-    from lskd.config import Recipe
-    from lskd.runs import RunSpec
+    from lskd.train.job import RunSpec
+    from lskd.train.recipe import Recipe
 
     torch.set_num_threads(args.threads)
     return RunSpec(
@@ -55,7 +56,7 @@ def _run_spec(args: argparse.Namespace, i: int | None = None):
 
 def _relaunched(args: argparse.Namespace) -> bool:
     """With --gpus N > 1, rerun this command under torchrun (N processes) and exit."""
-    from lskd.distributed import relaunch
+    from lskd.train.distributed import relaunch
 
     code = relaunch(args.gpus, args.argv)
     if code is None:
@@ -112,7 +113,7 @@ def cmd_subset(args: argparse.Namespace) -> None:
 
 
 def cmd_import_weights(args: argparse.Namespace) -> None:
-    from lskd.weights import import_weights
+    from lskd.models.weights import import_weights
 
     summary = import_weights(
         args.src, args.out, args.arch, args.sha256, args.source, args.alpha
@@ -126,7 +127,7 @@ def _check(flag: str, value: float, ok: bool, rule: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from lskd.runs import train_teacher
+    from lskd.train.job import train_teacher
 
     _check("--alpha", args.alpha, 0 <= args.alpha < 1, "in [0, 1)")
     if not _relaunched(args):
@@ -134,7 +135,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_distill(args: argparse.Namespace) -> None:
-    from lskd.runs import distill_student, distill_students
+    from lskd.train.job import distill_student, distill_students
 
     for T in args.T:
         _check("--T", T, T > 0, "> 0")
@@ -154,7 +155,7 @@ def cmd_distill(args: argparse.Namespace) -> None:
 
 
 def cmd_extract(args: argparse.Namespace) -> None:
-    from lskd.penultimate import extract
+    from lskd.analysis.penultimate import extract
 
     extract(
         args.model,
@@ -168,7 +169,7 @@ def cmd_extract(args: argparse.Namespace) -> None:
 
 
 def cmd_analyse(args: argparse.Namespace) -> None:
-    from lskd.penultimate import analyse_runs
+    from lskd.analysis.penultimate import analyse_runs
 
     analyse_runs(
         args.models,

@@ -1,6 +1,7 @@
 """A run's epoch history: which epochs validate, one epoch's entry, and the
-best-validation weights kept while training (`lskd.engine.fit` and the fused sweep of
-`lskd.sweep` share them)."""
+best-validation weights kept while training (`lskd.train.engine.fit` and the fused
+sweep of
+`lskd.train.sweep` share them)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from lskd.config import Recipe
-from lskd.resume import EpochProgress
+from lskd.train.recipe import Recipe
+from lskd.train.resume import EpochProgress
 
 
 def validates(progress: EpochProgress, recipe: Recipe) -> bool:

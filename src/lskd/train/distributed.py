@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from lskd.data.source import Shard
-from lskd.preempt import REQUEUE_EXIT, forwarding, requested
+from lskd.data.interface import Shard
+from lskd.train.preempt import REQUEUE_EXIT, forwarding, requested
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def relaunch(gpus: int, argv: list[str]) -> int | None:
         "--standalone",
         f"--nproc-per-node={gpus}",
         "-m",
-        "lskd.cli",
+        "lskd.cli.main",
         *argv,
     ]
     with subprocess.Popen(cmd) as proc, forwarding(proc):

@@ -23,9 +23,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from lskd import checkpoint
 from lskd.errors import CheckpointError, ConfigError
-from lskd.models import build_model, classifier
+from lskd.models.registry import build_model, classifier
+from lskd.train import checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from lskd.distributed import Context, all_max, all_sum_tensor
+from lskd.train.distributed import Context, all_max, all_sum_tensor
 
 
 class StabilitySums:

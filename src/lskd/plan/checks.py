@@ -1,5 +1,5 @@
 """Checks of the workflow config that one key alone cannot say, run at parse time
-(`lskd.config.validate_config`, workflow/rules/common.smk) so that a mistake stops
+(`lskd.plan.config.validate_config`, workflow/rules/common.smk) so that a mistake stops
 Snakemake before any job with one line naming the key: the path spelling of alphas and
 temperatures (`path_token`, `check_grid`), references between keys
 (`check_references`, `check_init_teachers`), the default config file's shape

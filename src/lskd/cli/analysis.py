@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lskd.cli_args import add_delta_flags, add_metrics_arg
+from lskd.cli.args import add_delta_flags, add_metrics_arg
 from lskd.errors import ConfigError
 
 

@@ -1,6 +1,6 @@
 """One training run end to end: data, model, objective, `fit`, then model.pt and
 metrics.json (rank 0 only); or the fused temperature sweep (`distill_students`): K
-student runs in one job through `lskd.sweep.fit_students`.
+student runs in one job through `lskd.train.sweep.fit_students`.
 """
 
 from __future__ import annotations
@@ -19,18 +19,19 @@ import numpy as np
 import torch
 
 import lskd
-from lskd import checkpoint, preempt
 from lskd.atomic import write_json
-from lskd.chance import chance_level
-from lskd.config import Recipe
-from lskd.data.source import DataSource, open_source
+from lskd.data.interface import DataSource
+from lskd.data.source import open_source
 from lskd.data.transfer import TransferSet
-from lskd.distill import FrozenTeacher, student_step, teacher_step
-from lskd.distributed import Context, barrier, setup, teardown
-from lskd.engine import StepLoss, evaluate_imported, fit, seed_everything
 from lskd.errors import CheckpointError, ConfigError
-from lskd.models import build_model
-from lskd.sweep import fit_students
+from lskd.models.registry import build_model
+from lskd.train import checkpoint, preempt
+from lskd.train.chance import chance_level
+from lskd.train.distributed import Context, barrier, setup, teardown
+from lskd.train.engine import StepLoss, evaluate_imported, fit, seed_everything
+from lskd.train.recipe import Recipe
+from lskd.train.steps import FrozenTeacher, student_step, teacher_step
+from lskd.train.sweep import fit_students
 
 log = logging.getLogger("lskd")
 
@@ -119,7 +120,7 @@ def _model(spec: RunSpec, source: DataSource, ctx: Context) -> torch.nn.Module:
     if spec.pretrained and spec.init is None:
         raise ConfigError("--pretrained needs --init (the model file to evaluate)")
     if spec.init is not None:
-        from lskd.weights import init_model
+        from lskd.models.weights import init_model
 
         n = len(source.class_names)
         init_model(model, spec.init, n, require_head=spec.pretrained)
@@ -328,7 +329,8 @@ def _check_sweep(specs: Sequence[RunSpec], temperatures: Sequence[float]) -> Non
 def distill_students(
     specs: Sequence[RunSpec], teacher_path: Path, temperatures: Sequence[float]
 ) -> list[dict[str, Any]]:
-    """Distil the teacher into one student per temperature in ONE job (`lskd.sweep`):
+    """Distil the teacher into one student per temperature in ONE job
+    (`lskd.train.sweep`):
     one data stream and one teacher forward per batch. `specs[k]` (which differ only
     in their outputs) receives exactly what `distill_student(specs[k], teacher_path,
     temperatures[k])` would write; its metrics add `fused_temperatures`. The rolling

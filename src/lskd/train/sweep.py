@@ -20,7 +20,8 @@ selection and metrics are per student (`summarise`, as `engine.fit` does).
 
 Interruptions are handled exactly as in a single job, by the same epoch loop
 (`engine.run_epochs`): the rolling `last_sweep.pt` (`resume.save_sweep`) is written
-after every epoch and, when SIGTERM/SIGUSR1 arrived (`lskd.preempt`), after the step
+after every epoch and, when SIGTERM/SIGUSR1 arrived (`lskd.train.preempt`), after the
+step
 the sweep stops at, with every global RNG state, each student's RNG stream and the
 running sums of the epoch (`resume.SweepProgress`); the job then raises `Preempted`
 (exit 75) and the same command resumes all K students at that step, bit-identically.
@@ -38,10 +39,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lskd import preempt, resume
-from lskd.config import Recipe
-from lskd.distributed import Context, all_sum
-from lskd.engine import (
+from lskd.objectives.kd import kd_loss
+from lskd.train import preempt, resume
+from lskd.train.accuracy import topk_correct
+from lskd.train.distributed import Context, all_sum
+from lskd.train.engine import (
     autocast,
     make_optimizer,
     make_scheduler,
@@ -50,11 +52,11 @@ from lskd.engine import (
     to_device,
     unwrap,
 )
-from lskd.history import epoch_entry, format_val, record_epoch, validates
-from lskd.losses import kd_loss, topk_correct
-from lskd.preempt import Preempted
-from lskd.resume import SweepProgress
-from lskd.stability_sums import StabilitySums
+from lskd.train.history import epoch_entry, format_val, record_epoch, validates
+from lskd.train.preempt import Preempted
+from lskd.train.recipe import Recipe
+from lskd.train.resume import SweepProgress
+from lskd.train.stability_sums import StabilitySums
 
 log = logging.getLogger("lskd")
 

@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lskd import checkpoint
 from lskd.atomic import atomic_path
-from lskd.data.source import DataSource, open_source
+from lskd.data.interface import DataSource
+from lskd.data.source import open_source
 from lskd.errors import DataError
-from lskd.models import classifier
-from lskd.runs import build_for
+from lskd.models.registry import classifier
+from lskd.train import checkpoint
+from lskd.train.job import build_for
 
 
 def select(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lskd.cli_args import json_arg
+from lskd.cli.args import json_arg
 from lskd.errors import ConfigError
 
 
@@ -17,7 +17,7 @@ def _threads(n: int) -> None:
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:
-    from lskd.nmt.runs import prepare
+    from lskd.nmt.pipeline import prepare
 
     _threads(args.threads)
     prepare(
@@ -36,7 +36,7 @@ def _meta(args: argparse.Namespace, role: str) -> dict:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from lskd.nmt.fairseq_run import teacher_criterion
-    from lskd.nmt.runs import train_run
+    from lskd.nmt.pipeline import train_run
 
     _threads(args.threads)
     meta = {**_meta(args, "teacher"), "seed": args.seed}
@@ -46,7 +46,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_distill(args: argparse.Namespace) -> None:
-    from lskd.nmt.runs import distill
+    from lskd.nmt.pipeline import distill
 
     _threads(args.threads)
     if len(args.T) != len(args.model_out):
@@ -70,7 +70,7 @@ def cmd_distill(args: argparse.Namespace) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> None:
-    from lskd.nmt.runs import score
+    from lskd.nmt.pipeline import score
 
     _threads(args.threads)
     score(args.data, args.pair, args.models, args.out, args.gen)

@@ -5,8 +5,8 @@ a student is only the `step_loss(model, x, y) -> (loss, logits)` callable it is 
 At every epoch boundary, and at the step where a preemption signal arrived, it
 atomically writes `last.pt` next to the outputs (never a declared Snakemake output), so
 a killed job resumes where it stopped with the same RNG and data-order state
-(`lskd.resume`). That resumable epoch loop, `run_epochs`, is shared with the fused
-temperature sweep (`lskd.sweep`), which writes `last_sweep.pt` the same way.
+(`lskd.train.resume`). That resumable epoch loop, `run_epochs`, is shared with the fused
+temperature sweep (`lskd.train.sweep`), which writes `last_sweep.pt` the same way.
 """
 
 from __future__ import annotations
@@ -24,21 +24,21 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lskd import preempt, resume, rng
-from lskd.config import Recipe
-from lskd.distributed import Context, all_sum, barrier
-from lskd.history import (
+from lskd.train import preempt, resume, rng
+from lskd.train.accuracy import topk_correct
+from lskd.train.distributed import Context, all_sum, barrier
+from lskd.train.history import (
     epoch_entry,
     format_val,
     record_epoch,
     validated,
     validates,
 )
-from lskd.losses import topk_correct
-from lskd.preempt import Preempted
-from lskd.progress import StepLog
-from lskd.resume import EpochProgress
-from lskd.stability_sums import StabilitySums, stability_keys
+from lskd.train.preempt import Preempted
+from lskd.train.recipe import Recipe
+from lskd.train.resume import EpochProgress
+from lskd.train.stability_sums import StabilitySums, stability_keys
+from lskd.train.steplog import StepLog
 
 log = logging.getLogger("lskd")
 StepLoss = Callable[[nn.Module, Tensor, Tensor], tuple[Tensor, Tensor]]
@@ -190,8 +190,9 @@ def fit(
     split only at the end, for the last epoch and for the best-validation epoch. `model`
     may be wrapped (DDP, torch.compile): states are read from and written to the bare
     module, so checkpoints never carry `module.` or `_orig_mod.` prefixes. Only rank 0
-    writes `last.pt` (`lskd.resume`): after every epoch, and after the step at which a
-    SIGTERM/SIGUSR1 arrived (`lskd.preempt`), before raising `Preempted`
+    writes `last.pt` (`lskd.train.resume`): after every epoch, and after the step at
+    which a
+    SIGTERM/SIGUSR1 arrived (`lskd.train.preempt`), before raising `Preempted`
     (`run_epochs`).
     """
     module = unwrap(model)

@@ -7,8 +7,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lskd.engine import StepLoss
-from lskd.losses import kd_loss, ls_cross_entropy
+from lskd.objectives.kd import kd_loss
+from lskd.objectives.ls import ls_cross_entropy
+from lskd.train.engine import StepLoss
 
 
 class FrozenTeacher(nn.Module):

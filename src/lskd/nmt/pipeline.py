@@ -20,10 +20,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lskd import checkpoint
 from lskd.atomic import write_json
 from lskd.errors import CheckpointError, DataError
 from lskd.nmt import ARCH, bleu, bpe, corpus, fairseq_run, safe_load
+from lskd.train import checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def versions() -> dict[str, str]:
     import fairseq
     import sacrebleu
 
-    from lskd.runs import versions as stack
+    from lskd.train.job import versions as stack
 
     return {
         **stack(),
