@@ -242,7 +242,8 @@ CASES: dict[str, Case] = {
         lambda w: train(w, hp={**HP, "lrate": 1}), lambda w: "--hp.lrate: unknown key"
     ),
     "hp wrong type": Case(
-        lambda w: train(w, hp={**HP, "lr": "fast"}), lambda w: "--hp.lr: expected float"
+        lambda w: train(w, hp={**HP, "lr": "fast"}),
+        lambda w: "--hp.lr: 'fast' is not of type 'number'",
     ),
     "hp epochs 0": Case(
         lambda w: train(w, hp={**HP, "epochs": 0}), lambda w: "--hp.epochs"
@@ -500,7 +501,6 @@ def test_bad_input_is_refused_cleanly(name, shared, tmp_path, capsys, monkeypatc
 
 # --- the workflow config (validated by common.smk before any job runs) ---------------
 
-SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 MINE = {"weights": {"mlp512-mine": {"path": "/data/mine.pt"}}}
 OTHER = {  # a second task, defined but not in run.tasks
     "data": {"dataset": "fashion_mnist", "root": "/usr/share/datasets/fashion-mnist"},
@@ -519,7 +519,7 @@ def fmnist(**keys) -> dict:
 CONFIG_CASES = {
     "unknown key": (
         fmnist(teacher={"epoch": 3}),
-        "tasks.fmnist.teacher: Unevaluated properties are not allowed ('epoch' was",
+        "tasks.fmnist.teacher.epoch: unknown key",
     ),
     "wrong type": (fmnist(teacher={"lr": "fast"}), "tasks.fmnist.teacher.lr"),
     "alpha >= 1": ({"run": {"alphas": [0.0, 1.0]}}, "run.alphas[1]"),
@@ -635,7 +635,7 @@ CONFIG_CASES = {
     "crop_scale reversed": (
         fmnist(augment={"crop_scale": [1.0, 0.5]}),
         "tasks.fmnist.augment.crop_scale: value (1.0, 0.5) out of range (expected "
-        "min <= max <= 1)",
+        "min <= max)",
     ),
 }
 
@@ -651,7 +651,7 @@ def merged(overlay: dict) -> dict:
 def test_bad_config_names_the_key(name):
     overlay, expect = CONFIG_CASES[name]
     with pytest.raises(ConfigError) as err:
-        validate_config(merged(overlay), SCHEMA)
+        validate_config(merged(overlay))
     assert expect in str(err.value)
     assert str(err.value).startswith(expect.split(":")[0] + ":")
     assert "\n" not in str(err.value)
@@ -659,7 +659,7 @@ def test_bad_config_names_the_key(name):
 
 def test_teacher_weights_keys_are_spelled_as_paths():
     config = merged(MINE | fmnist(teacher_weights={"0.0": "mine", "0.10": "mine"}))
-    validate_config(config, SCHEMA)
+    validate_config(config)
     assert config["tasks"]["fmnist"]["teacher_weights"] == {"0": "mine", "0.1": "mine"}
 
 

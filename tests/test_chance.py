@@ -36,7 +36,7 @@ def test_margin_is_three_binomial_deviations_or_two_points():
 def _run(tmp_path, lr: float, epochs: int) -> RunSpec:
     return RunSpec(
         task="toy", data=make_toy_npz(tmp_path / "toy.npz", 300, 60), arch="mlp128",
-        seed=0, recipe=Recipe(epochs=epochs, batch_size=50, lr=lr),
+        seed=0, recipe=Recipe.from_dict({"epochs": epochs, "batch_size": 50, "lr": lr}),
         model_out=tmp_path / "run" / "model.pt",
         metrics_out=tmp_path / "run" / "metrics.json",
     )  # fmt: skip

@@ -12,7 +12,6 @@ from lskd.errors import ConfigError
 from lskd.plan.config import check_data_roots, validate_config
 
 REPO = Path(__file__).resolve().parents[1]
-SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
 
 @pytest.fixture
@@ -21,7 +20,7 @@ def config() -> dict:
 
 
 def test_default_config_is_valid_and_gets_defaults(config):
-    validate_config(config, SCHEMA)
+    validate_config(config)
     recipe = config["tasks"]["fmnist"]["teacher"]
     assert recipe["momentum"] == 0.9  # filled in through $ref from $defs.recipe
     assert config["tasks"]["fmnist"]["penultimate"]["temperatures"] is None
@@ -29,7 +28,7 @@ def test_default_config_is_valid_and_gets_defaults(config):
 
 def test_test_config_is_valid():
     config = yaml.safe_load((REPO / ".test" / "config" / "config.yaml").read_text())
-    validate_config(config, SCHEMA)
+    validate_config(config)
 
 
 def _set(config: dict, dotted: str, value) -> None:
@@ -43,7 +42,7 @@ def _set(config: dict, dotted: str, value) -> None:
 @pytest.mark.parametrize(
     ("key", "value", "named"),
     [
-        ("run.epoch", 3, "('epoch' was unexpected)"),
+        ("run.epoch", 3, "run.epoch: unknown key"),
         ("tasks.fmnist.teacher.epoch", 3, "tasks.fmnist.teacher"),
         ("tasks.fmnist.data.rot", "x", "tasks.fmnist.data"),
         ("run.alphas", [0.0, 1.0], "run.alphas[1]"),
@@ -73,14 +72,14 @@ def _set(config: dict, dotted: str, value) -> None:
 def test_bad_config_names_the_key(config, key, value, named):
     _set(config, key, value)
     with pytest.raises(ConfigError) as err:
-        validate_config(config, SCHEMA)
+        validate_config(config)
     message = str(err.value)
     assert named in message
     assert "\n" not in message
 
 
 def test_missing_data_root_names_the_key(config, tmp_path):
-    validate_config(config, SCHEMA)
+    validate_config(config)
     bad = copy.deepcopy(config)
     bad["tasks"]["fmnist"]["data"]["root"] = str(tmp_path / "nowhere")
     with pytest.raises(ConfigError, match=r"tasks\.fmnist\.data\.root: .*nowhere"):

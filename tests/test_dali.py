@@ -12,6 +12,7 @@ pytest.importorskip(
     "nvidia.dali", reason="DALI not installed: pip install 'lskd[dali]'"
 )
 
+from lskd.data.augment import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from lskd.data.dali import DaliSource  # noqa: E402
 from lskd.data.folders import (  # noqa: E402
     FolderSource,
@@ -21,12 +22,11 @@ from lskd.data.folders import (  # noqa: E402
 )
 from lskd.data.interface import Shard  # noqa: E402
 from lskd.data.source import open_folder_source  # noqa: E402
-from lskd.data.transforms import ImageAugment  # noqa: E402
 from lskd.errors import ConfigError  # noqa: E402
 from test_folders import TINY, make_imagefolder  # noqa: E402
 
-MEAN = torch.tensor(ImageAugment().mean).view(1, 3, 1, 1)
-STD = torch.tensor(ImageAugment().std).view(1, 3, 1, 1)
+MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
 
 
 @pytest.fixture(scope="module")

@@ -300,7 +300,7 @@ def _epoch(
 
 
 def test_same_seed_same_batches():
-    a, b, c = (_epoch(s, Augment(pad=2)) for s in (5, 5, 6))
+    a, b, c = (_epoch(s, Augment(pad=2, hflip=True)) for s in (5, 5, 6))
     for (xa, ya), (xb, yb) in zip(a, b, strict=True):
         assert torch.equal(xa, xb)
         assert torch.equal(ya, yb)
@@ -376,7 +376,13 @@ def test_augment_is_applied_by_batches():
     images[:, 0, :, 0] = 255  # bright left column
     gen = torch.Generator().manual_seed(0)
     batches = Batches(
-        images, np.zeros(16, np.int64), 16, (0.0,), (1.0,), gen, Augment()
+        images,
+        np.zeros(16, np.int64),
+        16,
+        (0.0,),
+        (1.0,),
+        gen,
+        Augment(pad=2, hflip=True),
     )
     ((x, _),) = batches
     assert not torch.equal(x, torch.from_numpy(images).float() / 255)

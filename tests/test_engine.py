@@ -59,7 +59,7 @@ def _spec(data: Path, out: Path, epochs: int, arch: str = "mlp128") -> RunSpec:
         data=data,
         arch=arch,
         seed=0,
-        recipe=Recipe(epochs=epochs, batch_size=BATCH, lr=0.05),
+        recipe=Recipe.from_dict({"epochs": epochs, "batch_size": BATCH, "lr": 0.05}),
         model_out=out / "model.pt",
         metrics_out=out / "metrics.json",
         augment={"pad": 2},
@@ -224,7 +224,7 @@ def test_resume_is_bit_identical(data, tmp_path, monkeypatch):
 
 def test_last_pt_from_another_recipe_is_ignored(data, tmp_path, monkeypatch):
     out = tmp_path / "run"
-    other = Recipe(epochs=9, batch_size=BATCH, lr=0.05)
+    other = Recipe.from_dict({"epochs": 9, "batch_size": BATCH, "lr": 0.05})
     checkpoint.save({"epoch": 1, "recipe": other.to_dict()}, out / "last.pt")
     calls: list = []
     monkeypatch.setattr(
@@ -305,7 +305,9 @@ def test_cosine_with_warmup():
     # 10 epochs x 5 steps = 50 iterations, warm-up 2 epochs = 10 iterations.
     # LinearLR(start 1/10): lr_i = 1/10 + (9/10) i/10 for i < 10 (0.1, 0.19, ..., 0.91)
     # then cosine over 40: lr_{10+j} = (1 + cos(pi j / 40)) / 2, reaching 0 at j = 40
-    recipe = Recipe(epochs=10, batch_size=1, lr=1.0, warmup_epochs=2)
+    recipe = Recipe.from_dict(
+        {"epochs": 10, "batch_size": 1, "lr": 1.0, "warmup_epochs": 2}
+    )
     lrs = _lrs(recipe, steps_per_epoch=5)
     expected = [0.1 + 0.09 * i for i in range(10)]
     expected += [(1 + math.cos(math.pi * j / 40)) / 2 for j in range(41)]
@@ -317,14 +319,18 @@ def test_cosine_with_warmup():
 
 
 def test_cosine_without_warmup():
-    lrs = _lrs(Recipe(epochs=4, batch_size=1, lr=0.2), steps_per_epoch=3)
+    lrs = _lrs(
+        Recipe.from_dict({"epochs": 4, "batch_size": 1, "lr": 0.2}), steps_per_epoch=3
+    )
     expected = [0.1 * (1 + math.cos(math.pi * i / 12)) for i in range(13)]
     assert lrs == pytest.approx(expected, abs=1e-9)
 
 
 def test_step_schedule():
     # step_epochs=2 x 3 steps/epoch = decay by gamma every 6 iterations
-    recipe = Recipe(epochs=6, batch_size=1, lr=1.0, schedule="step", step_epochs=2)
+    recipe = Recipe.from_dict(
+        {"epochs": 6, "batch_size": 1, "lr": 1.0, "schedule": "step", "step_epochs": 2}
+    )
     lrs = _lrs(recipe, steps_per_epoch=3)
     assert lrs == pytest.approx([0.1 ** (i // 6) for i in range(19)], rel=1e-9)
 
@@ -352,7 +358,7 @@ def test_recipe_unknown_key():
         ("lr", "0.1"),
         ("lr", True),
         ("lr", None),
-        ("epochs", 2.0),
+        ("epochs", 2.5),
         ("epochs", "2"),
         ("batch_size", False),
         ("nesterov", 1),
@@ -361,7 +367,7 @@ def test_recipe_unknown_key():
     ],
 )
 def test_recipe_wrong_type(key, value):
-    with pytest.raises(ConfigError, match=rf"^--hp\.{key}: expected") as err:
+    with pytest.raises(ConfigError, match=rf"^--hp\.{key}: ") as err:
         Recipe.from_dict({**BASE, key: value}, where="--hp")
     assert repr(value) in str(err.value)
 

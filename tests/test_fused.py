@@ -73,14 +73,16 @@ def data(tmp_path_factory) -> Path:
 
 
 def _spec(data: Path, out: Path, arch: str, epochs: int = EPOCHS) -> RunSpec:
-    recipe = Recipe(
-        epochs=epochs,
-        batch_size=BATCH,
-        lr=0.05,
-        nesterov=True,
-        weight_decay=5e-4,
-        warmup_epochs=0.5,
-        selection="best_val",
+    recipe = Recipe.from_dict(
+        {
+            "epochs": epochs,
+            "batch_size": BATCH,
+            "lr": 0.05,
+            "nesterov": True,
+            "weight_decay": 5e-4,
+            "warmup_epochs": 0.5,
+            "selection": "best_val",
+        }
     )
     return RunSpec(
         task="toy",

@@ -1,19 +1,14 @@
 """Model registry: demo nets, the classifier hook, every schema architecture."""
 
-from pathlib import Path
-
 import pytest
 import torch
-import yaml
 from torch import nn
 
 from lskd.errors import ConfigError
 from lskd.models.registry import MODELS, available_models, build_model, classifier
+from lskd.schema import schema
 
-SCHEMA = (
-    Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
-)
-SCHEMA_ARCHS = yaml.safe_load(SCHEMA.read_text())["$defs"]["arch"]["enum"]
+SCHEMA_ARCHS = schema()["$defs"]["arch"]["enum"]
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,6 @@ from lskd.nmt.table import write_nmt_table
 from lskd.plan.config import validate_config
 
 REPO = Path(__file__).resolve().parents[1]
-SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
 
 def write_mo(path: Path, messages: dict[str, str]) -> None:
@@ -164,7 +163,7 @@ DEMO_CORPUS = REPO / "resources" / "raw" / "libreoffice"
 @pytest.mark.parametrize("pair", ["en_de", "en_ru"])
 def test_demo_corpus_splits_have_the_configured_sizes(tmp_path, pair):
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    validate_config(config, SCHEMA)
+    validate_config(config)
     spec = {**config["nmt"]["corpus"], "root": str(DEMO_CORPUS)}
     info = corpus.prepare_corpus(spec, pair, tmp_path / "raw")
     assert info["sizes"]["valid"] == spec["valid_size"]
@@ -279,7 +278,7 @@ def config() -> dict:
 
 
 def test_demo_config_runs_nmt_with_defaults(config):
-    validate_config(config, SCHEMA)
+    validate_config(config)
     assert config["nmt"]["pairs"] and config["nmt"]["generate"]["lenpen"] == 1.0
     assert config["nmt"]["student"]["kd"]["weight"] == 0.9
 
@@ -309,7 +308,7 @@ def test_bad_nmt_keys_are_named(config, key, value, named):
     with pytest.raises(
         ConfigError, match=named.replace("[", r"\[").replace("]", r"\]")
     ):
-        validate_config(bad, SCHEMA)
+        validate_config(bad)
 
 
 def test_nmt_cli_errors_are_one_line(tmp_path):

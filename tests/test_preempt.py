@@ -47,7 +47,7 @@ def _spec(data, out, epochs=3) -> RunSpec:
         data=data,
         arch="mlp128",
         seed=0,
-        recipe=Recipe(epochs=epochs, batch_size=BATCH, lr=0.05),
+        recipe=Recipe.from_dict({"epochs": epochs, "batch_size": BATCH, "lr": 0.05}),
         model_out=out / "model.pt",
         metrics_out=out / "metrics.json",
         augment={"pad": 2, "hflip": True},

@@ -47,7 +47,9 @@ def _select(selection: str, val_top1: list[float], states: list[str]):
             "images_per_s": 1.0,
         }
         best = record_epoch(history, best, entry, model)
-    recipe = Recipe(epochs=len(states), batch_size=1, lr=0.1, selection=selection)
+    recipe = Recipe.from_dict(
+        {"epochs": len(states), "batch_size": 1, "lr": 0.1, "selection": selection}
+    )
     metrics, state = summarise(model, best, history, TEST, recipe, CPU, 0.0)
     return metrics, state
 
@@ -84,7 +86,8 @@ def test_a_best_val_run_reports_and_saves_its_best_validation_epoch(tmp_path):
     data = make_toy_npz(tmp_path / "toy.npz", 300, 60)
     spec = RunSpec(
         task="toy", data=data, arch="mlp128", seed=0,
-        recipe=Recipe(epochs=4, batch_size=50, lr=0.5, selection="best_val"),
+        recipe=Recipe.from_dict(
+            {"epochs": 4, "batch_size": 50, "lr": 0.5, "selection": "best_val"}),
         model_out=tmp_path / "run" / "model.pt",
         metrics_out=tmp_path / "run" / "metrics.json",
     )  # fmt: skip

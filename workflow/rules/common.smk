@@ -12,8 +12,7 @@ from lskd.plan.checks import (
 )
 from lskd.data.transfer import size_tokens
 
-SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
-exit_on_config_error(validate_config, config, SCHEMA)
+exit_on_config_error(validate_config, config)  # the schema: lskd/config.schema.yaml
 
 
 TASK_DIR = "results/{task}"  # one image task's runs

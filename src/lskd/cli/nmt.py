@@ -8,6 +8,7 @@ from pathlib import Path
 
 from lskd.cli.args import json_arg
 from lskd.errors import ConfigError
+from lskd.schema import validated
 
 
 def _threads(n: int) -> None:
@@ -41,7 +42,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     _threads(args.threads)
     meta = {**_meta(args, "teacher"), "seed": args.seed}
     criterion = teacher_criterion(args.alpha)
-    hp = args.hp
+    hp = validated("nmt_recipe", args.hp, "--hp")
+    del hp["kd"]  # the students' KD mixing: not part of a teacher's recipe
     train_run(args.data, args.model_out, hp["model"], hp, args.seed, criterion, meta)
 
 
@@ -55,7 +57,7 @@ def cmd_distill(args: argparse.Namespace) -> None:
         )
     teacher = {"arch": "transformer", "alpha": args.alpha, "seed": args.seed}
     meta = {**_meta(args, "student"), "seed": args.seed, "teacher": teacher}
-    hp = args.hp
+    hp = validated("nmt_recipe", args.hp, "--hp")
     distill(
         args.data,
         args.teacher,

@@ -19,8 +19,8 @@ from torch import Tensor
 class Augment:
     """Random translation by up to `pad` pixels (zero padding) and horizontal flips."""
 
-    pad: int = 2
-    hflip: bool = True
+    pad: int
+    hflip: bool
 
 
 def draw_augment(n: int, aug: Augment, gen: torch.Generator) -> dict[str, Tensor]:

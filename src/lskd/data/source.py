@@ -21,10 +21,12 @@ from typing import Any
 import numpy as np
 
 from lskd.data.arrays import Arrays, load_arrays
+from lskd.data.augment import ImageAugment
 from lskd.data.batches import Augment, Batches
 from lskd.data.interface import WHOLE, DataSource, check_batch, cut_train
 from lskd.data.transfer import TransferSet
 from lskd.errors import ConfigError, DataError
+from lskd.schema import validated
 
 
 class ArraySource:
@@ -77,15 +79,11 @@ def open_source(
     `transfer`, train on that KD transfer set only."""
     path = Path(path)
     if path.suffix == ".npz":
-        image_keys = {k: v for k, v in augment.items() if k not in ("pad", "hflip")}
-        if image_keys:  # image-file settings do not apply, but must still be known
-            from lskd.data.transforms import ImageAugment
-
-            ImageAugment.from_dict(image_keys)
-        try:
-            aug = Augment(**{k: v for k, v in augment.items() if k in ("pad", "hflip")})
-        except TypeError as err:
-            raise ConfigError(f"augment: {err}") from None
+        values = validated("augment", augment, "augment")
+        ImageAugment.from_dict(
+            values
+        )  # image-file keys do not apply, but must be valid
+        aug = Augment(pad=values["pad"], hflip=values["hflip"])
         arrays = load_arrays(path)
         arrays, record = cut_train(arrays, arrays.labels["train"], transfer)
         source = ArraySource(arrays, aug)

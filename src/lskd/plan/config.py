@@ -1,66 +1,31 @@
-"""Configuration: schema validation of the workflow config and the training recipe
-dataclass.
+"""Validation of a workflow config, before any job is planned.
 
-The JSON schema (workflow/schemas/config.schema.yaml) is the single source of truth for
-keys, types, ranges and defaults; `validate_config` applies it and turns the first
-violation into one line that names the key, then checks what one key alone cannot say:
-the spelling of alphas and temperatures in paths and the references between keys
-(`lskd.plan.checks`). `Recipe.from_dict` repeats the type check on the
-Python side, so the CLI rejects a bad `--hp` string the same way.
+The schema (`lskd/config.schema.yaml`, read by `lskd.schema`) names every key with its
+type, range and default; `validate_config` applies it, turns the first violation into
+one line that names the key and fills the defaults in, then checks what one key alone
+cannot say: the spelling of alphas and temperatures in paths and the references between
+keys (`lskd.plan.checks`). The commands check their `--hp` and `--augment` sections
+against the same definitions, so the CLI rejects a bad string the same way.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
-
-import jsonschema
-import yaml
 
 from lskd.data.transfer import size_tokens
 from lskd.errors import ConfigError
 from lskd.plan.checks import check_grid, check_references
+from lskd.schema import fill_defaults, first_error, schema
 
 
-def _key(path: Any) -> str:
-    parts = [f"[{p}]" if isinstance(p, int) else f".{p}" for p in path]
-    return "".join(parts).lstrip(".") or "<config>"
-
-
-def _fill_defaults(instance: Any, schema: dict[str, Any], root: dict[str, Any]) -> None:
-    """Insert schema defaults for missing properties, recursively (objects only).
-
-    Local references (`$ref: "#/$defs/name"`) are followed.
-    """
-    if "$ref" in schema:  # the referencing schema's own properties extend the ref's
-        base = root["$defs"][schema["$ref"].rpartition("/")[2]]
-        own = schema.get("properties", {})
-        schema = {**base, **schema, "properties": {**base.get("properties", {}), **own}}
-    if not isinstance(instance, dict):
-        return
-    for name, sub in schema.get("properties", {}).items():
-        if name not in instance and "default" in sub:
-            instance[name] = json.loads(json.dumps(sub["default"]))
-        if name in instance:
-            _fill_defaults(instance[name], sub, root)
-    extra = schema.get("additionalProperties")
-    if isinstance(extra, dict):
-        for name, value in instance.items():
-            if name not in schema.get("properties", {}):
-                _fill_defaults(value, extra, root)
-
-
-def validate_config(config: dict[str, Any], schema_path: str | Path) -> dict[str, Any]:
+def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     """Validate `config` in place against the schema, fill defaults, check cross-key
     rules.
     """
-    schema = yaml.safe_load(Path(schema_path).read_text())
-    validator = jsonschema.Draft202012Validator(schema)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
-    if error is not None:
-        raise ConfigError(f"{_key(error.absolute_path)}: {error.message}")
-    _fill_defaults(config, schema, schema)
+    whole = schema()
+    first_error(config, whole)
+    fill_defaults(config, whole)
     run = config["run"]
     for i, task in enumerate(run["tasks"]):
         if task not in config["tasks"]:

@@ -1,4 +1,4 @@
-"""The optimisation recipe of one training job, as validated by the config schema."""
+"""The optimisation recipe of one training job: the schema's `recipe`, filled in."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from lskd.errors import ConfigError
+from lskd.schema import validated
 
 
 @dataclass(frozen=True)
@@ -23,66 +23,26 @@ class Recipe:
     epochs: int
     batch_size: int
     lr: float
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 1e-4
-    schedule: str = "cosine"
-    step_epochs: int = 30
-    gamma: float = 0.1
-    warmup_epochs: float = 0.0
-    selection: str = "last"
-    eval_batch_size: int = 1000
-    val_every: int = 1
-    processes: int = 1
-    max_steps: int = 0
+    momentum: float
+    nesterov: bool
+    weight_decay: float
+    schedule: str
+    step_epochs: int
+    gamma: float
+    warmup_epochs: float
+    selection: str
+    eval_batch_size: int
+    val_every: int
+    processes: int
+    max_steps: int
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "recipe") -> Recipe:
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        for key, value in d.items():
-            if key not in fields:
-                raise ConfigError(f"{where}.{key}: unknown key")
-            want = {"int": int, "float": (int, float), "bool": bool, "str": str}[
-                fields[key].type
-            ]
-            if (
-                isinstance(value, bool)
-                and fields[key].type != "bool"
-                or not isinstance(value, want)
-            ):
-                raise ConfigError(
-                    f"{where}.{key}: expected {fields[key].type}, got {value!r}"
-                )
-        missing = [
-            n
-            for n, f in fields.items()
-            if n not in d and f.default is dataclasses.MISSING
-        ]
-        if missing:
-            raise ConfigError(f"{where}.{missing[0]}: required key missing")
-        recipe = cls(**d)
-        if recipe.schedule not in ("cosine", "step"):
-            raise ConfigError(
-                f"{where}.schedule: expected cosine or step, got {recipe.schedule!r}"
-            )
-        if recipe.selection not in ("last", "best_val"):
-            raise ConfigError(
-                f"{where}.selection: expected last or best_val, "
-                f"got {recipe.selection!r}"
-            )
-        for name in (
-            "epochs",
-            "batch_size",
-            "eval_batch_size",
-            "step_epochs",
-            "val_every",
-            "processes",
-        ):
-            if getattr(recipe, name) < 1:
-                raise ConfigError(f"{where}.{name}: must be >= 1")
-        if recipe.max_steps < 0:
-            raise ConfigError(f"{where}.max_steps: must be >= 0 (0: no cap)")
-        return recipe
+        """The recipe `d` (keys and defaults of the schema's `recipe`), checked; a bad
+        or unknown key raises `ConfigError` naming `where.<key>`."""
+        values = validated("recipe", d, where)
+        ints = [f.name for f in dataclasses.fields(cls) if f.type == "int"]
+        return cls(**{**values, **{k: int(values[k]) for k in ints}})  # 2.0 is an int
 
     def capped(self, steps_per_epoch: int) -> Recipe:
         """The recipe a run with `steps_per_epoch` trains: with `max_steps`, only
