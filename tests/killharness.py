@@ -39,16 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# fields that measure wall time, not results: excluded from the comparison
-WALL_KEYS = {
-    "wall_s",
-    "train_seconds",
-    "train_images_per_s",
-    "train_images_per_s_per_process",
-    "images_per_s",
-    "train_step_s",  # NMT (train.json): fairseq's summed step time
-    "tokens_per_s",
-}
+from lskd.progress import WALL_KEYS  # excluded from the comparisons
 
 
 @dataclass(frozen=True)

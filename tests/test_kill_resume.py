@@ -3,7 +3,7 @@
 Each job is started, killed (SIGKILL, sometimes SIGTERM) at seeded random moments and
 restarted with the same arguments until it finishes; the result is compared with an
 uninterrupted run, bit for bit (CPU, deterministic algorithms), ignoring only the
-wall-time fields listed in `killharness.WALL_KEYS`. The fused temperature
+wall-time fields listed in `lskd.progress.WALL_KEYS`. The fused temperature
 sweep (K students in one job, `last_sweep.pt`) is one of the jobs; `nmt-train` and
 `nmt-distill` (fairseq, a tiny corpus, dropout on) are the NMT ones.
 The Snakemake path (kill the job, rerun the same `snakemake` command) is tested last.

@@ -13,6 +13,21 @@ log = logging.getLogger("lskd")
 LOG_EVERY_S = 60.0
 
 
+# Fields of the result files (metrics.json, NMT train.json) that measure the machine,
+# not the result: comparisons of two runs of one config leave them out.
+WALL_KEYS = frozenset(
+    {
+        "wall_s",
+        "train_seconds",
+        "train_images_per_s",
+        "train_images_per_s_per_process",
+        "images_per_s",
+        "train_step_s",  # NMT (train.json): fairseq's summed step time
+        "tokens_per_s",
+    }
+)
+
+
 def log_every_s() -> float:
     """Seconds between two progress lines (`LSKD_LOG_EVERY` overrides the default)."""
     return float(os.environ.get("LSKD_LOG_EVERY") or LOG_EVERY_S)
