@@ -5,11 +5,9 @@ Three ways to train K students (one per temperature) for `--steps` steps, in rou
 reported, so slow phases of a shared machine hit all variants alike):
 
 - fused: `lskd.train.sweep.train_sweep_epoch`, the production code: one data stream and
-one
-  teacher forward per batch, K student steps, one optimizer step;
+  one teacher forward per batch, K student steps, one optimizer step;
 - separate: K times `lskd.train.engine.train_one_epoch` with `student_step`, each with
-its
-  own data stream and teacher forward, as K separate `lskd distill` jobs run (job
+  its own data stream and teacher forward, as K separate `lskd distill` jobs run (job
   start-up and evaluation not included, which favours the separate jobs);
 - ideal bound: one teacher forward + K student steps per batch, each timed alone on
   batches already on the device (`ideal`); `ideal+data` adds the data stream timed

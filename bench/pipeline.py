@@ -6,8 +6,7 @@ For each loader, in rounds (medians reported):
 - loader: the training batches alone, moved to the device (what the data pipeline can
   deliver);
 - train: `lskd.train.engine.train_one_epoch` with the KD `student_step` (teacher
-forward +
-  student step) fed by that loader, as `lskd distill` runs;
+  forward + student step) fed by that loader, as `lskd distill` runs;
 - ceiling: the same steps on batches already on the device (synthetic: no loading).
 
 train / ceiling is the share of the compute speed the pipeline lets through;

@@ -11,13 +11,12 @@ NMT jobs: they write `train.json` and a fairseq `model.pt` and resume from fairs
 Two launchers start the commands:
 
 - `ExecLauncher` runs `python -m lskd.cli.main ARGS` as a fresh process, exactly as a
-user or
-  Snakemake does (bench/kill_resume.py; each start imports torch again).
+  user or Snakemake does (bench/kill_resume.py; each start imports torch again).
 - `ForkLauncher` forks each command from a forkserver that has already imported lskd and
   torch (and computed nothing), then calls the same `lskd.cli.main.main(ARGS)`; the
-  child is
-  a separate process killed with a real SIGKILL/SIGTERM, but starts in milliseconds
-  instead of seconds, which is what lets the test fit 20+ kill points in about a
+  child is a separate process killed with a real SIGKILL/SIGTERM, but starts in
+  milliseconds instead of seconds, which is what lets the test fit 20+ kill points in
+  about a
   minute.
 
 Only processes started here are ever signalled, each by its own pid.

@@ -1,7 +1,6 @@
 """Catalogue of bad inputs: each is refused by the real CLI entry point
 (`lskd.cli.main.main`, or the config validation Snakemake runs first) with exit code 2
-and
-one line `lskd <cmd>: error: ...` that names the offending key or file, without a
+and one line `lskd <cmd>: error: ...` that names the offending key or file, without a
 traceback and without writing anything.
 
 The NMT cases (`nmt-prepare`, `nmt-train`, `nmt-distill`: corpus files, prepared data

@@ -1,6 +1,6 @@
 """Penultimate-layer extraction (`lskd.analysis.penultimate.extract`) on a saved model
-and a toy
-dataset, against features, logits and classifier rows recomputed outside lskd."""
+and a toy dataset, against features, logits and classifier rows recomputed outside
+lskd."""
 
 from __future__ import annotations
 

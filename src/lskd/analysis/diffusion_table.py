@@ -9,8 +9,7 @@ come from that ``metrics.json``. The diffusion metrics (``lskd.analysis.diffusio
 the projected training points) are lskd's own numbers, not the paper's. The stability
 is Shen et al. 2021, Eq. (2), computed at evaluation time over all classes and every
 test image (``lskd.train.stability_sums``) and read from ``metrics.json``; the table
-shows
-``1 − S``, as their Table 1 does.
+shows ``1 − S``, as their Table 1 does.
 
 Per (role, alpha, T) and metric: the mean over seeds and its 95 % Student-t interval
 (``lskd.analysis.stats.interval``).

@@ -12,9 +12,8 @@ identical. Shen et al.'s Table 1 reports ``1 - S``.
 
 The training jobs compute S at evaluation time over every image of the evaluated
 split, streaming per-class sums on the device (``lskd.train.stability_sums``), and
-record it
-in each run's ``metrics.json`` (``stability``, ``one_minus_stability``); this module
-is the direct formula the streaming sums are tested against.
+record it in each run's ``metrics.json`` (``stability``, ``one_minus_stability``); this
+module is the direct formula the streaming sums are tested against.
 """
 
 from __future__ import annotations

@@ -5,8 +5,7 @@ Rows: ``Teacher <arch>``, then ``Student <arch>, T=<T>`` by T ascending. Columns
 ``top1 / top5`` (%) or, with several seeds, ``mean ± std`` (sample std) and ``(n=k)``;
 an empty cell is ``–``. A cell ends in ``†`` when one of its runs is at chance level
 (``chance.at_chance`` of its metrics.json, ``lskd.train.chance.chance_level``); the
-caption
-then says what the mark means.
+caption then says what the mark means.
 """
 
 from __future__ import annotations

@@ -2,8 +2,7 @@
 one library function. Expected errors print one line naming the bad key or file and exit
 with 2; a training job (a fused `distill --T ...` sweep included) stopped by
 SIGTERM/SIGUSR1 saves its rolling checkpoint and exits with 75 (`lskd.train.preempt`).
-Heavy
-imports (torch) happen inside the handlers, so `lskd table` starts fast.
+Heavy imports (torch) happen inside the handlers, so `lskd table` starts fast.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Chance-level runs: a classifier whose test top-1 is no better than guessing.
 
 Every run's metrics.json records `chance` (`lskd.train.job` writes it, with a warning
-in the
-job's log when `at_chance`); the paper-layout tables mark such cells (`tables`).
+in the job's log when `at_chance`); the paper-layout tables mark such cells (`tables`).
 """
 
 from __future__ import annotations

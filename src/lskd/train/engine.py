@@ -191,8 +191,7 @@ def fit(
     may be wrapped (DDP, torch.compile): states are read from and written to the bare
     module, so checkpoints never carry `module.` or `_orig_mod.` prefixes. Only rank 0
     writes `last.pt` (`lskd.train.resume`): after every epoch, and after the step at
-    which a
-    SIGTERM/SIGUSR1 arrived (`lskd.train.preempt`), before raising `Preempted`
+    which a SIGTERM/SIGUSR1 arrived (`lskd.train.preempt`), before raising `Preempted`
     (`run_epochs`).
     """
     module = unwrap(model)

@@ -4,8 +4,7 @@ sweep of K students, `lskd.train.sweep`): what they hold and how a job continues
 The training loop (`engine.run_epochs`) writes them at every epoch boundary and, on a
 preemption signal, after the step it stopped at. Both hold the optimizer and scheduler
 states, every global RNG state (`lskd.train.rng`), the data-order generator's state *at
-the
-start of the current epoch*, the train time and, for a mid-epoch stop, the epoch's
+the start of the current epoch*, the train time and, for a mid-epoch stop, the epoch's
 progress (step index and the running sums of its training statistics). `last.pt` adds
 the model, the finished epochs' history and the best-validation weights;
 `last_sweep.pt` adds the same per student plus each student's own RNG stream

@@ -21,8 +21,7 @@ selection and metrics are per student (`summarise`, as `engine.fit` does).
 Interruptions are handled exactly as in a single job, by the same epoch loop
 (`engine.run_epochs`): the rolling `last_sweep.pt` (`resume.save_sweep`) is written
 after every epoch and, when SIGTERM/SIGUSR1 arrived (`lskd.train.preempt`), after the
-step
-the sweep stops at, with every global RNG state, each student's RNG stream and the
+step the sweep stops at, with every global RNG state, each student's RNG stream and the
 running sums of the epoch (`resume.SweepProgress`); the job then raises `Preempted`
 (exit 75) and the same command resumes all K students at that step, bit-identically.
 """
