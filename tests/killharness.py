@@ -16,8 +16,7 @@ Two launchers start the commands:
   torch (and computed nothing), then calls the same `lskd.cli.main.main(ARGS)`; the
   child is a separate process killed with a real SIGKILL/SIGTERM, but starts in
   milliseconds instead of seconds, which is what lets the test fit 20+ kill points in
-  about a
-  minute.
+  about a minute.
 
 Only processes started here are ever signalled, each by its own pid.
 """
