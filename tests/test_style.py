@@ -3,6 +3,8 @@ and citations that resolve."""
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -83,6 +85,34 @@ def test_module_sizes():
     for path in (REPO / "src" / "lskd").rglob("*.py"):
         n = len(path.read_text().splitlines())
         assert n < 400, f"{path.relative_to(REPO)} has {n} lines"
+
+
+def _code_stats():
+    """bench/code_stats.py, the one implementation of the package's import graph."""
+    spec = importlib.util.spec_from_file_location(
+        "code_stats", REPO / "bench" / "code_stats.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_no_import_cycles():
+    stats = _code_stats()
+    assert stats.cycles(stats.import_graph(REPO / "src")) == []
+
+
+def test_no_private_name_is_imported_from_another_module():
+    stats = _code_stats()
+    found = []
+    for name, path in stats.modules(REPO / "src").items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "lskd"
+            ):
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                found += [f"{name}: {node.module}.{p}" for p in private]
+    assert found == []
 
 
 def test_every_rule_has_log_benchmark_conda():

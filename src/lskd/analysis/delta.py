@@ -115,7 +115,7 @@ def transfer_of(metrics: dict[str, Any], source: str) -> Transfer | None:
     return Transfer(size, images)
 
 
-def _sources(metrics: Sequence[dict], sources: Sequence[str] | None) -> list[str]:
+def source_names(metrics: Sequence[dict], sources: Sequence[str] | None) -> list[str]:
     if not metrics:
         raise DataError("no metrics.json given")
     if sources is None:
@@ -130,7 +130,7 @@ def parse_pair(
 ) -> PairRuns:
     """Validate one pair's runs (``records.check_consistent``): its students must share
     one transfer set (the error names two files that differ)."""
-    sources = _sources(metrics, sources)
+    sources = source_names(metrics, sources)
     runs = [parse_run(m, s) for m, s in zip(metrics, sources, strict=True)]
     check_consistent(runs)
     transfer: Transfer | None = None
@@ -227,7 +227,7 @@ def delta_rows(pair: PairRuns, sides: Sides | None = None) -> list[DeltaRow]:
     return rows
 
 
-def _side_metrics(rows: Sequence[DeltaRow]) -> list[str]:
+def side_metrics(rows: Sequence[DeltaRow]) -> list[str]:
     return [m for m in NEXT_TO_DELTA if any(m in r.sides for r in rows)]
 
 
@@ -235,7 +235,7 @@ def numbers(rows: Sequence[DeltaRow]) -> pd.DataFrame:
     """The CSV: ``alpha``, ``T``, ``delta``, ``ci_low``, ``ci_high``, ``n`` (paired
     seeds), ``seeds``, ``unpaired_seeds``, ``top1_ls``, ``top1_base`` and per side
     metric ``ls_<m>``, ``base_<m>`` with ``_low`` / ``_high``."""
-    metrics = _side_metrics(rows)
+    metrics = side_metrics(rows)
     records = []
     for r in rows:
         d = r.delta
@@ -255,7 +255,7 @@ def numbers(rows: Sequence[DeltaRow]) -> pd.DataFrame:
     return pd.DataFrame(records)
 
 
-def _digits(metric: str) -> int:
+def metric_digits(metric: str) -> int:
     return 4 if metric == STABILITY else 2
 
 
@@ -263,26 +263,26 @@ def shown(rows: Sequence[DeltaRow]) -> pd.DataFrame:
     """The table for reading: rows ``alpha = a, T = t``; Δ as ``+0.42 [-0.10,
     +0.94]``, n, the two students' mean top-1 and each side metric as ``mean [low,
     high]``."""
-    index = pd.Index([_row_name(r.alpha, r.T) for r in rows], name="LS teacher, T")
+    index = pd.Index([row_name(r.alpha, r.T) for r in rows], name="LS teacher, T")
     out = pd.DataFrame(index=index)
     out["Δ top-1 [95 % CI]"] = [format_estimate(r.delta) for r in rows]
     out["n"] = [r.delta.n for r in rows]
     out["top-1, alpha student"] = [f"{r.top1_ls:.2f}" for r in rows]
     out["top-1, alpha = 0 student"] = [f"{r.top1_base:.2f}" for r in rows]
     empty = interval([])
-    for metric in _side_metrics(rows):
+    for metric in side_metrics(rows):
         label = NEXT_TO_DELTA[metric]
         for i, who in enumerate(("alpha", "alpha = 0")):
             out[f"{label}, {who} student"] = [
                 format_estimate(
-                    r.sides.get(metric, (empty, empty))[i], _digits(metric), False
+                    r.sides.get(metric, (empty, empty))[i], metric_digits(metric), False
                 )
                 for r in rows
             ]
     return out
 
 
-def _row_name(alpha: float, T: float, extra: str = "") -> str:
+def row_name(alpha: float, T: float, extra: str = "") -> str:
     return f"{format_alpha(alpha)}, T = {T:g}{extra}"
 
 
@@ -299,7 +299,7 @@ def reading(est: Estimate, alpha: float) -> str:
     return "inconclusive (the interval contains 0)"
 
 
-def _what(pair: PairRuns) -> str:
+def describe(pair: PairRuns) -> str:
     seeds = sorted({r.seed for r in pair.runs if r.role == "student"})
     text = pair.title
     if pair.transfer is not None:
@@ -314,9 +314,9 @@ DEFINITION = (
 
 
 def delta_caption(pair: PairRuns, rows: Sequence[DeltaRow]) -> str:
-    caption = f"LS benefit Δ(T): {_what(pair)}. {DEFINITION}."
+    caption = f"LS benefit Δ(T): {describe(pair)}. {DEFINITION}."
     caption += " Beside it, each teacher's students' mean top-1"
-    metrics = _side_metrics(rows)
+    metrics = side_metrics(rows)
     if metrics:
         caption += (
             " and their "

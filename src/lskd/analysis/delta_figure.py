@@ -73,7 +73,7 @@ def _yerr(ests: Sequence[Estimate]) -> np.ndarray:
     return np.array([low, high])
 
 
-def _t_axis(ax, temps: Sequence[float]) -> None:
+def temperature_axis(ax, temps: Sequence[float]) -> None:
     ax.set_xscale("log", base=2)
     ax.set_xticks(list(temps), [f"{T:g}" for T in temps])
     ax.minorticks_off()
@@ -129,7 +129,7 @@ def plot_delta(
         label = f"this run, {format_alpha(alpha)} vs 0"
         plot_series(ax, mine, i, len(alphas), label, lw=2, capsize=4)
     temps = sorted({r.T for r in rows} | {T for ref in references for T in ref.temps})
-    _t_axis(ax, temps)
+    temperature_axis(ax, temps)
     ax.set_ylabel("Δ top-1 (points)")
     handles, labels = ax.get_legend_handles_labels()
     first = len(references)  # this run's series first, then the paper's lines

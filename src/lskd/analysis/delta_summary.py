@@ -20,16 +20,16 @@ from lskd.analysis.delta import (
     NEXT_TO_DELTA,
     DeltaRow,
     PairRuns,
-    _digits,
-    _side_metrics,
-    _what,
     delta_caption,
     delta_rows,
+    metric_digits,
     numbers,
+    describe,
     parse_pair,
     reading,
     shown,
     side_estimates,
+    side_metrics,
 )
 from lskd.analysis.delta_figure import plot_delta
 from lskd.analysis.formats import write_table_files
@@ -63,7 +63,10 @@ def summary_blocks(
     ``("ul", [items])``: every number from the run (``rows``, the per-run ``frame``
     of ``side_estimates`` and the claims of ``lskd.analysis.claims``)."""
     blocks: list[tuple[str, Any]] = [
-        ("title", f"What this run found: the LS benefit Δ(T), {_what(pair)}"),
+        (
+            "title",
+            f"What this run found: the LS benefit Δ(T), {describe(pair)}",
+        ),
         ("p", f"{DEFINITION}."),
     ]
     temps = sorted({r.T for r in rows})
@@ -79,13 +82,13 @@ def summary_blocks(
         if frame is not None and len(temps) > 1:
             lo, hi = temps[0], temps[-1]
             trends = []
-            for metric in _side_metrics(rows):
+            for metric in side_metrics(rows):
                 parts = []
                 for a in (alpha, BASE_ALPHA):
                     est = _trend(frame, a, metric, lo, hi)
                     if est.n:
                         parts.append(
-                            f"{format_estimate(est, _digits(metric))} with the "
+                            f"{format_estimate(est, metric_digits(metric))} with the "
                             f"{format_alpha(a)} teacher (n = {est.n})"
                         )
                 if parts:
@@ -145,7 +148,7 @@ def summary_html(blocks: Sequence[tuple[str, Any]]) -> str:
     return "\n".join(parts) + "\n"
 
 
-def _label(pair: PairRuns, suffix: str) -> str:
+def pair_label(pair: PairRuns, suffix: str) -> str:
     name = f"{pair.first.task}-{pair.first.teacher_arch}-{pair.student_arch}-{suffix}"
     return "tab:" + re.sub(r"[^A-Za-z0-9]+", "-", name)
 
@@ -171,14 +174,14 @@ def write_delta(
     write_table_files(
         shown(rows),
         delta_caption(pair, rows),
-        _label(pair, "delta"),
+        pair_label(pair, "delta"),
         out_csv,
         out_md,
         out_tex,
         out_html,
         csv_table=table,
     )
-    plot_delta(rows, _what(pair), Path(out_png))
+    plot_delta(rows, describe(pair), Path(out_png))
     blocks = summary_blocks(pair, rows, frame)
     for dest, text in (
         (summary_md, summary_markdown(blocks)),

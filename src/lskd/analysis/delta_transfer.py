@@ -20,14 +20,14 @@ from lskd.analysis.delta import (
     DeltaRow,
     PairRuns,
     Transfer,
-    _row_name,
-    _sources,
     delta_rows,
     parse_pair,
+    row_name,
+    source_names,
     transfer_of,
 )
-from lskd.analysis.delta_figure import _t_axis, plot_series, save_png
-from lskd.analysis.delta_summary import _label
+from lskd.analysis.delta_figure import plot_series, save_png, temperature_axis
+from lskd.analysis.delta_summary import pair_label
 from lskd.analysis.formats import write_table_files
 from lskd.analysis.records import format_alpha, read_metrics
 from lskd.analysis.stats import Estimate, format_estimate, paired
@@ -61,7 +61,7 @@ def transfer_interaction(
     reference), the reference being ``all`` (the whole split) or else the largest
     size. Teachers (no ``transfer`` record) are shared by every size; every student
     needs a ``transfer`` record."""
-    sources = _sources(metrics, sources)
+    sources = source_names(metrics, sources)
     teachers, by_size = [], {}
     transfers: dict[str, Transfer] = {}
     for m, s in zip(metrics, sources, strict=True):
@@ -129,7 +129,7 @@ def interaction_numbers(result: Interaction) -> pd.DataFrame:
 
 def interaction_shown(result: Interaction) -> pd.DataFrame:
     index = pd.Index(
-        [_row_name(s.row.alpha, s.row.T, f", {s.transfer.text}") for s in result.rows],
+        [row_name(s.row.alpha, s.row.T, f", {s.transfer.text}") for s in result.rows],
         name="LS teacher, T, transfer set",
     )
     out = pd.DataFrame(index=index)
@@ -175,7 +175,7 @@ def plot_interaction(result: Interaction, out_png: Path) -> None:
                 s.row for s in result.rows if s.transfer == t and s.row.alpha == alpha
             ]
             plot_series(ax, mine, i, len(sizes), f"transfer {t.text}", capsize=3)
-        _t_axis(ax, temps)
+        temperature_axis(ax, temps)
         ax.set_title(f"{format_alpha(alpha)} vs alpha = 0", fontsize=10)
     axes[0].set_ylabel("Δ top-1 (points)")
     axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -206,7 +206,7 @@ def write_transfer_interaction(
     write_table_files(
         interaction_shown(result),
         interaction_caption(result),
-        _label(pair, "delta-transfer"),
+        pair_label(pair, "delta-transfer"),
         out_csv,
         out_md,
         out_tex,
