@@ -4,10 +4,11 @@
 
 For a refactoring that must not change what lskd computes: every JSON file
 (metrics.json, train.json, diffusion.json, ...) is compared without its wall-time fields
-(`lskd.progress.WALL_KEYS`), every
-model.pt tensor by tensor (bit for bit), every table (CSV) byte for byte. Figures and
-HTML are not compared (they embed dates and renderer details). Prints one line per
-difference and a count per kind; exits 1 if anything differs or a file is missing.
+(`lskd.progress.WALL_KEYS`; the checkout's own path, which a recorded fairseq command
+line holds, counts as equal), every model.pt tensor by tensor (bit for bit), every table
+(CSV) byte for byte. Figures and HTML are not compared (they embed dates and renderer
+details). Prints one line per difference and a count per kind; exits 1 if anything
+differs or a file is missing.
 """
 
 from __future__ import annotations
@@ -55,8 +56,11 @@ def compare(before: Path, after: Path) -> tuple[list[str], dict[str, int]]:
             continue
         counts[kind] += 1
         if kind == "json":
-            x = _strip(json.loads(a.read_text()))
-            y = _strip(json.loads(b.read_text()))
+            # a command line recorded in a result names the checkout it ran from
+            text = a.read_text().replace(str(before.resolve().parent), "<checkout>")
+            x = _strip(json.loads(text))
+            text = b.read_text().replace(str(after.resolve().parent), "<checkout>")
+            y = _strip(json.loads(text))
             if isinstance(x, dict) and isinstance(y, dict):
                 keys = [k for k in sorted(x.keys() | y.keys()) if x.get(k) != y.get(k)]
                 diffs += [f"{rel}[{k!r}]" for k in keys]
