@@ -6,7 +6,8 @@ transfer set its size token (`lskd.data.transfer`), every seed a string: the spe
 of paths and wildcards. Lists of runs are patterns of the wildcards the rule keeps
 (`{task}`, `{tarch}`, ...), filled in for the grid's alphas, seeds and temperatures.
 The order of a list is the workflow's, stable from one plan to the next, but no command
-depends on it: each reads its runs' identity from their files (docs/outputs.md).
+depends on it: each reads its runs' identity from their files
+(docs/outputs.md#what-is-computed-exactly).
 """
 
 from __future__ import annotations
