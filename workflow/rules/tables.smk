@@ -38,7 +38,7 @@ rule check_claims:
 rule make_diffusion_table:
     input:
         metrics=per_job(Grid.pair_runs, paths.METRICS),
-        diffusion=per_job(Grid.pair_runs, "diffusion.json"),
+        diffusion=per_job(Grid.pair_runs, paths.DIFFUSION),
     output:
         csv=f"{paths.DIFFUSION_TABLE}.csv",
         html=reported(f"{paths.DIFFUSION_TABLE}.html", "diffusion"),

@@ -23,11 +23,13 @@ from lskd.plan.paths import (
     DATASET,
     DELTA,
     DELTA_FIGURE,
+    DIFFUSION,
     DIFFUSION_FIGURE,
     METRICS,
     NMT_STUDENT,
     NMT_STUDENT_NAME,
     NMT_TEACHER,
+    PROJECTION,
     PROJECTIONS,
     RESULTS,
     STUDENT,
@@ -53,7 +55,6 @@ DELTA_FILES = (
     f"{DELTA}.html",
     DELTA_FIGURE,
 )
-TRANSFER_FILES = (*(f"{TRANSFER}.{ext}" for ext in TABLE_FORMATS), TRANSFER_FIGURE)
 
 
 class Grid:
@@ -120,7 +121,7 @@ class Grid:
         the task draws the penultimate figures, none otherwise."""
         if not self.tasks[wildcards["task"]]["penultimate"]["enabled"]:
             return []
-        return self.pair_runs(wildcards, "diffusion.json")
+        return self.pair_runs(wildcards, DIFFUSION)
 
     def transfer_runs(self, wildcards: Mapping[str, str]) -> list[str]:
         """metrics.json of one arch pair's teachers and of its students on every
@@ -148,13 +149,11 @@ class Grid:
         seed = self.seeds[0]
         w = {"task": w["task"], "tarch": w["tarch"], "tseed": seed, "seed": seed}
         if wildcards["panel"] == TEACHERS_PANEL:
-            return [
-                f"{TEACHER.format(**w, alpha=a)}/projection.npz" for a in self.alphas
-            ]
+            return [f"{TEACHER.format(**w, alpha=a)}/{PROJECTION}" for a in self.alphas]
         sarch, xfer = split_panel(wildcards["panel"])
         w |= {"sarch": sarch, "xfer": xfer}
         return [
-            f"{STUDENT.format(**w, alpha=a, T=T)}/projection.npz"
+            f"{STUDENT.format(**w, alpha=a, T=T)}/{PROJECTION}"
             for T in self.row_temps(w["task"])
             for a in self.alphas
         ]

@@ -38,7 +38,8 @@ NMT_STUDENT = f"{NMT_TEACHER}/{NMT_STUDENT_NAME}"
 
 # Files of one run: training writes the first two, `lskd analyse` the others.
 MODEL, METRICS = "model.pt", "metrics.json"
-ANALYSIS_FILES = ("penultimate.npz", "projection.npz", "diffusion.json")
+PROJECTION, DIFFUSION = "projection.npz", "diffusion.json"
+ANALYSIS_FILES = ("penultimate.npz", PROJECTION, DIFFUSION)
 
 # Prepared data and imported weights.
 DATASET = f"{DATA}/{{task}}/dataset.{{fmt}}"  # fmt: npz (arrays) or json (manifest)
