@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import make_metrics
+from conftest import make_metrics, write_metrics
 from lskd.analysis.diffusion_table import (
     build_table,
     read_runs,
@@ -127,3 +127,16 @@ def test_write_files(tmp_path):
     assert "Shen et al. 2021, Eq. (2)" in page and "Student-t" in page
     assert "reconstruct" not in page.lower()
     assert (out / "d.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_runs_of_another_pair_are_refused(tmp_path):
+    paths = write_metrics(
+        tmp_path,
+        [
+            make_metrics("teacher", 0.0),
+            make_metrics("student", 0.0, 1.0),
+            make_metrics("student", 0.1, 1.0, student_arch="mlp512"),
+        ],
+    )
+    with pytest.raises(DataError, match="student arch 'mlp512' differs from 'mlp128'"):
+        read_runs(paths)

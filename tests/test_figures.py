@@ -1,5 +1,6 @@
 """Projection grid figure from synthetic projections."""
 
+import json
 from pathlib import Path
 
 import matplotlib.image
@@ -7,8 +8,11 @@ import numpy as np
 import pytest
 from matplotlib.colors import to_rgb
 
+from conftest import make_metrics
 from lskd.analysis.figures import COLOURS, plot_projection_grid
+from lskd.analysis.panels import arrange, row_label
 from lskd.analysis.projection import project_file
+from lskd.errors import DataError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CLASS_NAMES = np.array(["miniature_poodle", "standard_poodle", "submarine"])
@@ -94,3 +98,41 @@ def test_bad_projection_file_names_file_and_key(tmp_path: Path):
             [[bad]], ["T=1"], [0.0], "t", tmp_path / "a.png", tmp_path / "a.pdf"
         )
     assert not (tmp_path / "a.png").exists()
+
+
+def _runs(tmp_path: Path, role: str, temps, alphas=(0.0, 0.1)) -> list[Path]:
+    """projection.npz paths (not written), each in a run directory with its
+    metrics.json."""
+    paths = []
+    for T in temps:
+        for alpha in alphas:
+            run = tmp_path / f"{role}_a{alpha}_T{T}"
+            run.mkdir()
+            (run / "metrics.json").write_text(json.dumps(make_metrics(role, alpha, T)))
+            paths.append(run / "projection.npz")
+    return paths
+
+
+def test_panels_are_placed_by_their_runs_not_by_argument_order(tmp_path: Path):
+    ordered = _runs(tmp_path, "student", (1.0, 3.0))  # row-major: T, then alpha
+    rows, alphas = [row_label(1.0), row_label(3)], [0.0, 0.1]
+    assert rows == ["T = 1", "T = 3"]
+    expected = [ordered[:2], ordered[2:]]
+    assert arrange(ordered, rows, alphas) == expected
+    assert arrange(ordered[::-1], rows, alphas) == expected
+    assert arrange([ordered[1], ordered[2], ordered[0], ordered[3]], rows, alphas) == (
+        expected
+    )
+
+
+def test_teacher_panels_and_what_a_figure_refuses(tmp_path: Path):
+    teachers = _runs(tmp_path, "teacher", (None,))
+    assert arrange(teachers[::-1], ["teacher"], [0.0, 0.1]) == [teachers]
+    with pytest.raises(DataError, match="no projection of teacher, alpha 0.2"):
+        arrange(teachers, ["teacher"], [0.0, 0.1, 0.2])
+    with pytest.raises(DataError, match=r"is in no row \(T = 1\)"):
+        arrange(teachers, ["T = 1"], [0.0, 0.1])
+    with pytest.raises(DataError, match="a second projection of teacher"):
+        arrange([*teachers, teachers[0]], ["teacher"], [0.0, 0.1])
+    with pytest.raises(DataError, match="no metrics.json beside it"):
+        arrange([tmp_path / "elsewhere" / "projection.npz"], ["teacher"], [0.0])

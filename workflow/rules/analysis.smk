@@ -3,10 +3,10 @@
 # student of a (teacher arch, student arch, transfer set).
 rule analyse_teachers:
     input:
-        models=teacher_runs(["model.pt"]),
-        data=penultimate_data,
+        models=GRID.teacher_runs([paths.MODEL]),
+        data=per_job(Grid.penultimate_data),
     output:
-        teacher_runs(ANALYSIS_FILES),
+        GRID.teacher_runs(paths.ANALYSIS_FILES),
     log:
         "logs/{task}/analyse_teachers_{tarch}.log",
     benchmark:
@@ -14,17 +14,17 @@ rule analyse_teachers:
     conda:
         "../envs/lskd.yaml"
     params:
-        args=analysis_args,
+        args=per_job(jobs.analysis_args),
     shell:
         "lskd analyse {input.models} --data {input.data} {params.args} > {log} 2>&1"
 
 
 rule analyse_students:
     input:
-        models=student_runs(["model.pt"]),
-        data=penultimate_data,
+        models=GRID.student_runs([paths.MODEL]),
+        data=per_job(Grid.penultimate_data),
     output:
-        student_runs(ANALYSIS_FILES),
+        GRID.student_runs(paths.ANALYSIS_FILES),
     log:
         "logs/{task}/analyse_students_{tarch}-{sarch}_{xfer}.log",
     benchmark:
@@ -32,6 +32,6 @@ rule analyse_students:
     conda:
         "../envs/lskd.yaml"
     params:
-        args=analysis_args,
+        args=per_job(jobs.analysis_args),
     shell:
         "lskd analyse {input.models} --data {input.data} {params.args} > {log} 2>&1"

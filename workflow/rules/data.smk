@@ -1,6 +1,6 @@
 rule prepare_data:
     output:
-        "resources/data/{task}/dataset.{fmt}",
+        paths.DATASET,
     log:
         "logs/{task}/prepare_data_{fmt}.log",
     benchmark:
@@ -8,16 +8,16 @@ rule prepare_data:
     conda:
         "../envs/lskd.yaml"
     params:
-        args=prepare_args,
+        args=per_job(jobs.prepare_args),
     shell:
         "lskd prepare {params.args} --out {output} > {log} 2>&1"
 
 
 rule prepare_subset:
     input:
-        "resources/data/{task}/dataset.json",
+        paths.fill(paths.DATASET, fmt="json"),
     output:
-        "resources/data/{task}/penultimate.json",
+        paths.SUBSET,
     log:
         "logs/{task}/prepare_subset.log",
     benchmark:
@@ -25,14 +25,14 @@ rule prepare_subset:
     conda:
         "../envs/lskd.yaml"
     params:
-        args=subset_args,
+        args=per_job(jobs.subset_args),
     shell:
         "lskd subset {input} {output} {params.args} > {log} 2>&1"
 
 
 rule import_weights:
     output:
-        "resources/weights/{name}.pt",
+        paths.WEIGHTS,
     log:
         "logs/weights/{name}.log",
     benchmark:
@@ -40,7 +40,7 @@ rule import_weights:
     conda:
         "../envs/lskd.yaml"
     params:
-        args=weights_args,
-        file=weights_stamp,  # a replaced file reruns the import (and what uses it)
+        args=per_job(jobs.weights_args),
+        file=per_job(jobs.weights_stamp),  # a replaced file reruns the import (and what uses it)
     shell:
         "lskd import-weights {params.args} {output} > {log} 2>&1"

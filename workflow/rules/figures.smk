@@ -1,9 +1,9 @@
 rule plot_projections:
     input:
-        projections,
+        per_job(Grid.projections),
     output:
-        png=figure_report("results/figures/penultimate_{task}_{tarch}-{panel}.png"),
-        pdf="results/figures/penultimate_{task}_{tarch}-{panel}.pdf",
+        png=reported(f"{paths.PROJECTIONS}.png", "figure"),
+        pdf=f"{paths.PROJECTIONS}.pdf",
     log:
         "logs/figures/penultimate_{task}_{tarch}-{panel}.log",
     benchmark:
@@ -11,6 +11,6 @@ rule plot_projections:
     conda:
         "../envs/lskd.yaml"
     params:
-        args=figure_args,
+        args=per_job(jobs.figure_args),
     shell:
         "lskd figure {input} {params.args} --png {output.png} --pdf {output.pdf} > {log} 2>&1"

@@ -1,15 +1,15 @@
 rule prepare_nmt:
     output:
-        data=directory(NMT_PREPARED),
-        splits=nmt_report(f"{NMT_DATA}/splits.json", "splits"),
+        data=directory(paths.NMT_PREPARED),
+        splits=reported(f"{paths.NMT_DATA}/splits.json", "nmt_splits"),
     log:
-        "logs/nmt_{ntask}_{pair}/prepare_nmt.log",
+        f"logs/{paths.NMT_STUDY}/prepare_nmt.log",
     benchmark:
-        "benchmarks/nmt_{ntask}_{pair}/prepare_nmt.tsv"
+        f"benchmarks/{paths.NMT_STUDY}/prepare_nmt.tsv"
     conda:
         "../envs/lskd.yaml"
     params:
-        args=nmt_prepare_args,
+        args=per_job(jobs.nmt_prepare_args),
     shell:
         "lskd nmt-prepare --pair {wildcards.pair} {params.args} --out {output.data} "
         "--splits {output.splits} > {log} 2>&1"
@@ -17,7 +17,7 @@ rule prepare_nmt:
 
 rule train_nmt_teacher:
     input:
-        data=NMT_PREPARED,
+        data=paths.NMT_PREPARED,
     output:
         model="results/<nmt_teacher_id>/model.pt",
         train="results/<nmt_teacher_id>/train.json",
@@ -29,9 +29,9 @@ rule train_nmt_teacher:
         "../envs/lskd.yaml"
     threads: 1
     resources:
-        **nmt_resources(),
+        **NMT_RESOURCES,
     params:
-        args=nmt_run_args("teacher"),
+        args=per_job(jobs.nmt_run_args, "teacher"),
     shell:
         "lskd nmt-train {params.args} --threads {threads} --data {input.data} "
         "--model-out {output.model} > {log} 2>&1"
@@ -39,11 +39,11 @@ rule train_nmt_teacher:
 
 rule distill_nmt_students:
     input:
-        data=NMT_PREPARED,
+        data=paths.NMT_PREPARED,
         teacher="results/<nmt_teacher_id>/model.pt",
     output:
-        models=nmt_students("model.pt"),
-        train=nmt_students("train.json"),
+        models=GRID.nmt_sweep_outputs(paths.MODEL),
+        train=GRID.nmt_sweep_outputs("train.json"),
     log:
         "logs/<nmt_teacher_id>/distill_nmt_students.log",
     benchmark:
@@ -52,9 +52,9 @@ rule distill_nmt_students:
         "../envs/lskd.yaml"
     threads: 1
     resources:
-        **nmt_resources(),
+        **NMT_RESOURCES,
     params:
-        args=nmt_run_args("student"),
+        args=per_job(jobs.nmt_run_args, "student"),
     shell:
         "lskd nmt-distill {params.args} --threads {threads} --data {input.data} "
         "--teacher {input.teacher} --model-out {output.models} > {log} 2>&1"
@@ -62,10 +62,10 @@ rule distill_nmt_students:
 
 rule score_nmt_teacher:
     input:
-        data=NMT_PREPARED,
+        data=paths.NMT_PREPARED,
         model="results/<nmt_teacher_id>/model.pt",
     output:
-        nmt_report("results/<nmt_teacher_id>/metrics.json", "teacher"),
+        reported("results/<nmt_teacher_id>/metrics.json", "nmt_teacher"),
     log:
         "logs/<nmt_teacher_id>/score_nmt_teacher.log",
     benchmark:
@@ -73,17 +73,17 @@ rule score_nmt_teacher:
     conda:
         "../envs/lskd.yaml"
     params:
-        args=nmt_score_args,
+        args=per_job(jobs.nmt_score_args),
     shell:
         "lskd nmt-score {params.args} --models {input.model} --out {output} > {log} 2>&1"
 
 
 rule score_nmt_students:
     input:
-        data=NMT_PREPARED,
-        models=nmt_students("model.pt"),
+        data=paths.NMT_PREPARED,
+        models=GRID.nmt_sweep_outputs(paths.MODEL),
     output:
-        nmt_student_reports(),
+        sweep_reports("nmt_student", GRID.nmt_sweep_outputs(paths.METRICS)),
     log:
         "logs/<nmt_teacher_id>/score_nmt_students.log",
     benchmark:
@@ -91,19 +91,19 @@ rule score_nmt_students:
     conda:
         "../envs/lskd.yaml"
     params:
-        args=nmt_score_args,
+        args=per_job(jobs.nmt_score_args),
     shell:
         "lskd nmt-score {params.args} --models {input.models} --out {output} > {log} 2>&1"
 
 
 rule make_nmt_table:
     input:
-        nmt_runs("metrics.json"),
+        GRID.nmt_runs(paths.METRICS),
     output:
-        csv="results/tables/table5_{ntask}.csv",
-        md="results/tables/table5_{ntask}.md",
-        tex="results/tables/table5_{ntask}.tex",
-        html=nmt_report("results/tables/table5_{ntask}.html", "table"),
+        csv=f"{paths.TABLE5}.csv",
+        md=f"{paths.TABLE5}.md",
+        tex=f"{paths.TABLE5}.tex",
+        html=reported(f"{paths.TABLE5}.html", "nmt_table"),
     log:
         "logs/tables/table5_{ntask}.log",
     benchmark:

@@ -21,45 +21,45 @@ DISTILL = (
 
 rule distill_student:
     input:
-        data=dataset,
-        init=init_input("student"),
+        data=per_job(Grid.dataset),
+        init=per_job(Grid.init_inputs, "student"),
         teacher="results/<teacher_id>/model.pt",
     output:
         model="results/<student_id>/model.pt",
-        metrics=run_report("results/<student_id>/metrics.json", "student"),
+        metrics=reported("results/<student_id>/metrics.json", "student"),
     log:
         "logs/<student_id>/distill_student.log",
     benchmark:
         "benchmarks/<student_id>/distill_student.tsv"
     conda:
         "../envs/lskd.yaml"
-    threads: job_threads("student")
+    threads: per_job(jobs.threads, "student")
     resources:
         **gpu_resources("student"),
     params:
-        args=run_args("student"),
+        args=per_job(jobs.run_args, "student"),
     shell:
         DISTILL
 
 
 rule distill_students:
     input:
-        data=dataset,
-        init=init_input("student"),
+        data=per_job(Grid.dataset),
+        init=per_job(Grid.init_inputs, "student"),
         teacher="results/<teacher_id>/model.pt",
     output:
-        model=sweep_outputs("model.pt"),
-        metrics=sweep_reports(),
+        model=GRID.sweep_outputs(paths.MODEL),
+        metrics=sweep_reports("student", GRID.sweep_outputs(paths.METRICS)),
     log:
         "logs/<teacher_id>/students_{sarch}_{xfer}_s{seed}/distill_students.log",
     benchmark:
         "benchmarks/<teacher_id>/students_{sarch}_{xfer}_s{seed}/distill_students.tsv"
     conda:
         "../envs/lskd.yaml"
-    threads: job_threads("student")
+    threads: per_job(jobs.threads, "student")
     resources:
         **gpu_resources("student"),
     params:
-        args=run_args("students"),
+        args=per_job(jobs.run_args, "students"),
     shell:
         DISTILL

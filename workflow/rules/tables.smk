@@ -1,15 +1,15 @@
 rule make_table:
     input:
-        table_inputs,
+        per_job(Grid.pair_runs, paths.METRICS),
     output:
-        csv="results/tables/{task}_{tarch}-{sarch}_{xfer}.csv",
-        md="results/tables/{task}_{tarch}-{sarch}_{xfer}.md",
-        tex="results/tables/{task}_{tarch}-{sarch}_{xfer}.tex",
-        html=table_report("results/tables/{task}_{tarch}-{sarch}_{xfer}.html"),
+        csv=f"{paths.TABLE}.csv",
+        md=f"{paths.TABLE}.md",
+        tex=f"{paths.TABLE}.tex",
+        html=reported(f"{paths.TABLE}.html", "table"),
     log:
-        "logs/tables/{task}_{tarch}-{sarch}_{xfer}.log",
+        f"logs/tables/{paths.PAIR}.log",
     benchmark:
-        "benchmarks/tables/{task}_{tarch}-{sarch}_{xfer}.tsv"
+        f"benchmarks/tables/{paths.PAIR}.tsv"
     conda:
         "../envs/lskd.yaml"
     shell:
@@ -19,15 +19,15 @@ rule make_table:
 
 rule check_claims:
     input:
-        table_inputs,
+        per_job(Grid.pair_runs, paths.METRICS),
     output:
-        csv="results/tables/{task}_{tarch}-{sarch}_{xfer}_claims.csv",
-        md="results/tables/{task}_{tarch}-{sarch}_{xfer}_claims.md",
-        html=claims_report("results/tables/{task}_{tarch}-{sarch}_{xfer}_claims.html"),
+        csv=f"{paths.CLAIMS}.csv",
+        md=f"{paths.CLAIMS}.md",
+        html=reported(f"{paths.CLAIMS}.html", "claims"),
     log:
-        "logs/tables/{task}_{tarch}-{sarch}_{xfer}_claims.log",
+        f"logs/tables/{paths.PAIR}_claims.log",
     benchmark:
-        "benchmarks/tables/{task}_{tarch}-{sarch}_{xfer}_claims.tsv"
+        f"benchmarks/tables/{paths.PAIR}_claims.tsv"
     conda:
         "../envs/lskd.yaml"
     shell:
@@ -37,16 +37,16 @@ rule check_claims:
 
 rule make_diffusion_table:
     input:
-        metrics=diffusion_runs("metrics.json"),
-        diffusion=diffusion_runs("diffusion.json"),
+        metrics=per_job(Grid.pair_runs, paths.METRICS),
+        diffusion=per_job(Grid.pair_runs, paths.DIFFUSION),
     output:
-        csv=f"results/tables/{PAIR}_diffusion.csv",
-        html=diffusion_report(f"results/tables/{PAIR}_diffusion.html"),
-        png=diffusion_report(f"results/figures/diffusion_{PAIR}.png"),
+        csv=f"{paths.DIFFUSION_TABLE}.csv",
+        html=reported(f"{paths.DIFFUSION_TABLE}.html", "diffusion"),
+        png=reported(paths.DIFFUSION_FIGURE, "diffusion"),
     log:
-        f"logs/tables/{PAIR}_diffusion.log",
+        f"logs/tables/{paths.PAIR}_diffusion.log",
     benchmark:
-        f"benchmarks/tables/{PAIR}_diffusion.tsv"
+        f"benchmarks/tables/{paths.PAIR}_diffusion.tsv"
     conda:
         "../envs/lskd.yaml"
     shell:
@@ -56,14 +56,14 @@ rule make_diffusion_table:
 
 rule delta:
     input:
-        metrics=table_inputs,
-        diffusion=delta_diffusion,
+        metrics=per_job(Grid.pair_runs, paths.METRICS),
+        diffusion=per_job(Grid.delta_diffusion),
     output:
         delta_outputs(),
     log:
-        f"logs/tables/{PAIR}_delta.log",
+        f"logs/tables/{paths.PAIR}_delta.log",
     benchmark:
-        f"benchmarks/tables/{PAIR}_delta.tsv"
+        f"benchmarks/tables/{paths.PAIR}_delta.tsv"
     conda:
         "../envs/lskd.yaml"
     shell:
@@ -73,17 +73,17 @@ rule delta:
 
 rule delta_transfer:
     input:
-        transfer_inputs,
+        per_job(Grid.transfer_runs),
     output:
-        csv="results/tables/{task}_{tarch}-{sarch}_transfer.csv",
-        md="results/tables/{task}_{tarch}-{sarch}_transfer.md",
-        tex="results/tables/{task}_{tarch}-{sarch}_transfer.tex",
-        html=transfer_report("results/tables/{task}_{tarch}-{sarch}_transfer.html"),
-        png=transfer_report("results/figures/delta_{task}_{tarch}-{sarch}_transfer.png"),
+        csv=f"{paths.TRANSFER}.csv",
+        md=f"{paths.TRANSFER}.md",
+        tex=f"{paths.TRANSFER}.tex",
+        html=reported(f"{paths.TRANSFER}.html", "transfer"),
+        png=reported(paths.TRANSFER_FIGURE, "transfer"),
     log:
-        "logs/tables/{task}_{tarch}-{sarch}_transfer.log",
+        f"logs/tables/{paths.ARCH_PAIR}_transfer.log",
     benchmark:
-        "benchmarks/tables/{task}_{tarch}-{sarch}_transfer.tsv"
+        f"benchmarks/tables/{paths.ARCH_PAIR}_transfer.tsv"
     conda:
         "../envs/lskd.yaml"
     shell:

@@ -5,7 +5,8 @@ bars; the teachers as dashed levels with their interval as a band).
 Every row is identified by the files themselves, never by the order they are given in:
 a ``diffusion.json`` is joined to the ``metrics.json`` of the same run directory (and
 must name a projection of that directory as its ``source``); role, alpha, T and seed
-come from that ``metrics.json``. The diffusion metrics (``lskd.analysis.diffusion``, on
+come from that ``metrics.json``, and all runs must be of one pair (task, teacher and
+student architectures). The diffusion metrics (``lskd.analysis.diffusion``, on
 the projected training points) are lskd's own numbers, not the paper's. The stability
 is Shen et al. 2021, Eq. (2), computed at evaluation time over all classes and every
 test image (``lskd.train.stability_sums``) and read from ``metrics.json``; the table
@@ -29,7 +30,7 @@ from matplotlib.figure import Figure
 
 from lskd.analysis.diffusion import flat_metrics
 from lskd.analysis.formats import PNG_DPI, to_html
-from lskd.analysis.records import check_unique, parse_run, read_metrics
+from lskd.analysis.records import check_same, check_unique, parse_run, read_metrics
 from lskd.analysis.stats import INTERVAL_TEXT, Estimate, format_estimate, interval
 from lskd.atomic import atomic_path
 from lskd.errors import DataError
@@ -91,6 +92,8 @@ def read_runs(
         row[STABILITY] = one_minus_stability(m, str(mpath))
         rows[mpath.parent.resolve()] = row | dict.fromkeys(DIFFUSION, math.nan)
     check_unique(runs, lambda r: (r.role, r.alpha, r.T, r.seed))
+    students = [r for r in runs if r.role == "student"]  # one pair: the title says so
+    check_same([("task", runs), ("teacher_arch", runs), ("arch", students)])
     seen: set[Path] = set()
     for dpath in map(Path, diffusion_paths):
         run_dir = dpath.parent.resolve()

@@ -25,14 +25,9 @@ def cmd_table(args: argparse.Namespace) -> None:
 
 def cmd_figure(args: argparse.Namespace) -> None:
     from lskd.analysis.figures import plot_projection_grid
+    from lskd.analysis.panels import arrange
 
-    n = len(args.alphas)
-    if len(args.projections) != len(args.rows) * n:
-        raise ConfigError(
-            f"figure: {len(args.projections)} projections for "
-            f"{len(args.rows)} rows x {n} alphas"
-        )
-    grid = [args.projections[r * n : (r + 1) * n] for r in range(len(args.rows))]
+    grid = arrange(args.projections, args.rows, args.alphas)
     plot_projection_grid(grid, args.rows, args.alphas, args.title, args.png, args.pdf)
 
 
@@ -128,9 +123,15 @@ def add_analysis_commands(sub) -> None:
         "projections",
         type=Path,
         nargs="+",
-        help="projection.npz files, row-major: row r, alpha a at r*len(alphas)+a",
+        help="projection.npz files, each in its run directory beside the run's "
+        "metrics.json, which places it (any order)",
     )
-    p.add_argument("--rows", nargs="+", required=True, help="row labels, e.g. 'T = 1'")
+    p.add_argument(
+        "--rows",
+        nargs="+",
+        required=True,
+        help="row labels naming their runs: 'teacher' or 'T = <T>', e.g. 'T = 1'",
+    )
     p.add_argument(
         "--alphas", type=float, nargs="+", required=True, help="column alphas"
     )
@@ -155,7 +156,11 @@ def add_analysis_commands(sub) -> None:
         "--metrics", type=Path, nargs="+", required=True, help="metrics.json"
     )
     p.add_argument(
-        "--diffusion", type=Path, nargs="+", required=True, help="same order"
+        "--diffusion",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="diffusion.json of those runs (joined by run directory, any order)",
     )
     for ext in ("csv", "html", "png"):
         p.add_argument(f"--{ext}", type=Path, required=True, help=f"output {ext}")

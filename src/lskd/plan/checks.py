@@ -20,6 +20,8 @@ import yaml
 
 from lskd.atomic import atomic_path
 from lskd.errors import ConfigError
+from lskd.plan.inits import InitSpec
+from lskd.plan.paths import MODEL, NMT_DIR, TASK_DIR, TEACHER
 
 # Significant digits of an alpha or a T in paths (`path_token`).
 PATH_DIGITS = 6
@@ -137,10 +139,10 @@ def _teacher_weights(
 def _check_teacher_init(tasks: dict[str, Any], name: str) -> None:
     """`teacher_init: task:<ref>`: ref is defined, not `name`, has `name`'s teacher
     archs, and its own chain of `task:` inits does not lead back to `name`."""
-    spec, key = tasks[name]["teacher_init"], f"tasks.{name}.teacher_init"
-    first, chain = spec, [name]
-    while spec is not None and spec.startswith("task:"):
-        ref = spec.partition(":")[2]
+    first, key = tasks[name]["teacher_init"], f"tasks.{name}.teacher_init"
+    spec, chain = InitSpec.parse(first), [name]
+    while spec is not None and spec.kind == "task":
+        ref = spec.name
         if ref not in tasks:
             raise ConfigError(
                 f"{key}: {first}: task {ref!r} is not defined under tasks"
@@ -159,7 +161,7 @@ def _check_teacher_init(tasks: dict[str, Any], name: str) -> None:
                         f"(its teacher_archs: {', '.join(have)})"
                     )
         chain.append(ref)
-        spec = tasks[ref]["teacher_init"]
+        spec = InitSpec.parse(tasks[ref]["teacher_init"])
 
 
 def _check_weights(config: dict[str, Any], name: str) -> None:
@@ -168,11 +170,10 @@ def _check_weights(config: dict[str, Any], name: str) -> None:
     task, where = config["tasks"][name], f"tasks.{name}"
     needs = []
     for role in ("teacher", "student"):
-        spec = task[f"{role}_init"]
-        if spec is not None and spec.startswith("weights:"):
-            source = spec.partition(":")[2]
+        spec = InitSpec.parse(task[f"{role}_init"])
+        if spec is not None and spec.kind == "weights":
             needs += [
-                (f"{role}_init: {spec}", f"{arch}-{source}")
+                (f"{role}_init: {task[f'{role}_init']}", f"{arch}-{spec.name}")
                 for arch in task[f"{role}_archs"]
             ]
     for alpha, source in task["teacher_weights"].items():
@@ -188,30 +189,28 @@ def _check_weights(config: dict[str, Any], name: str) -> None:
             )
 
 
-def check_init_teachers(config: dict[str, Any], teacher: str) -> None:
+def check_init_teachers(config: dict[str, Any]) -> None:
     """A `teacher_init: task:<ref>` whose task does not run (not in `run.tasks`) uses
-    teachers trained earlier: each must exist at `teacher` (the run-path pattern,
+    teachers trained earlier: each must exist at its run path (`lskd.plan.paths`,
     relative to the working directory) before any job starts."""
     run = config["run"]
     for name in run["tasks"]:
         task = config["tasks"][name]
-        spec = task["teacher_init"]
-        if spec is None or not spec.startswith("task:"):
+        spec = InitSpec.parse(task["teacher_init"])
+        if spec is None or spec.kind != "task" or spec.name in run["tasks"]:
             continue
-        ref = spec.partition(":")[2]
-        if ref in run["tasks"]:
-            continue
+        ref = spec.name
         for arch in task["teacher_archs"]:
             for alpha in map(path_token, run["alphas"]):
                 if alpha in task["teacher_weights"]:
                     continue  # an imported teacher, not started from ref's
                 for seed in run["seeds"]:
                     w = dict(task=ref, tarch=arch, alpha=alpha, tseed=seed)
-                    path = Path(teacher.format(**w)) / "model.pt"
+                    path = Path(TEACHER.format(**w)) / MODEL
                     if not path.is_file():
                         raise ConfigError(
-                            f"tasks.{name}.teacher_init: {spec}: task {ref!r} is not "
-                            f"in run.tasks, so its teachers must exist already, but "
+                            f"tasks.{name}.teacher_init: task:{ref}: task {ref!r} is "
+                            "not in run.tasks, so its teachers must exist already, but "
                             f"{path} does not (add {ref!r} to run.tasks to train them)"
                         )
 
@@ -252,11 +251,9 @@ def check_config_file(path: str | Path) -> None:
 DATA_SOURCE = "data_source.json"
 
 
-def data_sources(
-    config: dict[str, Any], task_dir: str, nmt_dir: str
-) -> dict[str, tuple[str, dict[str, Any]]]:
-    """Run directory (`task_dir` with `{task}`, `nmt_dir` with `{ntask}` and `{pair}`:
-    the workflow's patterns) -> (its config key, the data its runs learn from): an
+def data_sources(config: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Run directory (an image task's `TASK_DIR`, an NMT pair's `NMT_DIR` of
+    `lskd.plan.paths`) -> (its config key, the data its runs learn from): an
     image task's dataset kind and root, an NMT pair's corpus kind and its root or files.
     Recipe and split keys are not part of it: editing them reruns the affected jobs in
     place."""
@@ -264,7 +261,7 @@ def data_sources(
     for name in config["run"]["tasks"]:
         data = config["tasks"][name]["data"]
         source = {"dataset": data["dataset"], "root": data["root"]}
-        out[task_dir.format(task=name)] = (f"tasks.{name}", source)
+        out[TASK_DIR.format(task=name)] = (f"tasks.{name}", source)
     nmt = config.get("nmt", {})
     for pair in nmt.get("pairs") or []:
         corpus = nmt["corpus"]
@@ -272,18 +269,16 @@ def data_sources(
         source = {"corpus": corpus["kind"], "root": where}
         if corpus["kind"] == "files":
             source["files"] = corpus["files"].get(pair)
-        out[nmt_dir.format(ntask=nmt["task"], pair=pair)] = ("nmt.task", source)
+        out[NMT_DIR.format(ntask=nmt["task"], pair=pair)] = ("nmt.task", source)
     return out
 
 
-def check_data_sources(
-    config: dict[str, Any], task_dir: str, nmt_dir: str, write: bool = False
-) -> None:
+def check_data_sources(config: dict[str, Any], write: bool = False) -> None:
     """Two configs whose tasks share a name but not their data never share run paths:
     a run directory whose `data_source.json` names other data stops the workflow before
     any job (rename the task, or move the directory away). With `write`, directories
     without one get it (the workflow's `onstart`; dry runs only check)."""
-    for directory, (key, source) in data_sources(config, task_dir, nmt_dir).items():
+    for directory, (key, source) in data_sources(config).items():
         stamp = Path(directory) / DATA_SOURCE
         if stamp.is_file():
             try:

@@ -1,0 +1,276 @@
+"""The experiment grid of a validated workflow config (docs/recipes.md#experiment-grid):
+which runs exist, which files each aggregating rule reads, and the final targets.
+
+Every alpha and temperature is its path token (`lskd.plan.checks.path_token`), every
+transfer set its size token (`lskd.data.transfer`), every seed a string: the spellings
+of paths and wildcards. Lists of runs are patterns of the wildcards the rule keeps
+(`{task}`, `{tarch}`, ...), filled in for the grid's alphas, seeds and temperatures.
+The order of a list is the workflow's, stable from one plan to the next, but no command
+depends on it: each reads its runs' identity from their files
+(docs/outputs.md#what-is-computed-exactly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from lskd.data.transfer import size_tokens
+from lskd.plan.checks import path_token
+from lskd.plan.inits import init_path
+from lskd.plan.paths import (
+    CLAIMS,
+    DATASET,
+    DELTA,
+    DELTA_FIGURE,
+    DIFFUSION,
+    DIFFUSION_FIGURE,
+    METRICS,
+    NMT_STUDENT,
+    NMT_STUDENT_NAME,
+    NMT_TEACHER,
+    PROJECTION,
+    PROJECTIONS,
+    RESULTS,
+    STUDENT,
+    STUDENT_NAME,
+    SUBSET,
+    TABLE,
+    TABLE5,
+    TEACHER,
+    TEACHERS_PANEL,
+    TRANSFER,
+    TRANSFER_FIGURE,
+    fill,
+    panel,
+    split_panel,
+)
+
+TABLE_FORMATS = ("csv", "md", "tex", "html")
+CLAIMS_FORMATS = ("csv", "md", "html")
+# `lskd delta --out`, in this order (the command tells them apart by their endings).
+DELTA_FILES = (
+    *(f"{DELTA}.{ext}" for ext in ("csv", "md", "tex")),
+    *(f"{DELTA}_summary.{ext}" for ext in ("md", "html")),
+    f"{DELTA}.html",
+    DELTA_FIGURE,
+)
+
+
+class Grid:
+    """The runs of one config: its tasks that run (`run.tasks`), alphas, temperatures,
+    seeds, architectures and transfer sets, and the NMT study's pairs and seeds."""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.config = config
+        self.run = run = config["run"]
+        self.tasks = {name: config["tasks"][name] for name in run["tasks"]}
+        self.alphas = [path_token(a) for a in run["alphas"]]
+        self.temps = [path_token(T) for T in run["temperatures"]]
+        self.seeds = [str(s) for s in run["seeds"]]
+        self.archs = sorted(
+            {
+                a
+                for t in self.tasks.values()
+                for a in t["teacher_archs"] + t["student_archs"]
+            }
+        )
+        self.xfers = {
+            name: size_tokens(t["student"]["transfer"], name)
+            for name, t in self.tasks.items()
+        }
+        nmt = self.nmt = config["nmt"]
+        self.nmt_task = nmt["task"]
+        self.nmt_pairs = nmt["pairs"]
+        only = nmt["student_pairs"]  # null: every pair
+        self.nmt_student_pairs = [p for p in nmt["pairs"] if only is None or p in only]
+        seeds = nmt["seeds"] if nmt["seeds"] is not None else run["seeds"]
+        self.nmt_seeds = [str(s) for s in seeds]
+
+    # ---- the runs ----
+
+    def teacher_runs(self, names: tuple[str, ...] | list[str]) -> list[str]:
+        """`names` in every teacher of one (task, tarch): patterns of those two."""
+        return [
+            f"{fill(TEACHER, alpha=a, tseed=s)}/{name}"
+            for a in self.alphas
+            for s in self.seeds
+            for name in names
+        ]
+
+    def student_runs(self, names: tuple[str, ...] | list[str]) -> list[str]:
+        """`names` in every student of one (task, tarch, sarch, xfer): every alpha, seed
+        and T, each student distilled from the teacher of its seed."""
+        return [
+            f"{fill(STUDENT, alpha=a, tseed=s, T=T, seed=s)}/{name}"
+            for a in self.alphas
+            for s in self.seeds
+            for T in self.temps
+            for name in names
+        ]
+
+    def pair_runs(self, wildcards: Mapping[str, str], name: str) -> list[str]:
+        """`name` of the teachers and students of one pair's tables (wildcards task,
+        tarch, sarch, xfer)."""
+        w = dict(wildcards.items())
+        runs = self.teacher_runs([name]) + self.student_runs([name])
+        return [p.format(**w) for p in runs]
+
+    def delta_diffusion(self, wildcards: Mapping[str, str]) -> list[str]:
+        """The diffusion.json files the Δ table shows beside Δ: the pair's runs where
+        the task draws the penultimate figures, none otherwise."""
+        if not self.tasks[wildcards["task"]]["penultimate"]["enabled"]:
+            return []
+        return self.pair_runs(wildcards, DIFFUSION)
+
+    def transfer_runs(self, wildcards: Mapping[str, str]) -> list[str]:
+        """metrics.json of one arch pair's teachers and of its students on every
+        transfer set (wildcards task, tarch, sarch), sorted."""
+        w = dict(wildcards.items())
+        runs = {
+            path
+            for xfer in self.xfers[w["task"]]
+            for path in self.pair_runs(w | {"xfer": xfer}, METRICS)
+        }
+        return sorted(runs)
+
+    def row_temps(self, task: str) -> list[str]:
+        """Temperatures of the projection figures' student rows (`penultimate`)."""
+        temps = (
+            self.tasks[task]["penultimate"]["temperatures"] or self.run["temperatures"]
+        )
+        return [path_token(T) for T in temps]
+
+    def projections(self, wildcards: Mapping[str, str]) -> list[str]:
+        """projection.npz of the first seed's runs in one figure (wildcards task,
+        tarch, panel): every alpha of the teachers, or of the students of the panel at
+        each of the figure's temperatures."""
+        w = dict(wildcards.items())
+        seed = self.seeds[0]
+        w = {"task": w["task"], "tarch": w["tarch"], "tseed": seed, "seed": seed}
+        if wildcards["panel"] == TEACHERS_PANEL:
+            return [f"{TEACHER.format(**w, alpha=a)}/{PROJECTION}" for a in self.alphas]
+        sarch, xfer = split_panel(wildcards["panel"])
+        w |= {"sarch": sarch, "xfer": xfer}
+        return [
+            f"{STUDENT.format(**w, alpha=a, T=T)}/{PROJECTION}"
+            for T in self.row_temps(w["task"])
+            for a in self.alphas
+        ]
+
+    def dataset(self, wildcards: Mapping[str, str]) -> str:
+        """The prepared dataset of the task: in-memory arrays (.npz) for fashion_mnist,
+        a manifest of image files (.json) otherwise."""
+        task = wildcards["task"]
+        kind = self.config["tasks"][task]["data"]["dataset"]
+        return DATASET.format(
+            task=task, fmt="npz" if kind == "fashion_mnist" else "json"
+        )
+
+    def penultimate_data(self, wildcards: Mapping[str, str]) -> str:
+        """The images the projection uses: the dataset itself, or for image folders
+        the visualisation subset of docs/visualisation.md (rule `prepare_subset`)."""
+        data = self.dataset(wildcards)
+        return data if data.endswith(".npz") else SUBSET.format(task=wildcards["task"])
+
+    def init_inputs(self, wildcards: Mapping[str, str], role: str) -> list[str]:
+        """The model file a run of `role` starts from, if any (`lskd.plan.inits`)."""
+        path = init_path(self.config, role, wildcards)
+        return [] if path is None else [path]
+
+    def sweep_outputs(self, name: str) -> list[str]:
+        """`name` in each student of one fused T-sweep (rule `distill_students`): the
+        paths the per-T rule `distill_student` writes, one per temperature."""
+        return [
+            f"{RESULTS}/<teacher_id>/{fill(STUDENT_NAME, T=T)}/{name}"
+            for T in self.temps
+        ]
+
+    def nmt_sweep_outputs(self, name: str) -> list[str]:
+        """`name` in each NMT student of one teacher directory, one per temperature."""
+        return [
+            f"{RESULTS}/<nmt_teacher_id>/{fill(NMT_STUDENT_NAME, T=T)}/{name}"
+            for T in self.temps
+        ]
+
+    def nmt_runs(self, name: str) -> list[str]:
+        """`name` of every NMT run of Table 5: the teachers of every pair, the
+        students of `nmt.student_pairs`."""
+        w = {"ntask": self.nmt_task}
+        runs = [
+            NMT_TEACHER.format(**w, pair=p, alpha=a, tseed=s)
+            for p in self.nmt_pairs
+            for a in self.alphas
+            for s in self.nmt_seeds
+        ]
+        runs += [
+            NMT_STUDENT.format(**w, pair=p, alpha=a, tseed=s, T=T)
+            for p in self.nmt_student_pairs
+            for a in self.alphas
+            for s in self.nmt_seeds
+            for T in self.temps
+        ]
+        return [f"{run}/{name}" for run in runs]
+
+    # ---- the targets ----
+
+    def pairs(self) -> Iterator[dict[str, str]]:
+        """The wildcards (task, tarch, sarch, xfer) of every table: teacher -> student
+        on a transfer set."""
+        for task, t in self.tasks.items():
+            for tarch in t["teacher_archs"]:
+                for sarch in t["student_archs"]:
+                    for xfer in self.xfers[task]:
+                        yield {
+                            "task": task,
+                            "tarch": tarch,
+                            "sarch": sarch,
+                            "xfer": xfer,
+                        }
+
+    def has_delta(self) -> bool:
+        """Δ(T) needs the alpha = 0 teacher and at least one alpha > 0."""
+        alphas = [float(a) for a in self.alphas]
+        return 0.0 in alphas and max(alphas) > 0.0
+
+    def final_targets(self) -> list[str]:
+        """What `rule all` asks for: per pair its Δ(T) files (where the grid has Δ),
+        its table and claims, its projection figures and diffusion figure (where the
+        task draws them); per arch pair with several transfer sets Δ across them;
+        Table 5 of the NMT study."""
+        pairs = list(self.pairs())
+        drawn = [w for w in pairs if self.tasks[w["task"]]["penultimate"]["enabled"]]
+        delta = [f.format(**w) for w in pairs for f in DELTA_FILES if self.has_delta()]
+        transfer = {
+            (w["task"], w["tarch"], w["sarch"])
+            for w in pairs
+            if self.has_delta() and len(self.xfers[w["task"]]) > 1
+        }
+        delta += [
+            f.format(task=t, tarch=a, sarch=s)
+            for t, a, s in sorted(transfer)
+            for f in (f"{TRANSFER}.csv", TRANSFER_FIGURE)
+        ]
+        tables = [f"{TABLE.format(**w)}.{ext}" for w in pairs for ext in TABLE_FORMATS]
+        claims = [
+            f"{CLAIMS.format(**w)}.{ext}" for w in pairs for ext in CLAIMS_FORMATS
+        ]
+        figures = {f"{PROJECTIONS.format(**w, panel=_panel(w))}.png" for w in drawn}
+        figures |= {
+            f"{PROJECTIONS.format(**w, panel=TEACHERS_PANEL)}.png" for w in drawn
+        }
+        diffusion = [DIFFUSION_FIGURE.format(**w) for w in drawn]
+        return (
+            delta + tables + claims + sorted(figures) + diffusion + self.nmt_targets()
+        )
+
+    def nmt_targets(self) -> list[str]:
+        """Table 5 of the NMT study, if it has pairs."""
+        if not self.nmt_pairs:
+            return []
+        table = TABLE5.format(ntask=self.nmt_task)
+        return [f"{table}.{ext}" for ext in TABLE_FORMATS]
+
+
+def _panel(w: Mapping[str, str]) -> str:
+    return panel(w["sarch"], w["xfer"])
