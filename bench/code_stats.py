@@ -132,7 +132,9 @@ def main() -> None:
         f"workflow/rules/common.smk: {lines(root / 'workflow/rules/common.smk')} lines"
     )
     print(f"README.md: {lines(root / 'README.md')} lines")
-    top_level = [n for n in found if n.count(".") == 1]
+    top_level = [
+        n for n, p in found.items() if n.count(".") == 1 and p.name != "__init__.py"
+    ]
     print(f"modules: {len(found)}, {len(top_level)} of them directly in lskd/")
     print("largest modules:")
     for n, name in sorted(((lines(p), n) for n, p in found.items()), reverse=True)[
