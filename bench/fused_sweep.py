@@ -4,21 +4,28 @@ Three ways to train K students (one per temperature) for `--steps` steps, in rou
 (each round measures every variant once, in turn; the medians over rounds are
 reported, so slow phases of a shared machine hit all variants alike):
 
-- fused: `lskd.train.sweep.train_sweep_epoch`, the production code: one data stream and
-  one teacher forward per batch, K student steps, one optimizer step;
-- separate: K times `lskd.train.engine.train_one_epoch` with `student_step`, each with
-  its own data stream and teacher forward, as K separate `lskd distill` jobs run (job
-  start-up and evaluation not included, which favours the separate jobs);
+- fused: `train_api.sweep_pass`, the production loop of a fused job: one data stream
+  and one teacher forward per batch, K student steps, one optimizer step;
+- separate: K times `train_api.train_pass` with `student_step`, each with its own data
+  stream and teacher forward, as K separate `lskd distill` jobs run (job start-up and
+  evaluation not included, which favours the separate jobs);
 - ideal bound: one teacher forward + K student steps per batch, each timed alone on
   batches already on the device (`ideal`); `ideal+data` adds the data stream timed
   alone (on CPU the data pipeline runs in the training thread).
 
 CPU (default): the demo models on Fashion-MNIST-shaped uint8 arrays through the demo's
 in-memory pipeline. GPU (`--device cuda`): ResNet-50 -> ResNet-18 at 224 px on real
-JPEG files (generated) through `--loader torchvision|dali`, bf16 autocast and
-channels_last as `lskd distill` runs it. `--teacher-variants` also times the teacher
-forward alone as fp32, bf16+channels_last, +torch.compile and +CUDA graph (item 3 of
-the fused-sweep issue; the last two only where they apply).
+JPEG files (generated, or those of `--manifest`) through `--loader torchvision|dali`,
+bf16 autocast and channels_last as `lskd distill` runs it. `--teacher-variants` also
+times the teacher forward alone as fp32, bf16+channels_last, +torch.compile and +CUDA
+graph (item 3 of the fused-sweep issue; the last two only where they apply).
+
+With JPEG files each timed stream first runs `--stream-warmup` batches untimed
+(default on CUDA: two per loader worker and one more, what the workers decode ahead),
+so that the figures are of the loader's steady state, not of its workers' start or of
+batches decoded before the clock started; the files should then hold
+(stream warm-up + steps) batches, or a stream restarts an epoch inside a timing.
+`--seconds` stops starting rounds once another would end past that budget.
 
   python bench/fused_sweep.py                                   # CPU demo models
   python bench/fused_sweep.py --device cuda --loader dali --workers 16 \\
@@ -38,18 +45,26 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from budget import Budget
 from results_csv import append_rows
+from train_api import (
+    FrozenTeacher,
+    Recipe,
+    RNGStreams,
+    autocast,
+    make_optimizer,
+    make_scheduler,
+    one_process,
+    student_step,
+    sweep_pass,
+    train_pass,
+)
 
 from lskd.data.arrays import Arrays
 from lskd.data.batches import Augment
 from lskd.data.source import ArraySource, open_source
 from lskd.models.registry import build_model
 from lskd.objectives.kd import kd_loss
-from lskd.train.distributed import Context
-from lskd.train.engine import autocast, make_optimizer, make_scheduler, train_one_epoch
-from lskd.train.recipe import Recipe
-from lskd.train.steps import FrozenTeacher, student_step
-from lskd.train.sweep import RNGStreams, train_sweep_epoch
 
 
 def sync(device: torch.device) -> None:
@@ -82,10 +97,14 @@ def array_source(n: int, seed: int = 0) -> ArraySource:
 
 
 def jpeg_source(args):
-    from kd_throughput import make_jpegs  # bench/ is on sys.path when run as a script
+    """The JPEG files of `args.manifest`, else `args.jpegs` generated ones (default 4
+    batches), through `args.loader`."""
+    manifest = args.manifest
+    if manifest is None:
+        from kd_throughput import make_jpegs  # bench/ is on sys.path as a script
 
-    tmp = Path(tempfile.mkdtemp(prefix="lskd-bench-"))
-    manifest = make_jpegs(tmp, args.jpegs or 4 * args.batch_size)
+        tmp = Path(tempfile.mkdtemp(prefix="lskd-bench-"))
+        manifest = make_jpegs(tmp, args.jpegs or 4 * args.batch_size)
     augment = {"image_size": args.image_size, "eval_resize": args.image_size * 8 // 7}
     return open_source(manifest, augment, args.loader, args.workers)
 
@@ -95,6 +114,15 @@ def stream(source, batch: int, seed: int) -> Iterator:
     gen = torch.Generator().manual_seed(seed)
     while True:
         yield from source.train_batches(batch, gen)
+
+
+def steady(run: Callable, source, batch: int, seed: int, args, device) -> float:
+    """Seconds `run(batches)` takes over `args.steps` batches of a fresh stream, after
+    `args.stream_warmup` batches of the same stream run untimed."""
+    batches = stream(source, batch, seed)
+    if args.stream_warmup:
+        run(islice(batches, args.stream_warmup))
+    return timed(lambda: run(islice(batches, args.steps)), device)
 
 
 class Setup:
@@ -111,9 +139,7 @@ class Setup:
             teacher = teacher.to(memory_format=torch.channels_last)
             student = student.to(memory_format=torch.channels_last)
         self.teacher = FrozenTeacher(teacher)
-        self.recipe = Recipe.from_dict(
-            {"epochs": 10_000, "batch_size": args.batch_size, "lr": 0.01}
-        )
+        self.recipe = Recipe(epochs=10_000, batch_size=args.batch_size, lr=0.01)
         self.fused = [copy.deepcopy(student) for _ in self.temps]
         self.alone = [copy.deepcopy(student) for _ in self.temps]
         self.fused_opt = make_optimizer(torch.nn.ModuleList(self.fused), self.recipe)
@@ -121,11 +147,12 @@ class Setup:
         self.opts = [make_optimizer(s, self.recipe) for s in self.alone]
         self.scheds = [make_scheduler(o, self.recipe, 10_000) for o in self.opts]
         self.streams = RNGStreams(len(self.temps), device)
-        self.ctx = Context(0, 1, device)
+        self.ctx = one_process(device)
+        self.compiled: Callable | None = None  # the compiled teacher (--compile)
 
 
 def run_fused(s: Setup, batches) -> None:
-    train_sweep_epoch(
+    sweep_pass(
         s.fused,
         s.teacher,
         s.temps,
@@ -137,11 +164,23 @@ def run_fused(s: Setup, batches) -> None:
     )
 
 
+def job(s: Setup, i: int) -> Callable:
+    """Student i's separate job: its training loop over the batches it is given."""
+    step = student_step(s.teacher, s.temps[i])
+    return lambda batches: train_pass(
+        s.alone[i], step, batches, s.opts[i], s.scheds[i], s.ctx
+    )
+
+
 def run_separate(s: Setup, source, batch: int, steps: int) -> None:
-    for i, T in enumerate(s.temps):
-        batches = islice(stream(source, batch, seed=i), steps)
-        step = student_step(s.teacher, T)
-        train_one_epoch(s.alone[i], step, batches, s.opts[i], s.scheds[i], s.ctx)
+    for i in range(len(s.temps)):
+        job(s, i)(islice(stream(source, batch, seed=i), steps))
+
+
+def time_separate(s: Setup, source, args) -> float:
+    """The K separate jobs, each on its own stream, timed one after the other."""
+    b, dev = args.batch_size, s.device
+    return sum(steady(job(s, i), source, b, i, args, dev) for i in range(len(s.temps)))
 
 
 def on_device(batches, device):
@@ -151,8 +190,9 @@ def on_device(batches, device):
 def components(s: Setup, source, args) -> dict[str, float]:
     """Data stream, teacher forward and each student's step, each timed alone."""
     dev, n = s.device, args.steps
-    raw = islice(stream(source, args.batch_size, seed=99), n)
-    data = timed(lambda: on_device(raw, dev), dev)
+    data = steady(
+        lambda raw: on_device(raw, dev), source, args.batch_size, 99, args, dev
+    )
     batches = on_device(islice(stream(source, args.batch_size, seed=98), n), dev)
     if dev.type == "cuda":
         cl = torch.channels_last
@@ -206,10 +246,20 @@ def teacher_variants(s: Setup, source, args) -> dict[str, float]:
         out["teacher_bf16_cl_graph"] = run(
             graphed(s.teacher.teacher, xs[0]), cl=True, bf16=True
         )
-    if args.compile:
-        compiled = torch.compile(s.teacher.teacher)
-        out["teacher_compiled"] = run(compiled, cl=dev.type == "cuda", bf16=True)
+    if s.compiled is not None:
+        out["teacher_compiled"] = run(s.compiled, cl=dev.type == "cuda", bf16=True)
     return out
+
+
+def compile_teacher(s: Setup, source, args) -> None:
+    """The teacher wrapped in torch.compile and compiled on one batch, before the
+    rounds (so that the budget's estimate of a round leaves compilation out)."""
+    dev = s.device
+    s.compiled = torch.compile(s.teacher.teacher, backend=args.compile_backend)
+    x, _ = next(iter(stream(source, args.batch_size, seed=97)))
+    fmt = torch.channels_last if dev.type == "cuda" else torch.contiguous_format
+    with torch.no_grad(), autocast(dev):
+        s.compiled(x.to(dev).contiguous(memory_format=fmt))
 
 
 def graphed(model: torch.nn.Module, example: torch.Tensor) -> Callable:
@@ -237,16 +287,19 @@ def graphed(model: torch.nn.Module, example: torch.Tensor) -> Callable:
     return forward
 
 
-def measure(args, source, student_arch: str, device) -> dict[str, float]:
+def measure(args, source, student_arch: str, device, budget: Budget) -> dict:
     s = Setup(args, source, student_arch, device)
-    n, b = args.steps, args.batch_size
+    b = args.batch_size
     run_fused(s, islice(stream(source, b, seed=0), args.warmup))  # warm-up
     run_separate(s, source, b, args.warmup)
+    if args.teacher_variants and args.compile:
+        compile_teacher(s, source, args)
     rounds: dict[str, list[float]] = {}
-    for _ in range(args.rounds):
-        fused_batches = islice(stream(source, b, seed=0), n)
-        times = {"fused": timed(lambda fb=fused_batches: run_fused(s, fb), device)}
-        times["separate"] = timed(lambda: run_separate(s, source, b, n), device)
+    for _ in budget.rounds(args.rounds):
+        times = {
+            "fused": steady(lambda fb: run_fused(s, fb), source, b, 0, args, device)
+        }
+        times["separate"] = time_separate(s, source, args)
         times.update(components(s, source, args))
         if args.teacher_variants:
             times.update(teacher_variants(s, source, args))
@@ -255,6 +308,7 @@ def measure(args, source, student_arch: str, device) -> dict[str, float]:
     med = {k: statistics.median(v) for k, v in rounds.items()}
     med["ideal"] = med["teacher"] + med["students"]
     med["ideal_data"] = med["ideal"] + med["data"]
+    med["rounds"] = len(rounds["fused"])
     return med
 
 
@@ -273,21 +327,33 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=8, help="JPEG loading workers")
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--jpegs", type=int, help="generated JPEG files (default 4 batches)")
+    p.add_argument("--manifest", type=Path, help="JPEG files of this manifest instead")
+    p.add_argument(
+        "--stream-warmup",
+        type=int,
+        help="JPEG streams: untimed batches first (default 2 per worker + 1 on CUDA)",
+    )
+    p.add_argument("--seconds", type=float, help="no new round past this budget")
     p.add_argument("--teacher-variants", action="store_true")
     p.add_argument("--compile", action="store_true", help="time a compiled teacher")
+    p.add_argument("--compile-backend", default="inductor", help="torch.compile's")
     p.add_argument("--csv", type=Path, default=Path("bench/results/fused_sweep.csv"))
     args = p.parse_args()
+    budget = Budget(args.seconds)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     cuda = device.type == "cuda"
+    jpegs = cuda or args.manifest is not None
     args.teacher = args.teacher or ("resnet50" if cuda else "mlp512")
     args.students = args.students or (["resnet18"] if cuda else ["mlp512", "mlp128"])
     args.batch_size = args.batch_size or (256 if cuda else 128)
-    source = jpeg_source(args) if cuda else array_source(64 * args.batch_size)
-    loader = args.loader if cuda else "arrays"
+    if args.stream_warmup is None:
+        args.stream_warmup = 2 * args.workers + 1 if cuda and jpegs else 0
+    source = jpeg_source(args) if jpegs else array_source(64 * args.batch_size)
+    loader = args.loader if jpegs else "arrays"
     rows = []
     for arch in args.students:
-        m = measure(args, source, arch, device)
+        m = measure(args, source, arch, device, budget)
         k = len(args.temperatures)
         row = {
             "device": torch.cuda.get_device_name() if cuda else f"cpu x{args.threads}",
@@ -312,6 +378,7 @@ def main() -> None:
             f"{args.teacher} -> {arch} x{k} ({row['device']}, {loader}): "
             f"fused {m['fused']:.2f} s, separate {m['separate']:.2f} s, "
             f"ideal {m['ideal']:.2f} s (+data {m['data']:.2f} s) for {args.steps} steps"
+            f" (medians of {m['rounds']} rounds)"
         )
         print(
             f"  fused / ideal = {row['fused_over_ideal']:.3f}   "

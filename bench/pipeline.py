@@ -5,15 +5,17 @@ For each loader, in rounds (medians reported):
 
 - loader: the training batches alone, moved to the device (what the data pipeline can
   deliver);
-- train: `lskd.train.engine.train_one_epoch` with the KD `student_step` (teacher
-  forward + student step) fed by that loader, as `lskd distill` runs;
+- train: `train_api.train_pass` with the KD `student_step` (teacher forward + student
+  step) fed by that loader, as `lskd distill` runs;
 - ceiling: the same steps on batches already on the device (synthetic: no loading).
 
 train / ceiling is the share of the compute speed the pipeline lets through;
 loader / ceiling > 1 means loading is not the bottleneck. Loaders: `arrays` (the
 demo's in-memory Fashion-MNIST pipeline, demo MLPs), `torchvision` (PIL JPEG decoding
 in DataLoader workers) and `dali` (NVIDIA DALI: GPU decoding with CUDA, CPU otherwise)
-on generated JPEG files.
+on generated JPEG files (or those of `--manifest`). As in `fused_sweep.py`, each timed
+JPEG stream first runs `--stream-warmup` batches untimed (default on CUDA: two per
+worker and one more), and `--seconds` caps the rounds.
 
   python bench/pipeline.py                                  # CPU: all three loaders
   python bench/pipeline.py --device cuda --workers 16       # R50 -> R18, 224 px
@@ -27,14 +29,21 @@ from itertools import islice
 from pathlib import Path
 
 import torch
-from fused_sweep import array_source, jpeg_source, stream, timed
+from budget import Budget
+from fused_sweep import array_source, jpeg_source, steady, stream, timed
 from results_csv import append_rows
+from train_api import (
+    FrozenTeacher,
+    Recipe,
+    make_optimizer,
+    make_scheduler,
+    one_process,
+    student_step,
+    to_device,
+    train_pass,
+)
 
 from lskd.models.registry import build_model
-from lskd.train.distributed import Context
-from lskd.train.engine import make_optimizer, make_scheduler, to_device, train_one_epoch
-from lskd.train.recipe import Recipe
-from lskd.train.steps import FrozenTeacher, student_step
 
 
 def models(source, teacher: str, student: str, device: torch.device):
@@ -47,7 +56,7 @@ def models(source, teacher: str, student: str, device: torch.device):
     return FrozenTeacher(t), s
 
 
-def measure(args, loader: str, device: torch.device) -> dict[str, float]:
+def measure(args, loader: str, device: torch.device, budget: Budget) -> dict:
     if loader == "arrays":  # the demo: its models and batch size
         b, teacher, student = 128, "mlp512", "mlp128"
         source = array_source(64 * b)
@@ -55,28 +64,26 @@ def measure(args, loader: str, device: torch.device) -> dict[str, float]:
         args.loader, b = loader, args.batch_size
         source, teacher, student = jpeg_source(args), args.teacher, args.student
     t, s = models(source, teacher, student, device)
-    recipe = Recipe.from_dict({"epochs": 10_000, "batch_size": b, "lr": 0.01})
+    recipe = Recipe(epochs=10_000, batch_size=b, lr=0.01)
     opt = make_optimizer(s, recipe)
     sched = make_scheduler(opt, recipe, 10_000)
-    ctx, step, n = Context(0, 1, device), student_step(t, 3.0), args.steps
+    ctx, step, n = one_process(device), student_step(t, 3.0), args.steps
     synthetic = [to_device(x, y, device) for x, y in islice(stream(source, b, 1), 4)]
     synthetic = (synthetic * (n // 4 + 1))[:n]
 
-    def load():
-        for x, y in islice(stream(source, b, 2), n):
+    def load(batches):
+        for x, y in batches:
             to_device(x, y, device)
 
     def train(batches):
-        train_one_epoch(s, step, batches, opt, sched, ctx)
+        train_pass(s, step, batches, opt, sched, ctx)
 
     train(islice(stream(source, b, 3), args.warmup))  # warm-up: workers, kernels
     rounds: dict[str, list[float]] = {}
-    for r in range(args.rounds):
+    for r in budget.rounds(args.rounds):
         times = {
-            "loader": timed(load, device),
-            "train": timed(
-                lambda r=r: train(islice(stream(source, b, 10 + r), n)), device
-            ),
+            "loader": steady(load, source, b, 2, args, device),
+            "train": steady(train, source, b, 10 + r, args, device),
             "ceiling": timed(lambda: train(synthetic), device),
         }
         for key, value in times.items():
@@ -107,21 +114,31 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--workers", type=int, default=1, help="loader workers / threads")
     p.add_argument("--jpegs", type=int, help="generated JPEG files")
+    p.add_argument("--manifest", type=Path, help="JPEG files of this manifest instead")
+    p.add_argument(
+        "--stream-warmup",
+        type=int,
+        help="JPEG streams: untimed batches first (default 2 per worker + 1 on CUDA)",
+    )
+    p.add_argument("--seconds", type=float, help="no new round past this budget")
     p.add_argument("--csv", type=Path, default=Path("bench/results/pipeline.csv"))
     args = p.parse_args()
+    budget = Budget(args.seconds)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     args.teacher = args.teacher or ("resnet50" if cuda else "resnet18")
     args.image_size = args.image_size or (224 if cuda else 64)
     args.batch_size = args.batch_size or (256 if cuda else 32)
+    if args.stream_warmup is None:
+        args.stream_warmup = 2 * args.workers + 1 if cuda else 0
     loaders = args.loaders or (["torchvision", "dali"] if cuda else ["arrays"])
     if not args.loaders and not cuda:
         loaders += ["torchvision", "dali"]
     rows = []
     for loader in loaders:
         try:
-            m = measure(args, loader, device)
+            m = measure(args, loader, device, budget)
         except ImportError as err:  # DALI is an optional extra
             print(f"{loader}: skipped ({err})")
             continue

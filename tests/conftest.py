@@ -16,6 +16,21 @@ REPO = Path(__file__).resolve().parents[1]
 FMNIST_ROOT = Path("/usr/share/datasets/fashion-mnist")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` need CUDA: skipped where torch sees no GPU (torch is imported
+    only when such a test was collected)."""
+    gpu = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA: no GPU here (scripts/gpu_check.sh)")
+    for item in gpu:
+        item.add_marker(skip)
+
+
 @pytest.fixture
 def repo() -> Path:
     return REPO
