@@ -139,7 +139,9 @@ class Setup:
             teacher = teacher.to(memory_format=torch.channels_last)
             student = student.to(memory_format=torch.channels_last)
         self.teacher = FrozenTeacher(teacher)
-        self.recipe = Recipe(epochs=10_000, batch_size=args.batch_size, lr=0.01)
+        self.recipe = Recipe.from_dict(
+            {"epochs": 10_000, "batch_size": args.batch_size, "lr": 0.01}
+        )
         self.fused = [copy.deepcopy(student) for _ in self.temps]
         self.alone = [copy.deepcopy(student) for _ in self.temps]
         self.fused_opt = make_optimizer(torch.nn.ModuleList(self.fused), self.recipe)

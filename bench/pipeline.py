@@ -64,7 +64,7 @@ def measure(args, loader: str, device: torch.device, budget: Budget) -> dict:
         args.loader, b = loader, args.batch_size
         source, teacher, student = jpeg_source(args), args.teacher, args.student
     t, s = models(source, teacher, student, device)
-    recipe = Recipe(epochs=10_000, batch_size=b, lr=0.01)
+    recipe = Recipe.from_dict({"epochs": 10_000, "batch_size": b, "lr": 0.01})
     opt = make_optimizer(s, recipe)
     sched = make_scheduler(opt, recipe, 10_000)
     ctx, step, n = one_process(device), student_step(t, 3.0), args.steps

@@ -50,7 +50,9 @@ def data(tmp_path_factory) -> Path:
 
 def spec(data: Path, out: Path, arch: str, **kw) -> RunSpec:
     """One epoch of 6 steps of 64 images on the GPU, validated at its end."""
-    recipe = Recipe(epochs=1, batch_size=64, lr=0.05, selection="best_val")
+    recipe = Recipe.from_dict(
+        {"epochs": 1, "batch_size": 64, "lr": 0.05, "selection": "best_val"}
+    )
     fields = dict(
         task="toy",
         data=data,
