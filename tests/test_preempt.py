@@ -18,6 +18,8 @@ import pytest
 import torch
 
 import lskd.train.job
+import lskd.train.loop
+import lskd.train.steps
 from conftest import make_toy_npz, train_argv
 from lskd.cli.main import main
 from lskd.data.batches import Augment, Batches
@@ -183,7 +185,7 @@ def test_signal_saves_at_next_step_and_resume_is_bit_identical(
 
 def test_signal_between_epochs_stops_at_the_boundary(data, tmp_path, monkeypatch):
     spec = _spec(data, tmp_path, epochs=2)
-    real = lskd.train.engine.evaluate
+    real = lskd.train.loop.evaluate
     count = []
 
     def evaluate(*args, **kw):  # a SIGTERM during the first validation pass
@@ -192,7 +194,7 @@ def test_signal_between_epochs_stops_at_the_boundary(data, tmp_path, monkeypatch
             os.kill(os.getpid(), signal.SIGTERM)
         return real(*args, **kw)
 
-    monkeypatch.setattr(lskd.train.engine, "evaluate", evaluate)
+    monkeypatch.setattr(lskd.train.loop, "evaluate", evaluate)
     with pytest.raises(preempt.Preempted, match="end of epoch 1"):
         train_teacher(spec, alpha=0.1)
     state = checkpoint.load(tmp_path / "last.pt")
@@ -309,7 +311,7 @@ def test_sweep_signal_saves_at_next_step_and_resume_is_bit_identical(
     teacher, fused, separate = sweep
     specs = _sweep_specs(data, tmp_path)
     calls: list = []
-    monkeypatch.setattr(lskd.train.sweep, "kd_loss", _signalling_kd(at, signum, calls))
+    monkeypatch.setattr(lskd.train.steps, "kd_loss", _signalling_kd(at, signum, calls))
     with pytest.raises(preempt.Preempted) as stop:
         distill_students(specs, teacher, TEMPS)
     assert stop.value.signum == signum
@@ -333,15 +335,15 @@ def test_sweep_signal_between_epochs_stops_at_the_boundary(
     data, tmp_path, monkeypatch, sweep
 ):
     teacher, fused, _ = sweep
-    real, count = lskd.train.sweep.evaluate_students, []
+    real, count = lskd.train.loop.evaluate, []
 
-    def evaluate_students(*args, **kw):  # a SIGTERM during the first validation
+    def evaluate(*args, **kw):  # a SIGTERM during the first validation
         count.append(1)
         if len(count) == 1:
             os.kill(os.getpid(), signal.SIGTERM)
         return real(*args, **kw)
 
-    monkeypatch.setattr(lskd.train.sweep, "evaluate_students", evaluate_students)
+    monkeypatch.setattr(lskd.train.loop, "evaluate", evaluate)
     specs = _sweep_specs(data, tmp_path)
     with pytest.raises(preempt.Preempted, match="end of epoch 1"):
         distill_students(specs, teacher, TEMPS)
@@ -355,7 +357,7 @@ def test_sweep_signal_between_epochs_stops_at_the_boundary(
 def test_sweep_cli_exits_75_after_saving(data, tmp_path, monkeypatch, sweep):
     teacher = sweep[0]
     monkeypatch.setattr(
-        lskd.train.sweep, "kd_loss", _signalling_kd(4, signal.SIGTERM, [])
+        lskd.train.steps, "kd_loss", _signalling_kd(4, signal.SIGTERM, [])
     )
     hp = json.dumps({"epochs": 1, "batch_size": BATCH, "lr": 0.05})
     argv = ["distill", "--task", "toy", "--data", str(data), "--arch", "mlp128"]
