@@ -4,11 +4,9 @@ Three ways to train K students (one per temperature) for `--steps` steps, in rou
 (each round measures every variant once, in turn; the medians over rounds are
 reported, so slow phases of a shared machine hit all variants alike):
 
-- fused: `lskd.train.sweep.train_sweep_epoch`, the production code: one data stream and
-one
-  teacher forward per batch, K student steps, one optimizer step;
-- separate: K times `lskd.train.engine.train_one_epoch` with `student_step`, each with
-its
+- fused: `lskd.train.loop.train_epoch` with K students, the production code: one data
+  stream and one teacher forward per batch, K student steps, one optimizer step;
+- separate: K times `lskd.train.loop.train_epoch` with one student each, each with its
   own data stream and teacher forward, as K separate `lskd distill` jobs run (job
   start-up and evaluation not included, which favours the separate jobs);
 - ideal bound: one teacher forward + K student steps per batch, each timed alone on
@@ -47,11 +45,14 @@ from lskd.data.batches import Augment
 from lskd.data.source import ArraySource, open_source
 from lskd.models.registry import build_model
 from lskd.objectives.kd import kd_loss
+from lskd.train.device import autocast
 from lskd.train.distributed import Context
-from lskd.train.engine import autocast, make_optimizer, make_scheduler, train_one_epoch
+from lskd.train.loop import Trainees, train_epoch
+from lskd.train.optim import make_optimizer, make_scheduler
 from lskd.train.recipe import Recipe
+from lskd.train.resume import EpochProgress
+from lskd.train.rng import RNGStreams
 from lskd.train.steps import FrozenTeacher, student_step
-from lskd.train.sweep import RNGStreams, train_sweep_epoch
 
 
 def sync(device: torch.device) -> None:
@@ -124,24 +125,27 @@ class Setup:
         self.ctx = Context(0, 1, device)
 
 
+def students(models, teacher, temps) -> Trainees:
+    """`models[k]` distilled from `teacher` at `temps[k]`."""
+    objectives = [student_step(T) for T in temps]
+    return Trainees(models, objectives, teacher, [f"T={T:g}" for T in temps])
+
+
 def run_fused(s: Setup, batches) -> None:
-    train_sweep_epoch(
-        s.fused,
-        s.teacher,
-        s.temps,
-        batches,
-        s.fused_opt,
-        s.fused_sched,
-        s.streams,
-        s.ctx,
+    trainees = students(s.fused, s.teacher, s.temps)
+    progress = EpochProgress(1, s.recipe.lr)
+    train_epoch(
+        trainees, batches, s.fused_opt, s.fused_sched, s.streams, progress, s.ctx
     )
 
 
 def run_separate(s: Setup, source, batch: int, steps: int) -> None:
     for i, T in enumerate(s.temps):
         batches = islice(stream(source, batch, seed=i), steps)
-        step = student_step(s.teacher, T)
-        train_one_epoch(s.alone[i], step, batches, s.opts[i], s.scheds[i], s.ctx)
+        trainees = students([s.alone[i]], s.teacher, [T])
+        streams, progress = RNGStreams(1, s.device), EpochProgress(1, s.recipe.lr)
+        opt, sched = s.opts[i], s.scheds[i]
+        train_epoch(trainees, batches, opt, sched, streams, progress, s.ctx)
 
 
 def on_device(batches, device):

@@ -5,9 +5,8 @@ For each loader, in rounds (medians reported):
 
 - loader: the training batches alone, moved to the device (what the data pipeline can
   deliver);
-- train: `lskd.train.engine.train_one_epoch` with the KD `student_step` (teacher
-forward +
-  student step) fed by that loader, as `lskd distill` runs;
+- train: `lskd.train.loop.train_epoch` with one KD student (teacher forward + student
+  step) fed by that loader, as `lskd distill` runs;
 - ceiling: the same steps on batches already on the device (synthetic: no loading).
 
 train / ceiling is the share of the compute speed the pipeline lets through;
@@ -32,9 +31,13 @@ from fused_sweep import array_source, jpeg_source, stream, timed
 from results_csv import append_rows
 
 from lskd.models.registry import build_model
+from lskd.train.device import to_device
 from lskd.train.distributed import Context
-from lskd.train.engine import make_optimizer, make_scheduler, to_device, train_one_epoch
+from lskd.train.loop import Trainees, train_epoch
+from lskd.train.optim import make_optimizer, make_scheduler
 from lskd.train.recipe import Recipe
+from lskd.train.resume import EpochProgress
+from lskd.train.rng import RNGStreams
 from lskd.train.steps import FrozenTeacher, student_step
 
 
@@ -59,7 +62,8 @@ def measure(args, loader: str, device: torch.device) -> dict[str, float]:
     recipe = Recipe(epochs=10_000, batch_size=b, lr=0.01)
     opt = make_optimizer(s, recipe)
     sched = make_scheduler(opt, recipe, 10_000)
-    ctx, step, n = Context(0, 1, device), student_step(t, 3.0), args.steps
+    ctx, n = Context(0, 1, device), args.steps
+    trainees = Trainees([s], [student_step(3.0)], t, ["T=3"])
     synthetic = [to_device(x, y, device) for x, y in islice(stream(source, b, 1), 4)]
     synthetic = (synthetic * (n // 4 + 1))[:n]
 
@@ -68,7 +72,8 @@ def measure(args, loader: str, device: torch.device) -> dict[str, float]:
             to_device(x, y, device)
 
     def train(batches):
-        train_one_epoch(s, step, batches, opt, sched, ctx)
+        progress = EpochProgress(1, recipe.lr)
+        train_epoch(trainees, batches, opt, sched, RNGStreams(1, device), progress, ctx)
 
     train(islice(stream(source, b, 3), args.warmup))  # warm-up: workers, kernels
     rounds: dict[str, list[float]] = {}

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,7 +106,8 @@ def fit(
         progress = run.partial or EpochProgress(epoch, opt.param_groups[0]["lr"])
         epoch_start = gen.get_state()
         batches = start_epoch(splits.train, progress, run, ctx)
-        steps = StepLog(recipe.epochs, len(splits.train), progress)
+        main = ctx.is_main  # rank 0 alone logs progress lines
+        steps = StepLog(recipe.epochs, len(splits.train), progress) if main else None
         try:
             train_epoch(
                 trainees, batches, opt, scheduler, streams, progress, ctx, steps
@@ -131,13 +132,13 @@ def fit(
 
 def train_epoch(
     trainees: Trainees,
-    batches: Iterator,
+    batches: Iterable,
     opt: torch.optim.Optimizer,
     scheduler: Any,
     streams: RNGStreams,
     progress: EpochProgress,
     ctx: Context,
-    steps: StepLog,
+    steps: StepLog | None = None,
 ) -> None:
     """One pass over this rank's batches: per batch one teacher forward (students),
     then each model's forward, loss and backward in turn, and one optimizer step for
@@ -145,8 +146,8 @@ def train_epoch(
 
     `progress` may be a stopped epoch's (`batches` then start after its steps); it
     counts the steps and, at the end or on a stop, receives the running sums. After
-    every step rank 0 logs a progress line when one is due (`steps`) and, once all
-    ranks agree on a signal (`preempt.stop_agreed`), `Preempted` is raised.
+    every step a progress line is logged when one is due (`steps`, rank 0's) and, once
+    all ranks agree on a signal (`preempt.stop_agreed`), `Preempted` is raised.
     """
     for model in trainees.models:
         model.train()
@@ -168,7 +169,7 @@ def train_epoch(
         scheduler.step()
         progress.step += 1
         progress.seen += len(y)
-        if ctx.is_main:
+        if steps is not None:
             steps()
         signum = preempt.stop_agreed(ctx)
         if signum is not None:
