@@ -239,6 +239,40 @@ def test_cli_exits_75_after_saving(data, tmp_path, monkeypatch):
     assert checkpoint.load(tmp_path / "last.pt")["partial"]["step"] == 2
 
 
+def _as_before(state: dict) -> dict:
+    """A v3 resume checkpoint in the layout lskd wrote before one format served every
+    job: `lskd-resume-v2` (one run: `model`, `history`, `best_state`, scalar running
+    sums) or, with several models, `lskd-sweep-resume-v1` (`students`, and the unused
+    scalar sums beside the per-student ones)."""
+    per_model = ("models", "histories", "best_states", "streams")
+    old = {k: v for k, v in state.items() if k not in per_model}
+    partial = dict(state["partial"])
+    if len(state["models"]) == 1:
+        (loss_sum,), (correct,) = partial.pop("loss_sums"), partial.pop("hits")
+        old.update(format="lskd-resume-v2", model=state["models"][0])
+        old.update(history=state["histories"][0], best_state=state["best_states"][0])
+    else:
+        loss_sum, correct = 0.0, 0
+        old.update(format="lskd-sweep-resume-v1", students=state["models"])
+        old.update({k: state[k] for k in per_model[1:]})
+    return {**old, "partial": {**partial, "loss_sum": loss_sum, "correct": correct}}
+
+
+def test_checkpoint_of_the_format_before_resumes(data, tmp_path, monkeypatch, straight):
+    """A job stopped mid-epoch by an lskd that wrote the single-run layout resumes,
+    after the upgrade, to the uninterrupted run."""
+    _, expected = straight
+    spec = _spec(data, tmp_path)
+    step = _signalling_step(teacher_step, STEPS + 3, signal.SIGTERM, [])
+    monkeypatch.setattr(lskd.train.job, "teacher_step", step)
+    with pytest.raises(preempt.Preempted):
+        train_teacher(spec, alpha=0.1)
+    last = tmp_path / "last.pt"
+    checkpoint.save(_as_before(checkpoint.load(last)), last)
+    assert _strip(train_teacher(spec, alpha=0.1)) == _strip(expected)
+    assert not last.exists()
+
+
 # --- a fused temperature sweep: the same path, K students at once -------------------
 
 TEMPS = [1.0, 4.0, 64.0]
@@ -349,6 +383,22 @@ def test_sweep_signal_between_epochs_stops_at_the_boundary(
         distill_students(specs, teacher, TEMPS)
     state = checkpoint.load(specs[0].model_out.parent / "last_sweep.pt")
     assert (state["epoch"], state["partial"]) == (1, None)
+    distill_students(specs, teacher, TEMPS)
+    for got, expected in zip(specs, fused, strict=True):
+        _same_outputs(got, expected)
+
+
+def test_sweep_checkpoint_of_the_format_before_resumes(
+    data, tmp_path, monkeypatch, sweep
+):
+    teacher, fused, _ = sweep
+    specs = _sweep_specs(data, tmp_path)
+    kd = _signalling_kd((STEPS + 2) * K + 2, signal.SIGTERM, [])
+    monkeypatch.setattr(lskd.train.steps, "kd_loss", kd)
+    with pytest.raises(preempt.Preempted):
+        distill_students(specs, teacher, TEMPS)
+    last = specs[0].model_out.parent / "last_sweep.pt"
+    checkpoint.save(_as_before(checkpoint.load(last)), last)
     distill_students(specs, teacher, TEMPS)
     for got, expected in zip(specs, fused, strict=True):
         _same_outputs(got, expected)
