@@ -6,7 +6,7 @@ reported, so slow phases of a shared machine hit all variants alike):
 
 - fused: `train_api.sweep_pass`, the production loop of a fused job: one data stream
   and one teacher forward per batch, K student steps, one optimizer step;
-- separate: K times `train_api.train_pass` with `student_step`, each with its own data
+- separate: K times `train_api.train_pass` (one KD job), each with its own data
   stream and teacher forward, as K separate `lskd distill` jobs run (job start-up and
   evaluation not included, which favours the separate jobs);
 - ideal bound: one teacher forward + K student steps per batch, each timed alone on
@@ -55,7 +55,6 @@ from train_api import (
     make_optimizer,
     make_scheduler,
     one_process,
-    student_step,
     sweep_pass,
     train_pass,
 )
@@ -168,9 +167,8 @@ def run_fused(s: Setup, batches) -> None:
 
 def job(s: Setup, i: int) -> Callable:
     """Student i's separate job: its training loop over the batches it is given."""
-    step = student_step(s.teacher, s.temps[i])
     return lambda batches: train_pass(
-        s.alone[i], step, batches, s.opts[i], s.scheds[i], s.ctx
+        s.alone[i], s.teacher, s.temps[i], batches, s.opts[i], s.scheds[i], s.ctx
     )
 
 

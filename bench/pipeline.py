@@ -5,7 +5,7 @@ For each loader, in rounds (medians reported):
 
 - loader: the training batches alone, moved to the device (what the data pipeline can
   deliver);
-- train: `train_api.train_pass` with the KD `student_step` (teacher forward + student
+- train: `train_api.train_pass`, the KD student job's loop (teacher forward + student
   step) fed by that loader, as `lskd distill` runs;
 - ceiling: the same steps on batches already on the device (synthetic: no loading).
 
@@ -38,7 +38,6 @@ from train_api import (
     make_optimizer,
     make_scheduler,
     one_process,
-    student_step,
     to_device,
     train_pass,
 )
@@ -67,7 +66,7 @@ def measure(args, loader: str, device: torch.device, budget: Budget) -> dict:
     recipe = Recipe.from_dict({"epochs": 10_000, "batch_size": b, "lr": 0.01})
     opt = make_optimizer(s, recipe)
     sched = make_scheduler(opt, recipe, 10_000)
-    ctx, step, n = one_process(device), student_step(t, 3.0), args.steps
+    ctx, n = one_process(device), args.steps
     synthetic = [to_device(x, y, device) for x, y in islice(stream(source, b, 1), 4)]
     synthetic = (synthetic * (n // 4 + 1))[:n]
 
@@ -76,7 +75,7 @@ def measure(args, loader: str, device: torch.device, budget: Budget) -> dict:
             to_device(x, y, device)
 
     def train(batches):
-        train_pass(s, step, batches, opt, sched, ctx)
+        train_pass(s, t, 3.0, batches, opt, sched, ctx)
 
     train(islice(stream(source, b, 3), args.warmup))  # warm-up: workers, kernels
     rounds: dict[str, list[float]] = {}

@@ -22,8 +22,8 @@ from lskd.models.registry import build_model
 from lskd.objectives.kd import kd_loss
 from lskd.objectives.ls import ls_cross_entropy
 from lskd.train import checkpoint
-from lskd.train.engine import make_scheduler
 from lskd.train.job import RunSpec, distill_student, train_teacher, versions
+from lskd.train.optim import make_scheduler
 from lskd.train.recipe import Recipe
 from lskd.train.steps import FrozenTeacher, student_step, teacher_step
 
@@ -256,13 +256,24 @@ def test_frozen_teacher_stays_in_eval(nets):
     assert not any(p.requires_grad for p in frozen.parameters())
 
 
+def _step(objective, teacher=None):
+    """One model's part of a training step as the loop runs it: its forward, then its
+    objective against the teacher's logits (a teacher run has none)."""
+
+    def step(model, x, y):
+        logits = model(x)
+        return objective(logits, y, None if teacher is None else teacher(x)), logits
+
+    return step
+
+
 def test_student_step_ignores_labels_and_trains_student_only(nets):
     student, raw_teacher = nets
     frozen = FrozenTeacher(raw_teacher)
     bn = next(m for m in raw_teacher.modules() if isinstance(m, nn.BatchNorm1d))
     stats = bn.running_mean.clone()
     student.train()
-    step = student_step(frozen, T=4.0)
+    step = _step(student_step(T=4.0), frozen)
     x = torch.randn(16, 1, 28, 28)
     loss_a, logits = step(student, x, torch.zeros(16, dtype=torch.long))
     loss_b, _ = step(student, x, torch.arange(16) % 10)
@@ -282,9 +293,9 @@ def test_teacher_step_is_label_smoothing(nets):
     model, _ = nets
     model.eval()
     x, y = torch.randn(8, 1, 28, 28), torch.arange(8)
-    loss, logits = teacher_step(0.1)(model, x, y)
+    loss, logits = _step(teacher_step(0.1))(model, x, y)
     assert loss.item() == ls_cross_entropy(logits, y, 0.1).item()
-    assert loss.item() != teacher_step(0.1)(model, x, y.flip(0))[0].item()
+    assert loss.item() != _step(teacher_step(0.1))(model, x, y.flip(0))[0].item()
 
 
 # --- learning-rate schedules --------------------------------------------------------

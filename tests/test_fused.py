@@ -1,7 +1,7 @@
-"""The fused temperature sweep (lskd.train.sweep): bit-identical to separate jobs,
-resumable,
-same outputs and paths. Preemption (SIGTERM at a chosen step, exit 75) is tested in
-tests/test_preempt.py, random kills in tests/test_kill_resume.py."""
+"""The fused temperature sweep (lskd.train.loop with K students): bit-identical to
+separate jobs, resumable, same outputs and paths. Preemption (SIGTERM at a chosen
+step, exit 75) is tested in tests/test_preempt.py, random kills in
+tests/test_kill_resume.py."""
 
 import json
 import os
@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-import lskd.train.sweep
+import lskd.train.steps
 from lskd.cli.main import main
 from lskd.data.arrays import Arrays, save_arrays
 from lskd.data.fashion_mnist import CLASS_NAMES
@@ -190,7 +190,7 @@ def test_fused_resume_equals_uninterrupted(fused, data, teacher, tmp_path, monke
     specs = _sweep_specs(data, tmp_path)
     calls: list = []
     crash = (2 * STEPS + 1) * len(TEMPS) - 1  # epoch 3, step 1, mid-step
-    monkeypatch.setattr(lskd.train.sweep, "kd_loss", _crash_after(calls, crash))
+    monkeypatch.setattr(lskd.train.steps, "kd_loss", _crash_after(calls, crash))
     with pytest.raises(Crash):
         distill_students(specs, teacher, TEMPS)
     last = specs[0].model_out.parent / "last_sweep.pt"
@@ -198,7 +198,7 @@ def test_fused_resume_equals_uninterrupted(fused, data, teacher, tmp_path, monke
     assert not any(s.model_out.exists() or s.metrics_out.exists() for s in specs)
 
     calls.clear()
-    monkeypatch.setattr(lskd.train.sweep, "kd_loss", _crash_after(calls, None))
+    monkeypatch.setattr(lskd.train.steps, "kd_loss", _crash_after(calls, None))
     distill_students(specs, teacher, TEMPS)
     assert len(calls) == STEPS * len(TEMPS)  # only epoch 3 was trained again
     assert not last.exists()
@@ -211,7 +211,7 @@ def test_last_sweep_pt_for_other_temperatures_is_ignored(data, teacher, tmp_path
     last = specs[0].model_out.parent / "last_sweep.pt"
     recipe = specs[0].recipe.to_dict()
     state = {"epoch": 1, "recipe": recipe, "temperatures": [9.0, 8.0]}
-    checkpoint.save({"format": resume.SWEEP_FORMAT, **state}, last)
+    checkpoint.save({"format": resume.FORMAT, **state}, last)
     out = distill_students(specs, teacher, TEMPS[:2])
     assert [len(m["history"]) for m in out] == [EPOCHS, EPOCHS]
     assert not last.exists()

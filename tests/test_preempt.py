@@ -18,6 +18,8 @@ import pytest
 import torch
 
 import lskd.train.job
+import lskd.train.loop
+import lskd.train.steps
 from conftest import make_toy_npz, train_argv
 from lskd.cli.main import main
 from lskd.data.batches import Augment, Batches
@@ -183,7 +185,7 @@ def test_signal_saves_at_next_step_and_resume_is_bit_identical(
 
 def test_signal_between_epochs_stops_at_the_boundary(data, tmp_path, monkeypatch):
     spec = _spec(data, tmp_path, epochs=2)
-    real = lskd.train.engine.evaluate
+    real = lskd.train.loop.evaluate
     count = []
 
     def evaluate(*args, **kw):  # a SIGTERM during the first validation pass
@@ -192,7 +194,7 @@ def test_signal_between_epochs_stops_at_the_boundary(data, tmp_path, monkeypatch
             os.kill(os.getpid(), signal.SIGTERM)
         return real(*args, **kw)
 
-    monkeypatch.setattr(lskd.train.engine, "evaluate", evaluate)
+    monkeypatch.setattr(lskd.train.loop, "evaluate", evaluate)
     with pytest.raises(preempt.Preempted, match="end of epoch 1"):
         train_teacher(spec, alpha=0.1)
     state = checkpoint.load(tmp_path / "last.pt")
@@ -235,6 +237,40 @@ def test_cli_exits_75_after_saving(data, tmp_path, monkeypatch):
     argv = train_argv(data, tmp_path, hp, "--device", "cpu")
     assert main(argv) == preempt.REQUEUE_EXIT == 75
     assert checkpoint.load(tmp_path / "last.pt")["partial"]["step"] == 2
+
+
+def _as_before(state: dict) -> dict:
+    """A v3 resume checkpoint in the layout lskd wrote before one format served every
+    job: `lskd-resume-v2` (one run: `model`, `history`, `best_state`, scalar running
+    sums) or, with several models, `lskd-sweep-resume-v1` (`students`, and the unused
+    scalar sums beside the per-student ones)."""
+    per_model = ("models", "histories", "best_states", "streams")
+    old = {k: v for k, v in state.items() if k not in per_model}
+    partial = dict(state["partial"])
+    if len(state["models"]) == 1:
+        (loss_sum,), (correct,) = partial.pop("loss_sums"), partial.pop("hits")
+        old.update(format="lskd-resume-v2", model=state["models"][0])
+        old.update(history=state["histories"][0], best_state=state["best_states"][0])
+    else:
+        loss_sum, correct = 0.0, 0
+        old.update(format="lskd-sweep-resume-v1", students=state["models"])
+        old.update({k: state[k] for k in per_model[1:]})
+    return {**old, "partial": {**partial, "loss_sum": loss_sum, "correct": correct}}
+
+
+def test_checkpoint_of_the_format_before_resumes(data, tmp_path, monkeypatch, straight):
+    """A job stopped mid-epoch by an lskd that wrote the single-run layout resumes,
+    after the upgrade, to the uninterrupted run."""
+    _, expected = straight
+    spec = _spec(data, tmp_path)
+    step = _signalling_step(teacher_step, STEPS + 3, signal.SIGTERM, [])
+    monkeypatch.setattr(lskd.train.job, "teacher_step", step)
+    with pytest.raises(preempt.Preempted):
+        train_teacher(spec, alpha=0.1)
+    last = tmp_path / "last.pt"
+    checkpoint.save(_as_before(checkpoint.load(last)), last)
+    assert _strip(train_teacher(spec, alpha=0.1)) == _strip(expected)
+    assert not last.exists()
 
 
 # --- a fused temperature sweep: the same path, K students at once -------------------
@@ -309,7 +345,7 @@ def test_sweep_signal_saves_at_next_step_and_resume_is_bit_identical(
     teacher, fused, separate = sweep
     specs = _sweep_specs(data, tmp_path)
     calls: list = []
-    monkeypatch.setattr(lskd.train.sweep, "kd_loss", _signalling_kd(at, signum, calls))
+    monkeypatch.setattr(lskd.train.steps, "kd_loss", _signalling_kd(at, signum, calls))
     with pytest.raises(preempt.Preempted) as stop:
         distill_students(specs, teacher, TEMPS)
     assert stop.value.signum == signum
@@ -333,15 +369,15 @@ def test_sweep_signal_between_epochs_stops_at_the_boundary(
     data, tmp_path, monkeypatch, sweep
 ):
     teacher, fused, _ = sweep
-    real, count = lskd.train.sweep.evaluate_students, []
+    real, count = lskd.train.loop.evaluate, []
 
-    def evaluate_students(*args, **kw):  # a SIGTERM during the first validation
+    def evaluate(*args, **kw):  # a SIGTERM during the first validation
         count.append(1)
         if len(count) == 1:
             os.kill(os.getpid(), signal.SIGTERM)
         return real(*args, **kw)
 
-    monkeypatch.setattr(lskd.train.sweep, "evaluate_students", evaluate_students)
+    monkeypatch.setattr(lskd.train.loop, "evaluate", evaluate)
     specs = _sweep_specs(data, tmp_path)
     with pytest.raises(preempt.Preempted, match="end of epoch 1"):
         distill_students(specs, teacher, TEMPS)
@@ -352,10 +388,26 @@ def test_sweep_signal_between_epochs_stops_at_the_boundary(
         _same_outputs(got, expected)
 
 
+def test_sweep_checkpoint_of_the_format_before_resumes(
+    data, tmp_path, monkeypatch, sweep
+):
+    teacher, fused, _ = sweep
+    specs = _sweep_specs(data, tmp_path)
+    kd = _signalling_kd((STEPS + 2) * K + 2, signal.SIGTERM, [])
+    monkeypatch.setattr(lskd.train.steps, "kd_loss", kd)
+    with pytest.raises(preempt.Preempted):
+        distill_students(specs, teacher, TEMPS)
+    last = specs[0].model_out.parent / "last_sweep.pt"
+    checkpoint.save(_as_before(checkpoint.load(last)), last)
+    distill_students(specs, teacher, TEMPS)
+    for got, expected in zip(specs, fused, strict=True):
+        _same_outputs(got, expected)
+
+
 def test_sweep_cli_exits_75_after_saving(data, tmp_path, monkeypatch, sweep):
     teacher = sweep[0]
     monkeypatch.setattr(
-        lskd.train.sweep, "kd_loss", _signalling_kd(4, signal.SIGTERM, [])
+        lskd.train.steps, "kd_loss", _signalling_kd(4, signal.SIGTERM, [])
     )
     hp = json.dumps({"epochs": 1, "batch_size": BATCH, "lr": 0.05})
     argv = ["distill", "--task", "toy", "--data", str(data), "--arch", "mlp128"]

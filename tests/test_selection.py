@@ -14,7 +14,7 @@ from conftest import make_toy_npz
 from lskd.models.registry import build_model
 from lskd.train import checkpoint
 from lskd.train.distributed import Context
-from lskd.train.engine import summarise
+from lskd.train.evaluation import summarise
 from lskd.train.history import record_epoch
 from lskd.train.job import RunSpec, train_teacher
 from lskd.train.recipe import Recipe

@@ -19,7 +19,7 @@ from lskd.cli.args import add_penultimate_flags, add_run_flags
 from lskd.cli.nmt import add_nmt_commands
 from lskd.errors import ConfigError, LskdError
 from lskd.train.preempt import REQUEUE_EXIT as REQUEUE
-from lskd.train.preempt import Preempted, watch
+from lskd.train.preempt import Preempted, ignore_signals, watch
 
 log = logging.getLogger("lskd")
 
@@ -299,33 +299,18 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     args.argv = argv
-    training = args.command in ("train", "distill", "nmt-train", "nmt-distill")
+    fairseq = args.command in ("nmt-train", "nmt-distill")  # image jobs: train.job
     try:
-        with watch() if training else nullcontext():  # SIGTERM -> checkpoint, 75
+        with watch() if fairseq else nullcontext():  # SIGTERM -> checkpoint, 75
             args.func(args)
     except LskdError as err:
         parser.exit(2, f"lskd {args.command}: error: {err}\n")
     except Preempted as stop:
         log.warning("lskd %s: %s; exit %d to be requeued", args.command, stop, REQUEUE)
         return REQUEUE
-    if own_process and training:
-        _exit_now()
+    if own_process and (fairseq or args.command in ("train", "distill")):
+        ignore_signals()  # outputs final: a SIGTERM while exiting must not fail us
     return 0
-
-
-def _exit_now() -> None:
-    """Exit 0 at once, skipping the interpreter's teardown.
-
-    With torch loaded the teardown takes up to seconds, all of it after the outputs are
-    written and the rolling checkpoint (`last.pt`, `last_sweep.pt`) is removed: a kill
-    there would make Snakemake discard the finished outputs and train again from
-    scratch. Every output is already on disk
-    (atomic, fsynced); only the log streams need flushing.
-    """
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 `import_weights` turns a torchvision state_dict, an official-code checkpoint
 (`{"arch", "state_dict": {"module.…": …}, "best_acc1", …}`,
-docs/recipes.md#official-checkpoints), one of our `last.pt` files (`{"model": …}`) or an
-lskd model file into an lskd model file (`checkpoint.MODEL_FORMAT`, role "import"). It
+docs/recipes.md#official-checkpoints), one of our `last.pt` files of one model
+(`{"models": [...]}`, or `{"model": …}` as written before) or an lskd model file into an
+lskd model file (`checkpoint.MODEL_FORMAT`, role "import"). It
 checks the file's sha256 before it unpickles anything (and always through
 `checkpoint.load`, so weights_only) and that the weights fit `arch` exactly, before it
 writes anything.
@@ -163,6 +164,8 @@ def _extract_state(obj: dict[str, Any], src: Path) -> tuple[str, dict[str, Any]]
         kind, raw = "state_dict", obj
     elif isinstance(obj.get("state_dict"), dict):
         kind, raw = "official", obj["state_dict"]
+    elif isinstance(obj.get("models"), list) and len(obj["models"]) == 1:
+        kind, raw = "last", obj["models"][0]
     elif isinstance(obj.get("model"), dict):
         kind, raw = "last", obj["model"]
     else:

@@ -1,6 +1,5 @@
-"""A run's epoch history: which epochs validate, one epoch's entry, and the
-best-validation weights kept while training (`lskd.train.engine.fit` and the fused
-sweep of `lskd.train.sweep` share them)."""
+"""A model's epoch history: which epochs validate, one epoch's entry, and the
+best-validation weights kept while training (`lskd.train.loop`)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""One training run end to end: data, model, objective, `fit`, then model.pt and
-metrics.json (rank 0 only); or the fused temperature sweep (`distill_students`): K
-student runs in one job through `lskd.train.sweep.fit_students`.
+"""One training job end to end: data, its models and their objectives, the training
+loop (`lskd.train.loop.fit`), then each model's model.pt and metrics.json (rank 0
+only). A teacher or a single student is one model; the fused temperature sweep
+(`distill_students`) trains K students in one job, as K separate jobs would.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ import hashlib
 import logging
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
@@ -27,11 +29,13 @@ from lskd.errors import CheckpointError, ConfigError
 from lskd.models.registry import build_model
 from lskd.train import checkpoint, preempt
 from lskd.train.chance import chance_level
+from lskd.train.device import on_device, wrapped
 from lskd.train.distributed import Context, barrier, setup, teardown
-from lskd.train.engine import StepLoss, evaluate_imported, fit, seed_everything
+from lskd.train.evaluation import evaluate_imported
+from lskd.train.loop import Splits, Trainees, fit
 from lskd.train.recipe import Recipe
-from lskd.train.steps import FrozenTeacher, student_step, teacher_step
-from lskd.train.sweep import fit_students
+from lskd.train.rng import seed_everything
+from lskd.train.steps import FrozenTeacher, Objective, student_step, teacher_step
 
 log = logging.getLogger("lskd")
 
@@ -124,41 +128,71 @@ def _model(spec: RunSpec, source: DataSource, ctx: Context) -> torch.nn.Module:
 
         n = len(source.class_names)
         init_model(model, spec.init, n, require_head=spec.pretrained)
-    model = model.to(ctx.device)
-    if ctx.device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    if ctx.world > 1:
-        ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-    return torch.compile(model) if spec.compile else model
+    return wrapped(on_device(model, ctx), ctx, spec.compile)
 
 
-def _execute(
-    spec: RunSpec,
+@contextmanager
+def _session(spec: RunSpec) -> Iterator[tuple[DataSource, Context]]:
+    """A job's lifetime: from its start SIGTERM/SIGUSR1 only set a flag (this is the
+    one `preempt.watch()` of an image training job, so a signal during start-up stops
+    it after the first step); the data opened and, with several processes, the
+    process group joined, and left again at the end."""
+    with preempt.watch():
+        source, ctx = _open(spec)
+        try:
+            yield source, ctx
+        finally:
+            teardown(ctx)
+
+
+def _label(identity: dict[str, Any]) -> str:
+    if identity["role"] == "teacher":
+        return f"alpha={identity['alpha']:g}"
+    return f"T={identity['T']:g}"
+
+
+def _train(
+    specs: Sequence[RunSpec],
+    identities: Sequence[dict[str, Any]],
+    objectives: Sequence[Objective],
+    teacher: FrozenTeacher | None,
     source: DataSource,
-    identity: dict[str, Any],
-    step: StepLoss,
     ctx: Context,
-) -> dict[str, Any]:
+) -> list[dict[str, Any]]:
+    """Build one model per spec, train them together (`loop.fit`; with `pretrained`
+    only evaluate), write each one's outputs (rank 0), then drop the rolling
+    checkpoint: `last.pt`, or `last_sweep.pt` beside a fused sweep's first model."""
+    spec, fused = specs[0], len(specs) > 1
     start = time.perf_counter()
-    seed = rng_seed(identity["role"], spec.seed)
-    gen = seed_everything(seed, spec.deterministic)
-    model = _model(spec, source, ctx)
+    seed = rng_seed(identities[0]["role"], spec.seed)
+    models = []
+    for _ in specs:  # reseeded before each: every model of a sweep has the same init
+        gen = seed_everything(seed, spec.deterministic)
+        models.append(_model(spec, source, ctx))
     train = source.train_batches(spec.recipe.batch_size, gen, ctx.shard)
     r = spec.recipe.capped(len(train))
     val, test = (
         source.eval_batches(s, r.eval_batch_size, shard=ctx.shard)
         for s in ("val", "test")
     )
-    resume = spec.model_out.parent / "last.pt"
+    path = spec.model_out.parent / ("last_sweep.pt" if fused else "last.pt")
+    temperatures = [who["T"] for who in identities]
     if spec.pretrained:
-        metrics, state = evaluate_imported(model, val, test, ctx)
+        results = [evaluate_imported(models[0], val, test, ctx)]
     else:
-        metrics, state = fit(model, step, train, val, test, r, gen, ctx, resume)
-    if ctx.is_main:
-        metrics = _write_run(spec, source, identity, metrics, state, seed, start, ctx)
-    _finish(resume, ctx)
-    return metrics
+        labels = [_label(who) for who in identities]
+        key = {"temperatures": temperatures} if fused else {}
+        trainees = Trainees(models, objectives, teacher, labels, key)
+        results = fit(trainees, Splits(train, val, test), r, gen, ctx, path)
+    out = []
+    for s, who, (metrics, state) in zip(specs, identities, results, strict=True):
+        if fused:
+            metrics = {**metrics, "fused_temperatures": temperatures}
+        if ctx.is_main:
+            metrics = _write_run(s, source, who, metrics, state, seed, start, ctx)
+        out.append(metrics)
+    _finish(path, ctx)
+    return out
 
 
 def _finish(resume: Path, ctx: Context) -> None:
@@ -255,12 +289,8 @@ def train_teacher(spec: RunSpec, alpha: float) -> dict[str, Any]:
         "seed": spec.seed,
         "teacher": None,
     }
-    with preempt.watch():  # a signal during start-up stops after the first step
-        source, ctx = _open(spec)
-        try:
-            return _execute(spec, source, identity, teacher_step(alpha), ctx)
-        finally:
-            teardown(ctx)
+    with _session(spec) as (source, ctx):
+        return _train([spec], [identity], [teacher_step(alpha)], None, source, ctx)[0]
 
 
 def _student_identity(
@@ -283,28 +313,9 @@ def _student_identity(
     }
 
 
-def _on_device(teacher: FrozenTeacher, ctx: Context) -> FrozenTeacher:
-    teacher = teacher.to(ctx.device)
-    if ctx.device.type == "cuda":
-        teacher = teacher.to(memory_format=torch.channels_last)
-    return teacher
-
-
 def distill_student(spec: RunSpec, teacher_path: Path, T: float) -> dict[str, Any]:
     """Distil the teacher at `teacher_path` into a new `spec.arch` at temperature T."""
-    with preempt.watch():  # a signal during start-up stops after the first step
-        return _distill(spec, teacher_path, T)
-
-
-def _distill(spec: RunSpec, teacher_path: Path, T: float) -> dict[str, Any]:
-    source, ctx = _open(spec)
-    teacher, meta = load_teacher(teacher_path, source)
-    identity = _student_identity(spec, teacher_path, meta, T)
-    teacher = _on_device(teacher, ctx)
-    try:
-        return _execute(spec, source, identity, student_step(teacher, T), ctx)
-    finally:
-        teardown(ctx)
+    return _distill([spec], teacher_path, [T])[0]
 
 
 def _check_sweep(specs: Sequence[RunSpec], temperatures: Sequence[float]) -> None:
@@ -329,49 +340,26 @@ def _check_sweep(specs: Sequence[RunSpec], temperatures: Sequence[float]) -> Non
 def distill_students(
     specs: Sequence[RunSpec], teacher_path: Path, temperatures: Sequence[float]
 ) -> list[dict[str, Any]]:
-    """Distil the teacher into one student per temperature in ONE job
-    (`lskd.train.sweep`):
-    one data stream and one teacher forward per batch. `specs[k]` (which differ only
-    in their outputs) receives exactly what `distill_student(specs[k], teacher_path,
-    temperatures[k])` would write; its metrics add `fused_temperatures`. The rolling
-    checkpoint is `last_sweep.pt` beside the first student's model; SIGTERM/SIGUSR1
-    saves it after the current step and raises `Preempted`, as a single job does."""
+    """Distil the teacher into one student per temperature in ONE job: one data stream
+    and one teacher forward per batch (`lskd.train.loop`). `specs[k]` (which differ
+    only in their outputs) receives exactly what `distill_student(specs[k],
+    teacher_path, temperatures[k])` would write; its metrics add `fused_temperatures`.
+    The rolling checkpoint is `last_sweep.pt` beside the first student's model;
+    SIGTERM/SIGUSR1 saves it after the current step and raises `Preempted`, as a single
+    job does."""
     _check_sweep(specs, temperatures)
-    with preempt.watch():  # a signal during start-up stops after the first step
-        return _distill_sweep(specs, teacher_path, temperatures)
+    return _distill(specs, teacher_path, temperatures)
 
 
-def _distill_sweep(
+def _distill(
     specs: Sequence[RunSpec], teacher_path: Path, temperatures: Sequence[float]
 ) -> list[dict[str, Any]]:
-    spec, r = specs[0], specs[0].recipe
-    source, ctx = _open(spec)
-    try:
+    with _session(specs[0]) as (source, ctx):
         teacher, meta = load_teacher(teacher_path, source)
-        teacher = _on_device(teacher, ctx)
-        start, seed = time.perf_counter(), rng_seed("student", spec.seed)
-        students = []
-        for _ in specs:  # reseed before each: every student gets the same init
-            gen = seed_everything(seed, spec.deterministic)
-            students.append(_model(spec, source, ctx))
-        train = source.train_batches(r.batch_size, gen, ctx.shard)
-        r = r.capped(len(train))
-        val, test = (
-            source.eval_batches(s, r.eval_batch_size, shard=ctx.shard)
-            for s in ("val", "test")
-        )
-        resume = spec.model_out.parent / "last_sweep.pt"
-        results = fit_students(
-            students, teacher, temperatures, train, val, test, r, gen, ctx, resume
-        )
-        out = []
-        for s, T, (metrics, state) in zip(specs, temperatures, results, strict=True):
-            metrics = {**metrics, "fused_temperatures": list(temperatures)}
-            if ctx.is_main:
-                who = _student_identity(s, teacher_path, meta, T)
-                metrics = _write_run(s, source, who, metrics, state, seed, start, ctx)
-            out.append(metrics)
-        _finish(resume, ctx)
-        return out
-    finally:
-        teardown(ctx)
+        identities = [
+            _student_identity(spec, teacher_path, meta, T)
+            for spec, T in zip(specs, temperatures, strict=True)
+        ]
+        objectives = [student_step(T) for T in temperatures]
+        teacher = on_device(teacher, ctx)
+        return _train(specs, identities, objectives, teacher, source, ctx)

@@ -1,15 +1,22 @@
-"""Knowledge distillation step (docs/recipes.md#kd-loss): frozen teacher, online, same
-augmented batch.
+"""What each model of the training loop minimises per step, and the frozen teacher.
+
+An objective is `objective(logits, y, teacher_logits) -> loss`: the logits of the
+model being trained on the batch, the batch's labels, and the frozen teacher's logits
+on the same augmented batch (None when a teacher is trained). The loop
+(`lskd.train.loop`) runs the teacher once per batch for all its students.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
 from lskd.objectives.kd import kd_loss
 from lskd.objectives.ls import ls_cross_entropy
-from lskd.train.engine import StepLoss
+
+Objective = Callable[[Tensor, Tensor, Tensor | None], Tensor]
 
 
 class FrozenTeacher(nn.Module):
@@ -29,21 +36,21 @@ class FrozenTeacher(nn.Module):
         return self.teacher(x)
 
 
-def teacher_step(alpha: float) -> StepLoss:
+def teacher_step(alpha: float) -> Objective:
     """Teacher objective: LS cross-entropy, factor `alpha` (docs/recipes.md#losses)."""
 
-    def step(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        logits = model(x)
-        return ls_cross_entropy(logits, y, alpha), logits
+    def objective(logits: Tensor, y: Tensor, teacher_logits: None) -> Tensor:
+        return ls_cross_entropy(logits, y, alpha)
 
-    return step
+    return objective
 
 
-def student_step(teacher: FrozenTeacher, T: float) -> StepLoss:
-    """Student objective: T^2 * KL at temperature T; no hard-label term (y unused)."""
+def student_step(T: float) -> Objective:
+    """Student objective: T^2 * KL at temperature T against the teacher's logits; no
+    hard-label term, so `y` is unused (docs/recipes.md#kd-loss). The one call of
+    `kd_loss` in training."""
 
-    def step(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        logits = model(x)
-        return kd_loss(logits, teacher(x), T), logits
+    def objective(logits: Tensor, y: Tensor, teacher_logits: Tensor) -> Tensor:
+        return kd_loss(logits, teacher_logits, T)
 
-    return step
+    return objective
