@@ -22,14 +22,17 @@ from torch import Tensor
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:
-    """Seed python, numpy and torch; return the generator that drives data order."""
+    """Seed python, numpy and torch; return the generator that drives data order.
+
+    `deterministic`: deterministic kernels only; otherwise cuDNN may pick the fastest
+    convolution algorithm per shape (its autotuner), which differs from run to run."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.benchmark = not deterministic
     return torch.Generator().manual_seed(seed)
 
 
