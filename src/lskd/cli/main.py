@@ -13,6 +13,7 @@ import os
 import sys
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 from lskd.cli.analysis import add_analysis_commands
 from lskd.cli.args import add_penultimate_flags, add_run_flags
@@ -181,9 +182,19 @@ def cmd_analyse(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lskd", description=__doc__.split("\n")[0])
+    first_sentence = " ".join(__doc__.split()).split(". ")[0] + "."
+    parser = argparse.ArgumentParser(prog="lskd", description=first_sentence)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_data_commands(sub)
+    _add_training_commands(sub)
+    _add_feature_commands(sub)
+    add_analysis_commands(sub)
+    add_nmt_commands(sub)
+    return parser
 
+
+def _add_data_commands(sub: Any) -> None:
+    """prepare, subset, import-weights: the inputs of training."""
     p = sub.add_parser("prepare", help="check a raw dataset; write its splits")
     p.add_argument(
         "--dataset",
@@ -224,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, help="teacher LS factor, if not in the file")
     p.set_defaults(func=cmd_import_weights)
 
+
+def _add_training_commands(sub: Any) -> None:
+    """train (a teacher), distill (one student, or a fused sweep over T)."""
     p = sub.add_parser("train", help="train a teacher with label smoothing alpha")
     add_run_flags(p)
     p.add_argument(
@@ -261,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_distill)
 
+
+def _add_feature_commands(sub: Any) -> None:
+    """extract, analyse: penultimate-layer features of finished runs."""
     p = sub.add_parser("extract", help="penultimate-layer features of three classes")
     p.add_argument("model", type=Path, help="model.pt of a run")
     p.add_argument("data", type=Path, help="prepared dataset (.npz)")
@@ -279,10 +296,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_penultimate_flags(p)
     p.set_defaults(func=cmd_analyse)
-
-    add_analysis_commands(sub)
-    add_nmt_commands(sub)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
