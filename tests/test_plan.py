@@ -133,6 +133,17 @@ def test_projections_of_a_figure_are_the_first_seeds_runs(tiny, paper):
     assert paper.row_temps("imagenet") == ["1", "3"]  # penultimate.temperatures
 
 
+def test_a_figure_also_reads_each_panels_metrics(tiny):
+    inputs = tiny.figure_inputs(
+        {"task": "fmnist", "tarch": "mlp128", "panel": "teachers"}
+    )
+    runs = [f"{TEST_RUNS}_a{a}_s0" for a in ("0", "0.1")]
+    assert inputs == {
+        "projections": [f"{r}/projection.npz" for r in runs],
+        "metrics": [f"{r}/metrics.json" for r in runs],
+    }
+
+
 def test_final_targets_of_the_test_config(tiny):
     name = "fmnist_mlp128-mlp128_n50"
     assert tiny.final_targets() == [

@@ -1,6 +1,6 @@
 rule plot_projections:
     input:
-        per_job(Grid.projections),
+        unpack(per_job(Grid.figure_inputs)),
     output:
         png=reported(f"{paths.PROJECTIONS}.png", "figure"),
         pdf=f"{paths.PROJECTIONS}.pdf",
@@ -13,4 +13,4 @@ rule plot_projections:
     params:
         args=per_job(jobs.figure_args),
     shell:
-        "lskd figure {input} {params.args} --png {output.png} --pdf {output.pdf} > {log} 2>&1"
+        "lskd figure {input.projections} {params.args} --png {output.png} --pdf {output.pdf} > {log} 2>&1"

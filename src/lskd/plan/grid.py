@@ -158,6 +158,15 @@ class Grid:
             for a in self.alphas
         ]
 
+    def figure_inputs(self, wildcards: Mapping[str, str]) -> dict[str, list[str]]:
+        """A figure's `projections` and the metrics.json beside each: the figure
+        places each panel by its run's α and T, read there."""
+        files = self.projections(wildcards)
+        return {
+            "projections": files,
+            "metrics": [p.replace(PROJECTION, METRICS) for p in files],
+        }
+
     def dataset(self, wildcards: Mapping[str, str]) -> str:
         """The prepared dataset of the task: in-memory arrays (.npz) for fashion_mnist,
         a manifest of image files (.json) otherwise."""
