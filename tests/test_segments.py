@@ -155,9 +155,8 @@ def test_segments_requeue_until_one_makes_no_progress(tmp_path, caplog):
     slurm.restarts = 1
     second = _begin(tmp_path, slurm)  # the requeued job: resumes where 1 stopped
     assert second.number == 2
-    assert "earlier: segment 1: SLURM job 3 (restart 0), the start of epoch 1 to " in (
-        caplog.text
-    )
+    earlier = "earlier: segment 1: SLURM job 3 (restart 0), the start of epoch 1 to "
+    assert f"[segment 2] {earlier}" in caplog.text
     assert "[segment 2] segment 2: SLURM job 3 (restart 1)" in caplog.text
     stop = Preempted(signal.SIGURG, "epoch 3 step 6")  # one step: warned too early
     assert segments.after_stop(second, stop) == segments.NO_PROGRESS_EXIT == 2

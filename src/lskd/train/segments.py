@@ -234,9 +234,10 @@ class Segment:
         resumed = self.start if fresh else None
         if entries:
             resumed = _position(entries[-1], "stopped_at")
+        self.job, self.number = job, len(entries) + 1
+        tag_log_lines(self.number)
         for entry in entries:
             log.info("earlier: %s", _describe(entry))
-        self.job, self.number = job, len(entries) + 1
         entries.append({"segment": self.number, "job": job.job_id})
         self._update(
             entries,
@@ -246,7 +247,6 @@ class Segment:
             resumed_at=_stored(resumed),
             nmt=self.start.nmt,
         )
-        tag_log_lines(self.number)
         log.info(
             "segment %d: SLURM job %s (restart %d), time limit %s, until %s; %s",
             self.number,
