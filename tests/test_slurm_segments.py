@@ -13,8 +13,10 @@ each allocation, after the job's start-up (two snakemake processes and lskd, ~15
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -79,6 +81,24 @@ def allocations(job: str) -> list[tuple[str, str]]:
     return [tuple(line.split("|")) for line in out.split()]
 
 
+def kill_strays(root: Path) -> int:
+    """Kill the processes of this test's jobs that outlived their allocation; return how
+    many. The local cluster tracks a job's processes by parent (proctrack/linuxproc,
+    scripts/slurm/slurm.conf.in): a job-step snakemake whose batch shell died first on
+    a requeue is handed to init and never killed (a site's cgroups would kill it)."""
+    killed = 0
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().decode(errors="replace")
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError):
+            continue
+        if ppid == 1 and str(root) in cmd and "snakemake" in cmd:
+            os.kill(int(proc.name), signal.SIGKILL)
+            killed += 1
+    return killed
+
+
 def snakemake(work: Path, *args: str, nice: bool = False) -> subprocess.Popen:
     cmd = ["nice", "-n", "19"] if nice else []
     cmd += ["snakemake", "-s", str(REPO / "workflow/Snakefile"), "--directory"]
@@ -136,6 +156,7 @@ def test_jobs_longer_than_their_time_limit_continue_in_segments(cluster, tmp_pat
         for proc in (*procs.values(), *twins.values()):
             if proc.poll() is None:
                 proc.kill()
+        strays = kill_strays(tmp_path)
 
     for rule, (work, _, _) in runs.items():
         # SLURM's records: one job id, requeued after every segment but the last.
@@ -169,3 +190,4 @@ def test_jobs_longer_than_their_time_limit_continue_in_segments(cluster, tmp_pat
             f"sacct), elapsed {', '.join(elapsed)}; identical to the local run; "
             f"{walls[rule]:.0f} s"
         )
+    print(f"{strays} stray job-step snakemake process(es) killed")

@@ -300,17 +300,23 @@ class Segment:
             return self._not_requeued(job)
         if job.state != "RUNNING" or not job.requeue:
             return self._not_requeued(f"{job.state}, Requeue={int(job.requeue)}")
-        out = self.run(["scontrol", "requeue", job.job_id])
-        if out.returncode != 0:
-            return self._not_requeued((out.stderr or out.stdout).strip())
+        # Logged and recorded first: SLURM ends the allocation as soon as it accepts
+        # the requeue. Its SIGTERM is ignored meanwhile (by scontrol too): we exit 75.
         log.info(
-            "segment %d: stopped at %s; requeued SLURM job %s for segment %d",
+            "segment %d: stopped at %s; requeueing SLURM job %s for segment %d",
             self.number,
             stopped or entry.get("where"),
             job.job_id,
             self.number + 1,
         )
         self.note("requeued")
+        term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            out = self.run(["scontrol", "requeue", job.job_id])
+        finally:
+            signal.signal(signal.SIGTERM, term)
+        if out.returncode != 0:
+            return self._not_requeued((out.stderr or out.stdout).strip())
         return REQUEUE_EXIT
 
     def _not_requeued(self, why: str) -> int:
