@@ -178,6 +178,15 @@ def test_segments_requeue_until_one_makes_no_progress(tmp_path, caplog):
     assert not (tmp_path / "segments.json").exists()
 
 
+def test_an_unreadable_ledger_starts_afresh(tmp_path, caplog):
+    (tmp_path / "last.pt").write_bytes(b"")  # a checkpoint to resume
+    (tmp_path / "segments.json").write_text('{"segments": [')  # cut short
+    segment = _begin(tmp_path, FakeSlurm())
+    assert segment.number == 1 and "segments.json: unreadable" in caplog.text
+    (entry,) = json.loads((tmp_path / "segments.json").read_text())["segments"]
+    assert entry["resumed_at"] is None  # where the checkpoint is: unknown here
+
+
 @pytest.mark.parametrize(
     ("signum", "state", "outcome"),
     [

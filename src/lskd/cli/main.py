@@ -305,9 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv
     training = args.command in ("train", "distill", "nmt-train", "nmt-distill")
     segment = None  # a SLURM job that continues in segments (lskd.train.segments)
-    if training:
-        segment = segments.begin(args.command, args.model_out, getattr(args, "gpus", 1))
     try:
+        if training:
+            gpus = getattr(args, "gpus", 1)
+            segment = segments.begin(args.command, args.model_out, gpus)
         with watch() if training else nullcontext():  # SIGTERM -> checkpoint, 75
             args.func(args)
     except LskdError as err:

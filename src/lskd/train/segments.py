@@ -216,9 +216,15 @@ class Segment:
         self.checkpoints = [p / "checkpoint_last.pt" for p in self.resume_files]
 
     def entries(self) -> list[dict[str, Any]]:
-        if not self.ledger.is_file():
+        """The ledger's segments; none if it is missing or unreadable (it only ever
+        informs the decision, it never stops training)."""
+        try:
+            return json.loads(self.ledger.read_text())["segments"]
+        except FileNotFoundError:
             return []
-        return json.loads(self.ledger.read_text())["segments"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            log.warning("%s: unreadable (%s): a new ledger starts", self.ledger, err)
+            return []
 
     def _update(self, entries: list[dict[str, Any]], **fields: Any) -> None:
         """Add `fields` to this segment's entry (the last) and write the ledger."""
