@@ -9,15 +9,20 @@ for this node) with the training rule's runtime set to SLURM's minimum, one minu
 and the warning at one second: slurmctld checks time limits every 30 s and sends the
 warning at the first check within 30 s plus the lead of the limit, here 29-59 s into
 each allocation, after the job's start-up (two snakemake processes and lskd, ~15 s).
+Each job's epochs are sized from this machine's measured speed to about 120 s of
+training, so that it needs three allocations however fast the machine is.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -38,14 +43,14 @@ LOGS = {
     "distill_students": "logs/fmnist/teacher_mlp128_a0_s0/students_mlp128_all_s0/"
     "distill_students.log",
 }
-# About 100 s of training each on an idle CPU (1.2 s per teacher epoch, 2.3 s per
-# epoch of the two-student sweep): more than two allocations can hold (<= 45 s each).
-TEACHER_EPOCHS, SWEEP_EPOCHS = 80, 45
+# Training per job: more than two one-minute allocations hold (at most ~50 s each after
+# the start-up), whatever this machine's speed (`epochs_for` measures it).
+TRAIN_S = 120
 
 
-def config(path: Path, rule: str) -> Path:
+def config(path: Path, rule: str, epochs: int = 2) -> Path:
     """.test/config with one teacher (and one fused sweep at T = 1, 3) on 50,000
-    training images, the segmented job's epochs long enough for three allocations."""
+    training images; `epochs` for the job of `rule`."""
     c = yaml.safe_load(TEST_CONFIG.read_text())
     c["run"].update(
         alphas=[0.0], seeds=[0], temperatures=[1, 3], fuse_temperatures=True
@@ -53,12 +58,32 @@ def config(path: Path, rule: str) -> Path:
     task = c["tasks"]["fmnist"]
     task["data"]["train_size"] = 50000
     task["student"].pop("transfer")  # the whole training split
-    if rule == "train_teacher":
-        task["teacher"]["epochs"] = TEACHER_EPOCHS
-    else:
-        task["student"]["epochs"] = SWEEP_EPOCHS
+    task["teacher" if rule == "train_teacher" else "student"]["epochs"] = epochs
     path.write_text(yaml.safe_dump(c))
     return path
+
+
+def epochs_for(work: Path, rule: str, scratch: Path) -> int:
+    """Epochs of the job of `rule` that take about TRAIN_S of training here and now,
+    from 3 epochs of the same model and batches (their `train_seconds`)."""
+    task = yaml.safe_load(TEST_CONFIG.read_text())["tasks"]["fmnist"]
+    role = "teacher" if rule == "train_teacher" else "student"
+    hp = {k: task[role][k] for k in ("batch_size", "lr", "eval_batch_size")}
+    argv = ["--task", "fmnist", "--arch", "mlp128", "--seed", "0", "--device", "cpu"]
+    argv += ["--data", str(work / "resources/data/fmnist/dataset.npz")]
+    argv += ["--hp", json.dumps({**hp, "epochs": 3})]
+    if rule == "train_teacher":
+        argv = ["train", *argv, "--alpha", "0"]
+        outs = [scratch]
+    else:
+        argv = ["distill", *argv, "--teacher", str(work / TEACHER / "model.pt")]
+        outs = [scratch / "T1", scratch / "T3"]
+        argv += ["--T", "1", "3"]
+    argv += ["--model-out", *(str(o / "model.pt") for o in outs)]
+    argv += ["--metrics-out", *(str(o / "metrics.json") for o in outs)]
+    subprocess.run([sys.executable, "-m", "lskd.cli.main", *argv], check=True)
+    seconds = json.loads((outs[0] / "metrics.json").read_text())["train_seconds"]
+    return max(10, math.ceil(TRAIN_S / (seconds / 3)))
 
 
 def segment_profile(dest: Path, rule: str) -> Path:
@@ -118,13 +143,15 @@ def test_jobs_longer_than_their_time_limit_continue_in_segments(cluster, tmp_pat
     }
     # Locally first: the data (and the sweep's teacher); each SLURM run's twin is a
     # copy that finishes locally, uninterrupted.
-    runs = {}
+    runs, epochs = {}, {}
     for rule, before in (
         ("train_teacher", "resources/data/fmnist/dataset.npz"),
         ("distill_students", f"{TEACHER}/metrics.json"),
     ):
         work, cfg = tmp_path / rule, config(tmp_path / f"{rule}.yaml", rule)
         run_snakemake(work, before, "--cores", "1", "--configfile", str(cfg))
+        epochs[rule] = epochs_for(work, rule, tmp_path / f"{rule}-speed")
+        config(cfg, rule, epochs[rule])
         shutil.copytree(work, tmp_path / f"{rule}-local", symlinks=True)
         runs[rule] = (work, cfg, segment_profile(tmp_path / f"{rule}-profile", rule))
 
@@ -186,8 +213,8 @@ def test_jobs_longer_than_their_time_limit_continue_in_segments(cluster, tmp_pat
                 p.name for p in local.iterdir()
             )
         print(
-            f"\n{rule}: SLURM job {job}, {n} segments ({n - 1} REQUEUED + COMPLETED in "
-            f"sacct), elapsed {', '.join(elapsed)}; identical to the local run; "
-            f"{walls[rule]:.0f} s"
+            f"\n{rule} ({epochs[rule]} epochs): SLURM job {job}, {n} segments "
+            f"({n - 1} REQUEUED + COMPLETED in sacct), elapsed {', '.join(elapsed)}; "
+            f"identical to the local run; {walls[rule]:.0f} s"
         )
     print(f"{strays} stray job-step snakemake process(es) killed")
