@@ -319,6 +319,8 @@ class Segment:
         term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
         try:
             out = self.run(["scontrol", "requeue", job.job_id])
+        except (OSError, subprocess.SubprocessError) as err:
+            return self._not_requeued(f"scontrol requeue: {err}")
         finally:
             signal.signal(signal.SIGTERM, term)
         if out.returncode != 0:
