@@ -19,8 +19,9 @@ from lskd.cli.analysis import add_analysis_commands
 from lskd.cli.args import add_penultimate_flags, add_run_flags
 from lskd.cli.nmt import add_nmt_commands
 from lskd.errors import ConfigError, LskdError
+from lskd.train import segments
 from lskd.train.preempt import REQUEUE_EXIT as REQUEUE
-from lskd.train.preempt import Preempted, ignore_signals, watch
+from lskd.train.preempt import Preempted, ignore_signals, requested, watch
 
 log = logging.getLogger("lskd")
 
@@ -61,6 +62,8 @@ def _relaunched(args: argparse.Namespace) -> bool:
     code = relaunch(args.gpus, args.argv)
     if code is None:
         return False
+    if code == REQUEUE:  # the workers saved their checkpoint on our signal
+        raise Preempted(requested(), "the step the workers agreed on")
     if code != 0:
         raise SystemExit(code)
     return True
@@ -312,16 +315,23 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     args.argv = argv
+    training = args.command in ("train", "distill", "nmt-train", "nmt-distill")
     fairseq = args.command in ("nmt-train", "nmt-distill")  # image jobs: train.job
+    segment = None  # a SLURM job that continues in segments (lskd.train.segments)
     try:
+        if training:
+            gpus = getattr(args, "gpus", 1)
+            segment = segments.begin(args.command, args.model_out, gpus)
         with watch() if fairseq else nullcontext():  # SIGTERM -> checkpoint, 75
             args.func(args)
     except LskdError as err:
         parser.exit(2, f"lskd {args.command}: error: {err}\n")
     except Preempted as stop:
         log.warning("lskd %s: %s; exit %d to be requeued", args.command, stop, REQUEUE)
-        return REQUEUE
-    if own_process and (fairseq or args.command in ("train", "distill")):
+        return segments.after_stop(segment, stop)
+    if segment is not None:
+        segment.finished()
+    if own_process and training:
         ignore_signals()  # outputs final: a SIGTERM while exiting must not fail us
     return 0
 

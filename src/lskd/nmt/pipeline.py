@@ -106,8 +106,14 @@ def train_run(
     criterion: list[str],
     meta: dict[str, Any],
     teacher: Path | None = None,
+    keep: bool = False,
 ) -> dict[str, Any]:
-    """One fairseq-train run; writes ``model.pt`` and ``train.json`` beside it."""
+    """One fairseq-train run; writes ``model.pt`` and ``train.json`` beside it.
+
+    `keep`: leave ``fairseq/`` with what a rerun needs to rewrite both without
+    training (``argv.json``, ``finished.json`` and the chosen checkpoint): Snakemake
+    deletes a job's outputs before it runs it again (a rerun, or the next segment of a
+    SLURM job), and `distill` must not train its finished students again."""
     check_prepared(data)
     save_dir = model_out.parent / "fairseq"
     argv = fairseq_run.train_args(
@@ -148,7 +154,11 @@ def train_run(
         "versions": versions(),
     }
     write_json(model_out.parent / "train.json", info)
-    shutil.rmtree(save_dir)
+    if keep:  # what a rerun needs to rewrite both without training
+        for leftover in set(save_dir.iterdir()) - {stamp, finished, save_dir / name}:
+            leftover.unlink()
+    else:
+        shutil.rmtree(save_dir)
     log.info("wrote %s (%s updates)", model_out, info["num_updates"])
     return info
 
@@ -177,7 +187,9 @@ def distill(
             "kd": kd,
             "teacher": {**meta["teacher"], "path": str(teacher)},
         }
-        train_run(data, out, model, recipe, seed, criterion, info, teacher)
+        train_run(data, out, model, recipe, seed, criterion, info, teacher, keep=True)
+    for out in model_outs:  # every student is written: nothing left to resume
+        shutil.rmtree(out.parent / "fairseq")
     from lskd.nmt.lskd_fairseq.word_kd import TEACHER_CACHE as cache
 
     log.info(

@@ -1,8 +1,10 @@
 """Graceful preemption: SIGTERM / SIGUSR1 → checkpoint at the next step → exit 75.
 
 SLURM sends SIGTERM when it preempts a job (after `GraceTime` it sends SIGKILL) and,
-with `sbatch --signal=<sig>@<seconds>`, a signal of our choice before the time limit.
-`watch()` turns both signals into a flag instead of death; a job enters it once, at its
+with `sbatch --signal=<sig>@<seconds>`, a signal of our choice before the time limit:
+SIGURG in profiles/slurm, which every other process of a Snakemake job ignores; after
+it the job continues in its next allocation (`lskd.train.segments`).
+`watch()` turns these signals into a flag instead of death; a job enters it once, at its
 start (`lskd.train.job`; the CLI for the in-process fairseq jobs). The training loop
 (`lskd.train.loop`) polls the flag after every optimizer step (`stop_agreed`,
 all-reduced so every data-parallel rank stops at the same step), saves the job's
@@ -29,7 +31,7 @@ from contextlib import contextmanager
 from typing import Any
 
 REQUEUE_EXIT = 75  # os.EX_TEMPFAIL
-SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGURG)
 
 _received: int | None = None
 
