@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -63,7 +64,8 @@ def _relaunched(args: argparse.Namespace) -> bool:
     if code is None:
         return False
     if code == REQUEUE:  # the workers saved their checkpoint on our signal
-        raise Preempted(requested(), "the step the workers agreed on")
+        signum = requested() or signal.SIGTERM  # the workers may have had it alone
+        raise Preempted(signum, "the step the workers agreed on")
     if code != 0:
         raise SystemExit(code)
     return True
