@@ -312,6 +312,17 @@ def measure(args, source, student_arch: str, device, budget: Budget) -> dict:
     return med
 
 
+def add_stream_flags(p: argparse.ArgumentParser) -> None:
+    """The JPEG-stream flags this script and pipeline.py share."""
+    p.add_argument("--manifest", type=Path, help="JPEG files of this manifest instead")
+    p.add_argument(
+        "--stream-warmup",
+        type=int,
+        help="JPEG streams: untimed batches first (default 2 per worker + 1 on CUDA)",
+    )
+    p.add_argument("--seconds", type=float, help="no new round past this budget")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -327,13 +338,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=8, help="JPEG loading workers")
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--jpegs", type=int, help="generated JPEG files (default 4 batches)")
-    p.add_argument("--manifest", type=Path, help="JPEG files of this manifest instead")
-    p.add_argument(
-        "--stream-warmup",
-        type=int,
-        help="JPEG streams: untimed batches first (default 2 per worker + 1 on CUDA)",
-    )
-    p.add_argument("--seconds", type=float, help="no new round past this budget")
+    add_stream_flags(p)
     p.add_argument("--teacher-variants", action="store_true")
     p.add_argument("--compile", action="store_true", help="time a compiled teacher")
     p.add_argument("--compile-backend", default="inductor", help="torch.compile's")

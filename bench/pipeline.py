@@ -30,7 +30,14 @@ from pathlib import Path
 
 import torch
 from budget import Budget
-from fused_sweep import array_source, jpeg_source, steady, stream, timed
+from fused_sweep import (
+    add_stream_flags,
+    array_source,
+    jpeg_source,
+    steady,
+    stream,
+    timed,
+)
 from results_csv import append_rows
 from train_api import (
     FrozenTeacher,
@@ -113,13 +120,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--workers", type=int, default=1, help="loader workers / threads")
     p.add_argument("--jpegs", type=int, help="generated JPEG files")
-    p.add_argument("--manifest", type=Path, help="JPEG files of this manifest instead")
-    p.add_argument(
-        "--stream-warmup",
-        type=int,
-        help="JPEG streams: untimed batches first (default 2 per worker + 1 on CUDA)",
-    )
-    p.add_argument("--seconds", type=float, help="no new round past this budget")
+    add_stream_flags(p)
     p.add_argument("--csv", type=Path, default=Path("bench/results/pipeline.csv"))
     args = p.parse_args()
     budget = Budget(args.seconds)

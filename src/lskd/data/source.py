@@ -80,9 +80,8 @@ def open_source(
     path = Path(path)
     if path.suffix == ".npz":
         values = validated("augment", augment, "augment")
-        ImageAugment.from_dict(
-            values
-        )  # image-file keys do not apply, but must be valid
+        # the image-file keys do not apply to arrays, but must be valid
+        ImageAugment.from_dict(values)
         aug = Augment(pad=values["pad"], hflip=values["hflip"])
         arrays = load_arrays(path)
         arrays, record = cut_train(arrays, arrays.labels["train"], transfer)
