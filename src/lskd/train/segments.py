@@ -12,8 +12,9 @@ fit in its time limit runs as a chain of allocations of the same SLURM job id:
 3. If the segment made progress and SLURM still reports the job RUNNING, `lskd`
    requeues it (`scontrol requeue $SLURM_JOB_ID`) and exits 75: the same job id waits
    for its next allocation (Snakemake keeps following it) and resumes there from the
-   rolling checkpoint. SIGTERM and SIGUSR1 (preemption, scancel) save and exit 75 as
-   before, without requeueing; crashes fail, and Snakemake's `retries:` decides.
+   rolling checkpoint. SIGTERM and SIGUSR1 (preemption, a cancelled job) save and
+   exit 75 as before, without requeueing; crashes fail, and Snakemake's `retries:`
+   decides.
 
 A ledger (`segments.json` beside the first `--model-out`, removed once the outputs are
 written) records every segment: SLURM job id, restart count, where it resumed and
