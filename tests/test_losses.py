@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from lskd.objectives.kd import kd_loss
 from lskd.objectives.ls import ls_cross_entropy
-from lskd.train.accuracy import topk_correct
+from lskd.train.accuracy import topk_hits
 
 LN3 = math.log(3.0)
 
@@ -174,7 +174,7 @@ def test_nonpositive_temperature_raises(T):
         kd_loss(torch.zeros(1, 2), torch.zeros(1, 2), T)
 
 
-def test_topk_correct_hand_case():
+def test_topk_hits_hand_case():
     logits = torch.tensor(
         [
             [0.1, 0.9, 0.0, 0.0, 0.0, 0.0],  # ranking 1 0 ...; label 1 -> top1, top5
@@ -184,7 +184,8 @@ def test_topk_correct_hand_case():
         ]
     )
     y = torch.tensor([1, 4, 5, 5])
-    assert topk_correct(logits, y, (1, 5)) == [2, 3]
-    assert topk_correct(logits, y, (1, 2, 6)) == [2, 2, 4]
+    assert topk_hits(logits, y, (1, 5)).tolist() == [2, 3]
+    assert topk_hits(logits, y, (1, 2, 6)).tolist() == [2, 2, 4]
     # more k than classes counts every sample
-    assert topk_correct(logits[:, :3], torch.tensor([0, 1, 2, 0]), (1, 5)) == [1, 4]
+    three = logits[:, :3]
+    assert topk_hits(three, torch.tensor([0, 1, 2, 0]), (1, 5)).tolist() == [1, 4]

@@ -12,9 +12,3 @@ def topk_hits(logits: Tensor, target: Tensor, ks: tuple[int, ...] = (1, 5)) -> T
     hit = logits.topk(maxk, dim=-1).indices.eq(target.unsqueeze(-1))
     return hit.cumsum(dim=-1)[:, [min(k, maxk) - 1 for k in ks]].sum(dim=0)
 
-
-def topk_correct(
-    logits: Tensor, target: Tensor, ks: tuple[int, ...] = (1, 5)
-) -> list[int]:
-    """`topk_hits` as Python ints."""
-    return [int(n) for n in topk_hits(logits, target, ks)]
