@@ -11,4 +11,3 @@ def topk_hits(logits: Tensor, target: Tensor, ks: tuple[int, ...] = (1, 5)) -> T
     maxk = min(max(ks), logits.shape[-1])
     hit = logits.topk(maxk, dim=-1).indices.eq(target.unsqueeze(-1))
     return hit.cumsum(dim=-1)[:, [min(k, maxk) - 1 for k in ks]].sum(dim=0)
-
