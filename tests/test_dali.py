@@ -1,5 +1,6 @@
-"""The DALI loader on the CPU: same protocol, order and eval pixels as the torchvision
-loader, reproducible augmentation. Skipped when DALI is not installed."""
+"""The DALI loader on the CPU (also on a machine with CUDA): same protocol, order and
+eval pixels as the torchvision loader, reproducible augmentation. Skipped when DALI is
+not installed."""
 
 from __future__ import annotations
 
@@ -24,6 +25,15 @@ from lskd.data.interface import Shard  # noqa: E402
 from lskd.data.source import open_folder_source  # noqa: E402
 from lskd.errors import ConfigError  # noqa: E402
 from test_folders import TINY, make_imagefolder  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def cpu_pipelines(monkeypatch):
+    """DALI's CPU pipeline even where CUDA exists: the tolerances below are those of
+    its CPU decoder against PIL, and the tensors stay on the host. The GPU decoder
+    ("mixed") is tested in test_gpu.py::test_dali_decodes_on_the_gpu."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
 
 MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
 STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
