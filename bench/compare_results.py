@@ -45,6 +45,16 @@ def compare(before: Path, after: Path) -> tuple[list[str], dict[str, int]]:
     import torch
 
     diffs, counts = [], {"json": 0, "model.pt": 0, "csv": 0}
+    # a command line recorded in a result names the checkout it ran from; a results/
+    # copied elsewhere still names its checkout, so both checkouts count as equal
+    roots = sorted({str(p.resolve().parent) for p in (before, after)}, key=len)[::-1]
+
+    def load(path: Path) -> Any:
+        text = path.read_text()
+        for root in roots:
+            text = text.replace(root, "<checkout>")
+        return _strip(json.loads(text))
+
     for a in sorted(before.rglob("*")):
         rel = a.relative_to(before)
         b = after / rel
@@ -56,11 +66,7 @@ def compare(before: Path, after: Path) -> tuple[list[str], dict[str, int]]:
             continue
         counts[kind] += 1
         if kind == "json":
-            # a command line recorded in a result names the checkout it ran from
-            text = a.read_text().replace(str(before.resolve().parent), "<checkout>")
-            x = _strip(json.loads(text))
-            text = b.read_text().replace(str(after.resolve().parent), "<checkout>")
-            y = _strip(json.loads(text))
+            x, y = load(a), load(b)
             if isinstance(x, dict) and isinstance(y, dict):
                 keys = [k for k in sorted(x.keys() | y.keys()) if x.get(k) != y.get(k)]
                 diffs += [f"{rel}[{k!r}]" for k in keys]
