@@ -51,9 +51,9 @@ rule distill_students:
         model=GRID.sweep_outputs(paths.MODEL),
         metrics=sweep_reports("student", GRID.sweep_outputs(paths.METRICS)),
     log:
-        "logs/<teacher_id>/students_{sarch}_{xfer}_s{seed}/distill_students.log",
+        "logs/<teacher_id>/students_{sarch}_{xfer}_{obj}_s{seed}/distill_students.log",
     benchmark:
-        "benchmarks/<teacher_id>/students_{sarch}_{xfer}_s{seed}/distill_students.tsv"
+        "benchmarks/<teacher_id>/students_{sarch}_{xfer}_{obj}_s{seed}/distill_students.tsv"
     conda:
         "../envs/lskd.yaml"
     threads: per_job(jobs.threads, "student")

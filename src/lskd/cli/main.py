@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lskd.cli.analysis import add_analysis_commands
-from lskd.cli.args import add_penultimate_flags, add_run_flags
+from lskd.cli.args import add_penultimate_flags, add_run_flags, json_arg
 from lskd.cli.nmt import add_nmt_commands
 from lskd.errors import ConfigError, LskdError
 from lskd.train import segments
@@ -131,17 +131,44 @@ def _check(flag: str, value: float, ok: bool, rule: str) -> None:
         raise ConfigError(f"{flag}: must be {rule}, got {value}")
 
 
+def _regularizer(args: argparse.Namespace):
+    """The teacher's regularizer: `--regularizer` JSON, or `--alpha` (0: `ce`, else
+    `ls`)."""
+    from lskd.identity import Choice
+
+    if (args.alpha is None) == (args.regularizer is None):
+        raise ConfigError("train: give exactly one of --alpha and --regularizer")
+    if args.alpha is not None:
+        _check("--alpha", args.alpha, 0 <= args.alpha < 1, "in [0, 1)")
+        return Choice.from_alpha(args.alpha)
+    return Choice.parse(args.regularizer, "regularizer", "--regularizer")
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from lskd.train.job import train_teacher
 
-    _check("--alpha", args.alpha, 0 <= args.alpha < 1, "in [0, 1)")
+    regularizer = _regularizer(args)
     if not _relaunched(args):
-        train_teacher(_run_spec(args), args.alpha)
+        train_teacher(_run_spec(args), regularizer)
+
+
+def cmd_methods(args: argparse.Namespace) -> None:
+    from lskd.objectives import OBJECTIVES, REGULARIZERS
+
+    for title, registry in (("regularizers", REGULARIZERS), ("objectives", OBJECTIVES)):
+        print(f"{title} ({registry.role} entries of run.{title}):")
+        for name, method in registry.items():
+            doc = method.__doc__ or sys.modules[method.__module__].__doc__ or ""
+            print(f"  {name}: {method.title}. {' '.join(doc.split()).split('. ')[0]}")
+            for param in method.params:
+                print(f"      {param.describe()}")
 
 
 def cmd_distill(args: argparse.Namespace) -> None:
+    from lskd.identity import Choice
     from lskd.train.job import distill_student, distill_students
 
+    objective = Choice.parse(args.objective, "objective", "--objective")
     for T in args.T:
         _check("--T", T, T > 0, "> 0")
     n = len(args.T)
@@ -153,24 +180,10 @@ def cmd_distill(args: argparse.Namespace) -> None:
     if _relaunched(args):
         return
     if n == 1:
-        distill_student(_run_spec(args, 0), args.teacher, args.T[0])
+        distill_student(_run_spec(args, 0), args.teacher, args.T[0], objective)
     else:
         specs = [_run_spec(args, i) for i in range(n)]
-        distill_students(specs, args.teacher, args.T)
-
-
-def cmd_extract(args: argparse.Namespace) -> None:
-    from lskd.analysis.penultimate import extract
-
-    extract(
-        args.model,
-        args.data,
-        args.classes,
-        args.train_per_class,
-        args.test_per_class,
-        args.out,
-        args.augment,
-    )
+        distill_students(specs, args.teacher, args.T, objective)
 
 
 def cmd_analyse(args: argparse.Namespace) -> None:
@@ -243,10 +256,21 @@ def _add_data_commands(sub: Any) -> None:
 
 def _add_training_commands(sub: Any) -> None:
     """train (a teacher), distill (one student, or a fused sweep over T)."""
-    p = sub.add_parser("train", help="train a teacher with label smoothing alpha")
+    p = sub.add_parser(
+        "train", help="train a teacher with a regularizer (`lskd methods` lists them)"
+    )
     add_run_flags(p)
-    p.add_argument(
-        "--alpha", type=float, required=True, help="label smoothing in [0, 1)"
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument(
+        "--alpha",
+        type=float,
+        help="label smoothing in [0, 1): 0 is the regularizer ce, alpha > 0 is ls",
+    )
+    how.add_argument(
+        "--regularizer",
+        type=json_arg,
+        help='the regularizer and its parameters as JSON, e.g. \'{"name": "maxsup", '
+        '"lam": 0.1}\'',
     )
     p.add_argument(
         "--pretrained",
@@ -278,18 +302,23 @@ def _add_training_commands(sub: Any) -> None:
         "class) or f<F> (fraction F of each class), drawn with --seed "
         "(default: all)",
     )
+    p.add_argument(
+        "--objective",
+        type=json_arg,
+        default={"name": "kd"},
+        help='the student objective and its parameters as JSON, e.g. \'{"name": '
+        '"dkd", "beta": 8}\' (default: kd, the paper\'s)',
+    )
     p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser(
+        "methods", help="list the registered regularizers and objectives"
+    )
+    p.set_defaults(func=cmd_methods)
 
 
 def _add_feature_commands(sub: Any) -> None:
-    """extract, analyse: penultimate-layer features of finished runs."""
-    p = sub.add_parser("extract", help="penultimate-layer features of three classes")
-    p.add_argument("model", type=Path, help="model.pt of a run")
-    p.add_argument("data", type=Path, help="prepared dataset (.npz)")
-    p.add_argument("out", type=Path, help="output penultimate.npz")
-    add_penultimate_flags(p)
-    p.set_defaults(func=cmd_extract)
-
+    """analyse: penultimate-layer features of finished runs."""
     p = sub.add_parser(
         "analyse",
         help="per-run analysis of many runs in one process: penultimate.npz, "

@@ -1,7 +1,7 @@
 """Checks of the workflow config that one key alone cannot say, run at parse time
 (`lskd.plan.config.validate_config`, workflow/rules/common.smk) so that a mistake stops
-Snakemake before any job with one line naming the key: the path spelling of alphas and
-temperatures (`path_token`, `check_grid`), references between keys
+Snakemake before any job with one line naming the key: the regularizers and objectives
+and the path spelling of alphas and temperatures (`check_grid`), references between keys
 (`check_references`, `check_init_teachers`), the default config file's shape
 (`check_config_file`) and that a task's run directory never holds runs of another data
 source (`check_data_sources`).
@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,27 +19,46 @@ import yaml
 
 from lskd.atomic import atomic_path
 from lskd.errors import ConfigError
+from lskd.identity import Choice, objective_token
 from lskd.plan.inits import InitSpec
 from lskd.plan.paths import MODEL, NMT_DIR, TASK_DIR, TEACHER
-
-# Significant digits of an alpha or a T in paths (`path_token`).
-PATH_DIGITS = 6
+from lskd.spelling import PATH_DIGITS, path_token
 
 
-def path_token(value: float) -> str:
-    """How an alpha or a temperature is spelled in paths (`a<token>`, `T<token>`) and
-    wildcards: a plain decimal rounded to `PATH_DIGITS` significant digits, without
-    exponent or trailing zeros (0 -> `0`, 0.10 -> `0.1`, 64.0 -> `64`, 1e-05 ->
-    `0.00001`, 1e8 -> `100000000`). The workflow names runs with it and
-    `check_grid` makes sure that every configured value is exactly its token."""
-    if value == 0:
-        return "0"  # also -0.0
-    return format(Decimal(format(float(value), f".{PATH_DIGITS}g")), "f")
+def grid_methods(run: dict[str, Any]) -> tuple[list[Choice], list[Choice]]:
+    """The teacher regularizers of a run section (`alphas` first: 0 is `ce`, alpha > 0
+    `ls`; then `regularizers`) and its student objectives, each checked against its
+    method's parameters; two entries with one path spelling are an error naming both."""
+    regs = [Choice.from_alpha(a) for a in run["alphas"]]
+    keys = [f"run.alphas[{i}]" for i in range(len(regs))]
+    for i, entry in enumerate(run["regularizers"]):
+        keys.append(f"run.regularizers[{i}]")
+        regs.append(Choice.parse(entry, "regularizer", keys[-1]))
+    objs = [
+        Choice.parse(entry, "objective", f"run.objectives[{i}]")
+        for i, entry in enumerate(run["objectives"])
+    ]
+    okeys = [f"run.objectives[{i}]" for i in range(len(objs))]
+    spellings = ((regs, keys, lambda c: c.token), (objs, okeys, objective_token))
+    for choices, where, spell in spellings:
+        seen: dict[str, str] = {}
+        for choice, key in zip(choices, where, strict=True):
+            token = spell(choice)
+            if token in seen:
+                raise ConfigError(
+                    f"{key}: {choice.label} is {seen[token]} again (path token {token})"
+                )
+            seen[token] = key
+    if not regs:
+        raise ConfigError("run.regularizers: no teacher (give run.alphas or this)")
+    return regs, objs
 
 
 def check_grid(run: dict[str, Any]) -> None:
     """No two of `run.alphas` (or of `run.temperatures`) share a path token, and each
-    value is exactly its token (so a run's path names the value it was trained with)."""
+    value is exactly its token (so a run's path names the value it was trained with);
+    the regularizers and objectives parse (`grid_methods`)."""
+    grid_methods(run)
     for key, prefix in (("alphas", "a"), ("temperatures", "T")):
         seen: dict[str, float] = {}
         for i, value in enumerate(run[key]):
@@ -87,7 +105,8 @@ def check_references(config: dict[str, Any]) -> None:
             "nmt.task: required with nmt.pairs: name the NMT study (e.g. libreoffice); "
             "its runs go to results/nmt_<task>_<pair>/"
         )
-    alphas = [path_token(a) for a in run["alphas"]]
+    regs, _ = grid_methods(run)
+    alphas = [path_token(c.alpha) for c in regs if c.alpha is not None]
     for name, task in tasks.items():
         known = alphas if name in run["tasks"] else None
         task["teacher_weights"] = _teacher_weights(name, task["teacher_weights"], known)
@@ -129,8 +148,8 @@ def _teacher_weights(
             )
         if alphas is not None and token not in alphas:
             raise ConfigError(
-                f"tasks.{name}.teacher_weights: key {key!r} is not an alpha of "
-                f"run.alphas ({', '.join(alphas)})"
+                f"tasks.{name}.teacher_weights: key {key!r} is not the alpha of a "
+                f"ce or ls teacher of the run ({', '.join(alphas) or 'none'})"
             )
         out[token], spelled[token] = source, key
     return out
@@ -201,11 +220,12 @@ def check_init_teachers(config: dict[str, Any]) -> None:
             continue
         ref = spec.name
         for arch in task["teacher_archs"]:
-            for alpha in map(path_token, run["alphas"]):
+            for reg in grid_methods(run)[0]:
+                alpha = None if reg.alpha is None else path_token(reg.alpha)
                 if alpha in task["teacher_weights"]:
                     continue  # an imported teacher, not started from ref's
                 for seed in run["seeds"]:
-                    w = dict(task=ref, tarch=arch, alpha=alpha, tseed=seed)
+                    w = dict(task=ref, tarch=arch, reg=reg.token, tseed=seed)
                     path = Path(TEACHER.format(**w)) / MODEL
                     if not path.is_file():
                         raise ConfigError(

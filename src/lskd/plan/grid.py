@@ -1,10 +1,13 @@
 """The experiment grid of a validated workflow config (docs/recipes.md#experiment-grid):
 which runs exist, which files each aggregating rule reads, and the final targets.
 
-Every alpha and temperature is its path token (`lskd.plan.checks.path_token`), every
-transfer set its size token (`lskd.data.transfer`), every seed a string: the spellings
-of paths and wildcards. Lists of runs are patterns of the wildcards the rule keeps
-(`{task}`, `{tarch}`, ...), filled in for the grid's alphas, seeds and temperatures.
+Every regularizer and objective is its path token (`lskd.identity.Choice.token`,
+`objective_token`), every temperature its path token (`lskd.spelling.path_token`),
+every transfer set its size token (`lskd.data.transfer`), every seed a string: the
+spellings of paths and wildcards. Lists of runs are patterns of the wildcards the rule
+keeps (`{task}`, `{tarch}`, ...), filled in for the grid's regularizers, objectives,
+seeds and temperatures. A wildcard spelled by the grid maps back to its `Choice`
+through the grid's own tables (`regularizer`, `objective`), never by parsing.
 The order of a list is the workflow's, stable from one plan to the next, but no command
 depends on it: each reads its runs' identity from their files
 (docs/outputs.md#what-is-computed-exactly).
@@ -16,7 +19,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from lskd.data.transfer import size_tokens
-from lskd.plan.checks import path_token
+from lskd.identity import Choice, objective_token
+from lskd.plan.checks import grid_methods
 from lskd.plan.inits import init_path
 from lskd.plan.paths import (
     CLAIMS,
@@ -45,6 +49,7 @@ from lskd.plan.paths import (
     panel,
     split_panel,
 )
+from lskd.spelling import path_token
 
 TABLE_FORMATS = ("csv", "md", "tex", "html")
 CLAIMS_FORMATS = ("csv", "md", "html")
@@ -58,14 +63,18 @@ DELTA_FILES = (
 
 
 class Grid:
-    """The runs of one config: its tasks that run (`run.tasks`), alphas, temperatures,
-    seeds, architectures and transfer sets, and the NMT study's pairs and seeds."""
+    """The runs of one config: its tasks that run (`run.tasks`), teacher regularizers,
+    student objectives, temperatures, seeds, architectures and transfer sets, and the
+    NMT study's pairs and seeds."""
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.config = config
         self.run = run = config["run"]
         self.tasks = {name: config["tasks"][name] for name in run["tasks"]}
-        self.alphas = [path_token(a) for a in run["alphas"]]
+        regularizers, objectives = grid_methods(run)
+        self.regularizers = {c.token: c for c in regularizers}  # path token -> Choice
+        self.objectives = {objective_token(c): c for c in objectives}
+        self.regs, self.objs = list(self.regularizers), list(self.objectives)
         self.temps = [path_token(T) for T in run["temperatures"]]
         self.seeds = [str(s) for s in run["seeds"]]
         self.archs = sorted(
@@ -86,25 +95,39 @@ class Grid:
         self.nmt_student_pairs = [p for p in nmt["pairs"] if only is None or p in only]
         seeds = nmt["seeds"] if nmt["seeds"] is not None else run["seeds"]
         self.nmt_seeds = [str(s) for s in seeds]
+        # NMT teachers (fairseq's label-smoothed CE) run the ce and ls regularizers.
+        self.nmt_alphas = [
+            path_token(c.alpha) for c in regularizers if c.alpha is not None
+        ]
+
+    def regularizer(self, wildcards: Mapping[str, str]) -> Choice:
+        """The teacher regularizer of a job's `reg` wildcard."""
+        return self.regularizers[wildcards["reg"]]
+
+    def objective(self, wildcards: Mapping[str, str]) -> Choice:
+        """The student objective of a job's `obj` wildcard."""
+        return self.objectives[wildcards["obj"]]
 
     # ---- the runs ----
 
     def teacher_runs(self, names: tuple[str, ...] | list[str]) -> list[str]:
         """`names` in every teacher of one (task, tarch): patterns of those two."""
         return [
-            f"{fill(TEACHER, alpha=a, tseed=s)}/{name}"
-            for a in self.alphas
+            f"{fill(TEACHER, reg=r, tseed=s)}/{name}"
+            for r in self.regs
             for s in self.seeds
             for name in names
         ]
 
     def student_runs(self, names: tuple[str, ...] | list[str]) -> list[str]:
-        """`names` in every student of one (task, tarch, sarch, xfer): every alpha, seed
-        and T, each student distilled from the teacher of its seed."""
+        """`names` in every student of one (task, tarch, sarch, xfer): every
+        regularizer, seed, objective and T, each student distilled from the teacher of
+        its seed."""
         return [
-            f"{fill(STUDENT, alpha=a, tseed=s, T=T, seed=s)}/{name}"
-            for a in self.alphas
+            f"{fill(STUDENT, reg=r, tseed=s, obj=o, T=T, seed=s)}/{name}"
+            for r in self.regs
             for s in self.seeds
+            for o in self.objs
             for T in self.temps
             for name in names
         ]
@@ -143,19 +166,19 @@ class Grid:
 
     def projections(self, wildcards: Mapping[str, str]) -> list[str]:
         """projection.npz of the first seed's runs in one figure (wildcards task,
-        tarch, panel): every alpha of the teachers, or of the students of the panel at
-        each of the figure's temperatures."""
+        tarch, panel): every regularizer's teacher, or the students of the panel at
+        each of the figure's temperatures, distilled with the first objective."""
         w = dict(wildcards.items())
         seed = self.seeds[0]
         w = {"task": w["task"], "tarch": w["tarch"], "tseed": seed, "seed": seed}
         if wildcards["panel"] == TEACHERS_PANEL:
-            return [f"{TEACHER.format(**w, alpha=a)}/{PROJECTION}" for a in self.alphas]
+            return [f"{TEACHER.format(**w, reg=r)}/{PROJECTION}" for r in self.regs]
         sarch, xfer = split_panel(wildcards["panel"])
-        w |= {"sarch": sarch, "xfer": xfer}
+        w |= {"sarch": sarch, "xfer": xfer, "obj": self.objs[0]}
         return [
-            f"{STUDENT.format(**w, alpha=a, T=T)}/{PROJECTION}"
+            f"{STUDENT.format(**w, reg=r, T=T)}/{PROJECTION}"
             for T in self.row_temps(w["task"])
-            for a in self.alphas
+            for r in self.regs
         ]
 
     def figure_inputs(self, wildcards: Mapping[str, str]) -> dict[str, list[str]]:
@@ -184,8 +207,14 @@ class Grid:
 
     def init_inputs(self, wildcards: Mapping[str, str], role: str) -> list[str]:
         """The model file a run of `role` starts from, if any (`lskd.plan.inits`)."""
-        path = init_path(self.config, role, wildcards)
+        path = init_path(self.config, role, wildcards, self.alpha_token(wildcards))
         return [] if path is None else [path]
+
+    def alpha_token(self, wildcards: Mapping[str, str]) -> str | None:
+        """The alpha token of the teacher of a job's `reg` wildcard if it is a `ce` or
+        `ls` teacher (`teacher_weights` keys), else None."""
+        alpha = self.regularizer(wildcards).alpha
+        return None if alpha is None else path_token(alpha)
 
     def sweep_outputs(self, name: str) -> list[str]:
         """`name` in each student of one fused T-sweep (rule `distill_students`): the
@@ -209,13 +238,13 @@ class Grid:
         runs = [
             NMT_TEACHER.format(**w, pair=p, alpha=a, tseed=s)
             for p in self.nmt_pairs
-            for a in self.alphas
+            for a in self.nmt_alphas
             for s in self.nmt_seeds
         ]
         runs += [
             NMT_STUDENT.format(**w, pair=p, alpha=a, tseed=s, T=T)
             for p in self.nmt_student_pairs
-            for a in self.alphas
+            for a in self.nmt_alphas
             for s in self.nmt_seeds
             for T in self.temps
         ]
@@ -238,9 +267,9 @@ class Grid:
                         }
 
     def has_delta(self) -> bool:
-        """Δ(T) needs the alpha = 0 teacher and at least one alpha > 0."""
-        alphas = [float(a) for a in self.alphas]
-        return 0.0 in alphas and max(alphas) > 0.0
+        """Δ(T) needs the `ce` teacher and at least one other regularizer."""
+        bases = [c.is_base for c in self.regularizers.values()]
+        return any(bases) and not all(bases)
 
     def final_targets(self) -> list[str]:
         """What `rule all` asks for: per pair its Δ(T) files (where the grid has Δ),
@@ -274,8 +303,8 @@ class Grid:
         )
 
     def nmt_targets(self) -> list[str]:
-        """Table 5 of the NMT study, if it has pairs."""
-        if not self.nmt_pairs:
+        """Table 5 of the NMT study, if it has pairs and `ce`/`ls` teachers."""
+        if not self.nmt_pairs or not self.nmt_alphas:
             return []
         table = TABLE5.format(ntask=self.nmt_task)
         return [f"{table}.{ext}" for ext in TABLE_FORMATS]

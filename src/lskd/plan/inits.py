@@ -3,10 +3,10 @@
 (docs/recipes.md#cub-teachers).
 
 A spec is null (random init), ``task:<name>`` (teachers only: the teacher of task
-<name> with the same arch, alpha and seed) or ``weights:<source>`` (the imported model
-file ``resources/weights/<arch>-<source>.pt``, see the config's `weights`). A
-`teacher_weights` entry for the run's alpha replaces training altogether: the job
-evaluates that imported teacher.
+<name> with the same arch, regularizer and seed) or ``weights:<source>`` (the imported
+model file ``resources/weights/<arch>-<source>.pt``, see the config's `weights`). A
+`teacher_weights` entry for the alpha of a `ce` or `ls` teacher replaces training
+altogether: the job evaluates that imported teacher.
 """
 
 from __future__ import annotations
@@ -44,24 +44,31 @@ def weights_file(arch: str, source: str) -> str:
     return WEIGHTS.format(name=f"{arch}-{source}")
 
 
-def pretrained_teacher(task: Mapping[str, Any], tarch: str, alpha: str) -> str | None:
+def pretrained_teacher(
+    task: Mapping[str, Any], tarch: str, alpha: str | None
+) -> str | None:
     """The imported finished teacher of `task` (its config) for the alpha token
-    `alpha` (`teacher_weights`), or None when that teacher is trained."""
-    source = task["teacher_weights"].get(alpha)
+    `alpha` of a `ce`/`ls` teacher (`teacher_weights`), or None when that teacher is
+    trained (always for other regularizers: `alpha` None)."""
+    source = task["teacher_weights"].get(alpha) if alpha is not None else None
     return None if source is None else weights_file(tarch, source)
 
 
 def init_path(
-    config: Mapping[str, Any], role: str, wildcards: Mapping[str, str]
+    config: Mapping[str, Any],
+    role: str,
+    wildcards: Mapping[str, str],
+    alpha: str | None = None,
 ) -> str | None:
     """The model file a run of `role` (`teacher` or `student`) starts from, or None:
-    the imported teacher (`teacher_weights`), else the `<role>_init` spec resolved for
-    the run's wildcards (task, tarch, sarch, alpha, tseed)."""
+    the imported teacher (`teacher_weights` of the teacher's alpha token `alpha`, for
+    `ce`/`ls` teachers), else the `<role>_init` spec resolved for the run's wildcards
+    (task, tarch, sarch, reg, tseed)."""
     w = dict(wildcards.items())
     task = config["tasks"][w["task"]]
     arch = w["tarch"] if role == "teacher" else w["sarch"]
     if role == "teacher":
-        imported = pretrained_teacher(task, arch, w["alpha"])
+        imported = pretrained_teacher(task, arch, alpha)
         if imported is not None:
             return imported
     spec = InitSpec.parse(task[f"{role}_init"])

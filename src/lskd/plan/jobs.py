@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lskd.analysis.panels import row_label
+from lskd.identity import DEFAULT_OBJECTIVE
 from lskd.plan.grid import Grid
 from lskd.plan.inits import init_path, pretrained_teacher
 from lskd.plan.paths import NMT_PREPARED, TEACHERS_PANEL, split_panel
@@ -31,11 +31,18 @@ def run_args(grid: Grid, wildcards: Mapping[str, str], role: str) -> str:
     """The `lskd train|distill` flags of one teacher (`role` teacher), one student
     (`student`) or one fused sweep over every T (`students`): the run's identity,
     its recipe (the transfer set is in the path), augmentation, loader, determinism,
-    compilation and the model it starts from."""
+    compilation and the model it starts from.
+
+    A `ce` or `ls` teacher is spelled `--alpha A` and a student of the default `kd`
+    has no `--objective`, as before methods were choices: Snakemake reruns a job whose
+    params changed, so those runs keep their params and nothing reruns."""
     kind = "student" if role == "students" else role  # recipe and init key
     w, task = wildcards, grid.tasks[wildcards["task"]]
+    alpha = grid.alpha_token(w)
     if role == "teacher":
-        run = f"--arch {w['tarch']} --alpha {w['alpha']} --seed {w['tseed']}"
+        reg = grid.regularizer(w).to_dict()
+        how = json_flag("regularizer", reg) if alpha is None else f"--alpha {alpha}"
+        run = f"--arch {w['tarch']} {how} --seed {w['tseed']}"
     else:
         T = " ".join(grid.temps) if role == "students" else w["T"]
         run = f"--arch {w['sarch']} --T {T} --seed {w['seed']} --transfer {w['xfer']}"
@@ -43,10 +50,12 @@ def run_args(grid: Grid, wildcards: Mapping[str, str], role: str) -> str:
     flags = f" --loader {task['loader']}"
     flags += "" if grid.run["deterministic"] else " --nondeterministic"
     flags += " --compile" if task["compile"] else ""
-    init = init_path(grid.config, kind, w)
+    init = init_path(grid.config, kind, w, alpha)
     flags += f" --init {init}" if init else ""
-    if role == "teacher" and pretrained_teacher(task, w["tarch"], w["alpha"]):
+    if role == "teacher" and pretrained_teacher(task, w["tarch"], alpha):
         flags += " --pretrained"
+    if role != "teacher" and grid.objective(w) != DEFAULT_OBJECTIVE:
+        flags += " " + json_flag("objective", grid.objective(w).to_dict())
     return (
         f"--task {w['task']} {run} {json_flag('hp', recipe)} "
         f"{json_flag('augment', task['augment'])}{flags}"
@@ -100,21 +109,17 @@ def analysis_args(grid: Grid, wildcards: Mapping[str, str]) -> str:
 
 
 def figure_args(grid: Grid, wildcards: Mapping[str, str]) -> str:
-    """Rows, alphas and title of a projection figure (`lskd figure`): the rows are
-    labelled by their runs' identity (`lskd.analysis.panels`), the seed is the
-    grid's first."""
-    w, alphas, seed = wildcards, " ".join(grid.alphas), grid.seeds[0]
+    """The title of a projection figure (`lskd figure`); its rows and columns come
+    from the runs' own metrics.json. The seed is the grid's first."""
+    w, seed = wildcards, grid.seeds[0]
     if w["panel"] == TEACHERS_PANEL:
-        rows = [row_label(None)]
         title = f"Penultimate layer of the {w['tarch']} teachers ({w['task']}, "
     else:
-        rows = [row_label(float(T)) for T in grid.row_temps(w["task"])]
         sarch, xfer = split_panel(w["panel"])
         title = f"Penultimate layer of {sarch} students of {w['tarch']} ({w['task']}, "
         title += f"transfer set {xfer}, "
     title += f"seed {seed})"
-    rows_text = " ".join(map(shlex.quote, rows))
-    return f"--rows {rows_text} --alphas {alphas} --title {shlex.quote(title)}"
+    return f"--title {shlex.quote(title)}"
 
 
 def weights_args(grid: Grid, wildcards: Mapping[str, str]) -> str:

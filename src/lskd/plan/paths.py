@@ -3,18 +3,26 @@
 pathvars and the plan (`lskd.plan.grid`, `lskd.plan.inits`) alike, so that no path is
 spelled twice.
 
-A run directory is named by its identity: an image teacher
-``results/<task>/teacher_<arch>_a<alpha>_s<seed>``, its students below it
-``student_<arch>_<transfer>_T<T>_s<seed>``, an NMT teacher
+A run directory is named by its identity (`lskd.identity`): an image teacher
+``results/<task>/teacher_<arch>_<regularizer>_s<seed>``, its students below it
+``student_<arch>_<transfer>_<objective>T<T>_s<seed>``, an NMT teacher
 ``results/nmt_<study>_<pair>/teacher_transformer_a<alpha>_s<seed>`` with its students
-``student_transformer_T<T>_s<seed>``. Alphas and temperatures are spelled as path
-tokens (`lskd.plan.checks.path_token`), transfer sets as size tokens
-(`lskd.data.transfer`).
+``student_transformer_T<T>_s<seed>``. A regularizer is spelled by its method's token
+(`a0` for `ce`, `a0.1` for `ls` alpha 0.1, `maxsup-l0.1`), an objective by its token
+and `-` (nothing for the default `kd`: ``..._T3_s0``, ``..._dkd-a1-b8-w5-h0-T3_s0``),
+numbers as path tokens (`lskd.spelling.path_token`), transfer sets as size tokens
+(`lskd.data.transfer`). The file names inside a run directory are `lskd.identity`'s.
 """
 
 from __future__ import annotations
 
 import re
+
+from lskd.identity import ANALYSIS_FILES as ANALYSIS_FILES
+from lskd.identity import DIFFUSION as DIFFUSION
+from lskd.identity import METRICS as METRICS
+from lskd.identity import MODEL as MODEL
+from lskd.identity import PROJECTION as PROJECTION
 
 RESULTS = "results"
 TABLES = f"{RESULTS}/tables"
@@ -23,8 +31,8 @@ DATA = "resources/data"
 
 # Image runs: the task's directory, a teacher in it, a student in its teacher's.
 TASK_DIR = f"{RESULTS}/{{task}}"
-TEACHER_NAME = "teacher_{tarch}_a{alpha}_s{tseed}"
-STUDENT_NAME = "student_{sarch}_{xfer}_T{T}_s{seed}"
+TEACHER_NAME = "teacher_{tarch}_{reg}_s{tseed}"
+STUDENT_NAME = "student_{sarch}_{xfer}_{obj}{T}_s{seed}"
 TEACHER = f"{TASK_DIR}/{TEACHER_NAME}"
 STUDENT = f"{TEACHER}/{STUDENT_NAME}"
 
@@ -36,10 +44,8 @@ NMT_TEACHER = f"{NMT_DIR}/teacher_transformer_a{{alpha}}_s{{tseed}}"
 NMT_STUDENT_NAME = "student_transformer_T{T}_s{tseed}"
 NMT_STUDENT = f"{NMT_TEACHER}/{NMT_STUDENT_NAME}"
 
-# Files of one run: training writes the first two, `lskd analyse` the others.
-MODEL, METRICS = "model.pt", "metrics.json"
-PROJECTION, DIFFUSION = "projection.npz", "diffusion.json"
-ANALYSIS_FILES = ("penultimate.npz", PROJECTION, DIFFUSION)
+# The files of one run directory (MODEL, METRICS, ANALYSIS_FILES, ...) are named in
+# lskd.identity; the imports above re-export them to the rules.
 
 # Prepared data and imported weights.
 DATASET = f"{DATA}/{{task}}/dataset.{{fmt}}"  # fmt: npz (arrays) or json (manifest)
@@ -70,7 +76,9 @@ XFER_RE = r"all|n\d+|f0\.\d+"  # a transfer-set token (lskd.data.transfer)
 CONSTRAINTS = {
     "task": r"[a-z0-9]+",
     "tarch": r"[a-z0-9_]+?",
-    "alpha": r"\d+(\.\d+)?",
+    "reg": r"[a-z][a-z0-9.-]*",  # a regularizer's token (no underscore)
+    "obj": r"T|[a-z][a-z0-9.-]*-T",  # an objective's token, then T
+    "alpha": r"\d+(\.\d+)?",  # NMT teachers
     "tseed": r"\d+",
     "sarch": r"[a-z0-9_]+?",
     "xfer": XFER_RE,
@@ -84,7 +92,7 @@ _WILDCARD = re.compile(r"\{(\w+)\}")
 
 def fill(pattern: str, **values: object) -> str:
     """`pattern` with the wildcards named in `values` filled in, the others kept:
-    ``fill(STUDENT_NAME, T=3)`` is ``student_{sarch}_{xfer}_T3_s{seed}``."""
+    ``fill(STUDENT_NAME, T=3)`` is ``student_{sarch}_{xfer}_{obj}3_s{seed}``."""
     return _WILDCARD.sub(
         lambda m: str(values[m[1]]) if m[1] in values else m[0], pattern
     )

@@ -23,14 +23,14 @@ ITEMS = {
         "metrics",
         "Runs",
         "Teachers",
-        {"task": "{task}", "arch": "{tarch}", "alpha": "{alpha}", "seed": "{tseed}"},
+        {"task": "{task}", "arch": "{tarch}", "teacher": "{reg}", "seed": "{tseed}"},
     ),
     "student": (
         "metrics",
         "Runs",
         "Students",
         {"task": "{task}", "arch": "{tarch} → {sarch}", "transfer": "{xfer}"}
-        | {"alpha": "{alpha}", "T": "{T}", "seed": "{seed}"},
+        | {"teacher": "{reg}", "objective": "{obj}", "T": "{T}", "seed": "{seed}"},
     ),
     "table": ("table", "Tables", "{task}", {"task": "{task}"} | PAIR),
     "claims": ("claims", "Claims", "{task}", {"task": "{task}"} | PAIR),

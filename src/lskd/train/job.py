@@ -10,7 +10,7 @@ import hashlib
 import logging
 import platform
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from importlib import metadata
@@ -26,6 +26,7 @@ from lskd.data.interface import DataSource
 from lskd.data.source import open_source
 from lskd.data.transfer import TransferSet
 from lskd.errors import CheckpointError, ConfigError
+from lskd.identity import DEFAULT_OBJECTIVE, Choice, RunId
 from lskd.models.registry import build_model
 from lskd.train import checkpoint, preempt
 from lskd.train.chance import chance_level
@@ -36,6 +37,9 @@ from lskd.train.loop import Splits, Trainees, fit
 from lskd.train.recipe import Recipe
 from lskd.train.rng import seed_everything
 from lskd.train.steps import FrozenTeacher, Objective, student_step, teacher_step
+
+# An objective of the loop once the job knows how many epochs it trains.
+ObjectiveFor = Callable[[int], Objective]
 
 log = logging.getLogger("lskd")
 
@@ -146,15 +150,16 @@ def _session(spec: RunSpec) -> Iterator[tuple[DataSource, Context]]:
 
 
 def _label(identity: dict[str, Any]) -> str:
+    """A model's name in the log lines: its regularizer (teachers) or its T."""
     if identity["role"] == "teacher":
-        return f"alpha={identity['alpha']:g}"
+        return Choice.parse(identity["regularizer"], "regularizer", "").label
     return f"T={identity['T']:g}"
 
 
 def _train(
     specs: Sequence[RunSpec],
     identities: Sequence[dict[str, Any]],
-    objectives: Sequence[Objective],
+    objectives: Sequence[ObjectiveFor],
     teacher: FrozenTeacher | None,
     source: DataSource,
     ctx: Context,
@@ -182,7 +187,8 @@ def _train(
     else:
         labels = [_label(who) for who in identities]
         key = {"temperatures": temperatures} if fused else {}
-        trainees = Trainees(models, objectives, teacher, labels, key)
+        steps = [make(r.epochs) for make in objectives]
+        trainees = Trainees(models, steps, teacher, labels, key)
         results = fit(trainees, Splits(train, val, test), r, gen, ctx, path)
     out = []
     for s, who, (metrics, state) in zip(specs, identities, results, strict=True):
@@ -225,6 +231,7 @@ def _write_run(
         in_channels=source.in_channels,
         class_names=list(source.class_names),
         **{k: identity[k] for k in ("role", "alpha", "T", "seed")},
+        **{k: identity[k] for k in ("regularizer", "objective")},
     )
     metrics = {
         **identity,
@@ -278,34 +285,54 @@ def _open(spec: RunSpec) -> tuple[DataSource, Context]:
     return source, ctx
 
 
-def train_teacher(spec: RunSpec, alpha: float) -> dict[str, Any]:
-    """Train a teacher with label-smoothing factor `alpha`."""
-    identity = {
-        "role": "teacher",
-        "task": spec.task,
-        "arch": spec.arch,
-        "alpha": alpha,
-        "T": None,
-        "seed": spec.seed,
-        "teacher": None,
-    }
+def train_teacher(spec: RunSpec, regularizer: Choice) -> dict[str, Any]:
+    """Train a teacher with `regularizer` (`lskd.objectives.REGULARIZERS`)."""
+    who = RunId("teacher", spec.task, spec.arch, regularizer, spec.seed, spec.arch)
+    identity = {**who.to_metrics(), "teacher": None}
+    method = regularizer.build()
+
+    def objective(epochs: int) -> Objective:
+        return teacher_step(method, epochs)
+
     with _session(spec) as (source, ctx):
-        return _train([spec], [identity], [teacher_step(alpha)], None, source, ctx)[0]
+        return _train([spec], [identity], [objective], None, source, ctx)[0]
+
+
+def teacher_regularizer(meta: dict[str, Any], path: Path) -> Choice:
+    """The regularizer a teacher's model.pt records (files before regularizers were
+    choices record only `alpha`)."""
+    try:
+        if meta.get("regularizer") is not None:
+            return Choice.parse(meta["regularizer"], "regularizer", "regularizer")
+        return Choice.from_alpha(float(meta.get("alpha") or 0.0))
+    except (ConfigError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: bad teacher regularizer ({err})") from None
 
 
 def _student_identity(
-    spec: RunSpec, teacher_path: Path, meta: dict[str, Any], T: float
+    spec: RunSpec,
+    teacher_path: Path,
+    meta: dict[str, Any],
+    T: float,
+    objective: Choice,
 ) -> dict[str, Any]:
+    regularizer = teacher_regularizer(meta, teacher_path)
+    who = RunId(
+        "student",
+        spec.task,
+        spec.arch,
+        regularizer,
+        spec.seed,
+        meta["arch"],
+        objective=objective,
+        T=T,
+    )
     return {
-        "role": "student",
-        "task": spec.task,
-        "arch": spec.arch,
-        "alpha": meta["alpha"],
-        "T": T,
-        "seed": spec.seed,
+        **who.to_metrics(),
         "teacher": {
             "arch": meta["arch"],
-            "alpha": meta["alpha"],
+            "alpha": regularizer.alpha,
+            "regularizer": regularizer.to_dict(),
             "seed": meta["seed"],
             "path": str(teacher_path),
             "sha256": checkpoint.sha256(teacher_path),
@@ -313,9 +340,15 @@ def _student_identity(
     }
 
 
-def distill_student(spec: RunSpec, teacher_path: Path, T: float) -> dict[str, Any]:
-    """Distil the teacher at `teacher_path` into a new `spec.arch` at temperature T."""
-    return _distill([spec], teacher_path, [T])[0]
+def distill_student(
+    spec: RunSpec,
+    teacher_path: Path,
+    T: float,
+    objective: Choice = DEFAULT_OBJECTIVE,
+) -> dict[str, Any]:
+    """Distil the teacher at `teacher_path` into a new `spec.arch` at temperature T
+    with the KD `objective` (`lskd.objectives.OBJECTIVES`)."""
+    return _distill([spec], teacher_path, [T], objective)[0]
 
 
 def _check_sweep(specs: Sequence[RunSpec], temperatures: Sequence[float]) -> None:
@@ -338,7 +371,10 @@ def _check_sweep(specs: Sequence[RunSpec], temperatures: Sequence[float]) -> Non
 
 
 def distill_students(
-    specs: Sequence[RunSpec], teacher_path: Path, temperatures: Sequence[float]
+    specs: Sequence[RunSpec],
+    teacher_path: Path,
+    temperatures: Sequence[float],
+    objective: Choice = DEFAULT_OBJECTIVE,
 ) -> list[dict[str, Any]]:
     """Distil the teacher into one student per temperature in ONE job: one data stream
     and one teacher forward per batch (`lskd.train.loop`). `specs[k]` (which differ
@@ -348,18 +384,24 @@ def distill_students(
     SIGTERM/SIGUSR1 saves it after the current step and raises `Preempted`, as a single
     job does."""
     _check_sweep(specs, temperatures)
-    return _distill(specs, teacher_path, temperatures)
+    return _distill(specs, teacher_path, temperatures, objective)
 
 
 def _distill(
-    specs: Sequence[RunSpec], teacher_path: Path, temperatures: Sequence[float]
+    specs: Sequence[RunSpec],
+    teacher_path: Path,
+    temperatures: Sequence[float],
+    objective: Choice,
 ) -> list[dict[str, Any]]:
+    method = objective.build()
     with _session(specs[0]) as (source, ctx):
         teacher, meta = load_teacher(teacher_path, source)
         identities = [
-            _student_identity(spec, teacher_path, meta, T)
+            _student_identity(spec, teacher_path, meta, T, objective)
             for spec, T in zip(specs, temperatures, strict=True)
         ]
-        objectives = [student_step(T) for T in temperatures]
+        objectives = [
+            lambda epochs, T=T: student_step(method, T, epochs) for T in temperatures
+        ]
         teacher = on_device(teacher, ctx)
         return _train(specs, identities, objectives, teacher, source, ctx)

@@ -162,7 +162,7 @@ def train_epoch(
         for i, (model, objective) in enumerate(pairs):
             with streams.use(i), autocast(ctx.device):
                 logits = model(x)
-                loss = objective(logits, y, soft)
+                loss = objective(logits, y, soft, progress.epoch)
             loss.backward()
             sums.add(i, loss, logits, y)
         opt.step()
