@@ -11,8 +11,8 @@ import torch
 
 from lskd.atomic import atomic_path, write_json
 from lskd.errors import CheckpointError
+from lskd.models import checkpoint
 from lskd.models.registry import build_model
-from lskd.train import checkpoint
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "lskd"
 
@@ -218,20 +218,39 @@ def _torch_load_calls(tree: ast.AST) -> list[ast.Call]:
 
 def test_torch_load_only_in_checkpoint_with_weights_only():
     files = sorted(SRC.rglob("*.py"))
-    assert SRC / "train" / "checkpoint.py" in files
+    home = SRC / "models" / "checkpoint.py"
+    assert home in files
     users = [p for p in files if "torch.load(" in p.read_text()]
-    assert users == [SRC / "train" / "checkpoint.py"]
+    assert users == [home]
+    assert [p for p in files if "torch.save(" in p.read_text()] == [home]
     for path in files:
         text = path.read_text()
         assert "weights_only=False" not in text, path
         assert "from torch import load" not in text, path
         assert "torch.serialization.load" not in text, path
-    calls = _torch_load_calls(ast.parse((SRC / "train" / "checkpoint.py").read_text()))
-    assert len(calls) == (SRC / "train" / "checkpoint.py").read_text().count(
-        "torch.load("
-    )
+    calls = _torch_load_calls(ast.parse(home.read_text()))
+    assert len(calls) == home.read_text().count("torch.load(")
     assert calls
     for call in calls:
         kw = {k.arg: k.value for k in call.keywords}
         assert isinstance(kw.get("weights_only"), ast.Constant)
         assert kw["weights_only"].value is True
+
+
+def test_models_import_nothing_above_them():
+    """`lskd.models` is below `lskd.train`: its modules import no train module, and the
+    old name `lskd.train.checkpoint` is the same module as `lskd.models.checkpoint`."""
+    above = ("lskd.train", "lskd.plan", "lskd.analysis", "lskd.nmt", "lskd.cli")
+    for path in sorted((SRC / "models").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                assert not name.startswith(above), (path, name)
+    import lskd.train.checkpoint as old_name
+
+    assert old_name is checkpoint

@@ -12,9 +12,9 @@ import torchvision
 from torch import nn
 
 from lskd.errors import CheckpointError
+from lskd.models import checkpoint
 from lskd.models.registry import build_model
 from lskd.models.weights import import_weights, init_model
-from lskd.train import checkpoint
 
 
 class Payload:

@@ -25,8 +25,8 @@ import torch
 from torch import nn
 
 from lskd.errors import CheckpointError, ConfigError
+from lskd.models import checkpoint
 from lskd.models.registry import build_model, classifier
-from lskd.train import checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from typing import Any
 
 from lskd.atomic import write_json
 from lskd.errors import CheckpointError, DataError
+from lskd.models import checkpoint
 from lskd.nmt import ARCH, bleu, bpe, corpus, fairseq_run, safe_load
-from lskd.train import checkpoint
 
 log = logging.getLogger(__name__)
 

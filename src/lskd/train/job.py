@@ -27,8 +27,9 @@ from lskd.data.source import open_source
 from lskd.data.transfer import TransferSet
 from lskd.errors import CheckpointError, ConfigError
 from lskd.identity import DEFAULT_OBJECTIVE, Choice, RunId
+from lskd.models import checkpoint
 from lskd.models.registry import build_model
-from lskd.train import checkpoint, preempt
+from lskd.train import preempt
 from lskd.train.chance import chance_level
 from lskd.train.device import on_device, wrapped
 from lskd.train.distributed import Context, barrier, setup, teardown

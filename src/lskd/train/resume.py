@@ -33,7 +33,8 @@ from typing import Any
 import torch
 
 from lskd.errors import CheckpointError
-from lskd.train import checkpoint, rng
+from lskd.models import checkpoint
+from lskd.train import rng
 from lskd.train.distributed import Context, all_sum, barrier
 from lskd.train.recipe import Recipe
 
