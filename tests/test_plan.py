@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shlex
 
 import pytest
@@ -14,6 +15,7 @@ import yaml
 from snakemake.utils import update_config
 
 from conftest import REPO
+from lskd.errors import ConfigError
 from lskd.plan import jobs
 from lskd.plan.config import validate_config
 from lskd.plan.grid import DELTA_FILES, Grid
@@ -52,9 +54,10 @@ def paper() -> Grid:
 def test_pathvars_carry_each_wildcards_constraint():
     assert pathvars() == {
         "teacher_id": r"{task,[a-z0-9]+}/teacher_{tarch,[a-z0-9_]+?}"
-        r"_a{alpha,\d+(\.\d+)?}_s{tseed,\d+}",
+        r"_{reg,[a-z][a-z0-9.-]*}_s{tseed,\d+}",
         "student_id": r"<teacher_id>/student_{sarch,[a-z0-9_]+?}"
-        r"_{xfer,all|n\d+|f0\.\d+}_T{T,\d+(\.\d+)?}_s{seed,\d+}",
+        r"_{xfer,all|n\d+|f0\.\d+}_{obj,T|[a-z][a-z0-9.-]*-T}{T,\d+(\.\d+)?}"
+        r"_s{seed,\d+}",
         "nmt_teacher_id": r"nmt_{ntask,[a-z0-9]+}_{pair,en_[a-z]{2}}"
         r"/teacher_transformer_a{alpha,\d+(\.\d+)?}_s{tseed,\d+}",
     }
@@ -63,15 +66,16 @@ def test_pathvars_carry_each_wildcards_constraint():
 
 def test_fill_keeps_the_wildcards_it_is_not_given():
     assert fill(STUDENT, T=3, seed=1) == (
-        "results/{task}/teacher_{tarch}_a{alpha}_s{tseed}/student_{sarch}_{xfer}_T3_s1"
+        "results/{task}/teacher_{tarch}_{reg}_s{tseed}/student_{sarch}_{xfer}_{obj}3_s1"
     )
     assert fill(TEACHER) == TEACHER
     assert split_panel("efficientnet_b0_f0.1") == ("efficientnet_b0", "f0.1")
 
 
 def test_grid_spells_values_as_paths_do(tiny, paper):
-    assert (tiny.alphas, tiny.temps, tiny.seeds) == (
-        ["0", "0.1"],
+    assert (tiny.regs, tiny.objs, tiny.temps, tiny.seeds) == (
+        ["a0", "a0.1"],
+        ["T"],
         ["1", "3"],
         ["0", "1"],
     )
@@ -182,8 +186,86 @@ def test_nmt_runs_and_table():
         "results/<nmt_teacher_id>/student_transformer_T1_s{tseed}/model.pt"
     )
     assert grid.sweep_outputs("metrics.json")[-1] == (
-        "results/<teacher_id>/student_{sarch}_{xfer}_T64_s{seed}/metrics.json"
+        "results/<teacher_id>/student_{sarch}_{xfer}_{obj}64_s{seed}/metrics.json"
     )
+
+
+METHODS = {
+    "run": {
+        "regularizers": [{"name": "maxsup", "lam": 0.1, "lam_end": 0.2}],
+        "objectives": ["kd", {"name": "dkd", "warmup": 5}],
+    }
+}
+
+
+def test_regularizers_and_objectives_are_grid_axes():
+    grid = grid_of(".test/config/config.yaml", METHODS)
+    assert grid.regs == ["a0", "a0.1", "maxsup-l0.1-e0.2"]
+    assert grid.objs == ["T", "dkd-a1-b8-w5-h0-T"]
+    assert grid.has_delta()
+    runs = grid.pair_runs(PAIR, "metrics.json")
+    assert len(runs) == 3 * 2 + 3 * 2 * 2 * 2  # teachers; reg x seed x obj x T
+    assert f"{TEST_RUNS}_maxsup-l0.1-e0.2_s1/metrics.json" in runs
+    student = "student_mlp128_n50_dkd-a1-b8-w5-h0-T3_s1/metrics.json"
+    assert f"{TEST_RUNS}_maxsup-l0.1-e0.2_s1/{student}" in runs
+    # every spelled path matches the rules' patterns, wildcards back to the choices
+    regex = re.sub(r"\{(\w+),([^{}]+)\}", r"(?P<\1>\2)", constrained(STUDENT))
+    match = re.fullmatch(regex, f"{TEST_RUNS}_maxsup-l0.1-e0.2_s1/{student}"[:-13])
+    assert match and match["reg"] == "maxsup-l0.1-e0.2" and match["T"] == "3"
+    assert grid.objective(match.groupdict()).to_dict() == {
+        "name": "dkd",
+        "alpha": 1.0,
+        "beta": 8.0,
+        "warmup": 5,
+        "hard_weight": 0.0,
+    }
+    # NMT teachers run the ce and ls regularizers only
+    assert grid.nmt_alphas == ["0", "0.1"]
+
+
+def test_new_methods_are_spelled_as_json_flags_the_old_ones_as_before():
+    grid = grid_of(".test/config/config.yaml", METHODS)
+    w = {"task": "fmnist", "tarch": "mlp128", "reg": "maxsup-l0.1-e0.2", "tseed": "0"}
+    args = flags(jobs.run_args(grid, w, "teacher"))
+    assert "alpha" not in args
+    assert json.loads(args["regularizer"]) == {
+        "name": "maxsup",
+        "lam": 0.1,
+        "lam_end": 0.2,
+    }
+    student = w | {"sarch": "mlp128", "xfer": "n50", "seed": "0"}
+    args = flags(
+        jobs.run_args(grid, student | {"obj": "dkd-a1-b8-w5-h0-T"}, "students")
+    )
+    assert json.loads(args["objective"])["warmup"] == 5
+    assert "objective" not in flags(
+        jobs.run_args(grid, student | {"obj": "T"}, "students")
+    )
+    assert flags(jobs.run_args(grid, w | {"reg": "a0.1"}, "teacher"))["alpha"] == "0.1"
+
+
+@pytest.mark.parametrize(
+    "run, message",
+    [
+        (
+            {"regularizers": ["nope"]},
+            r"run.regularizers\[0\].name: unknown regularizer",
+        ),
+        (
+            {"regularizers": [{"name": "ls", "alpha": 0.1}]},
+            r"run.regularizers\[0\]: LS",
+        ),
+        ({"objectives": [{"name": "kd", "T": 2}]}, r"run.objectives\[0\].T: unknown"),
+        (
+            {"objectives": ["kd", "kd"]},
+            r"run.objectives\[1\]: KD is run.objectives\[0\]",
+        ),
+        ({"alphas": [], "regularizers": []}, "no teacher"),
+    ],
+)
+def test_bad_methods_stop_with_one_line_naming_the_key(run, message):
+    with pytest.raises(ConfigError, match=message):
+        grid_of(".test/config/config.yaml", {"run": run})
 
 
 def flags(args: str) -> dict[str, str]:
@@ -199,7 +281,7 @@ def flags(args: str) -> dict[str, str]:
 
 
 def test_teacher_args(tiny):
-    w = {"task": "fmnist", "tarch": "mlp128", "alpha": "0.1", "tseed": "1"}
+    w = {"task": "fmnist", "tarch": "mlp128", "reg": "a0.1", "tseed": "1"}
     args = flags(jobs.run_args(tiny, w, "teacher"))
     assert args.pop("hp") == json.dumps(tiny.tasks["fmnist"]["teacher"], sort_keys=True)
     augment = json.dumps(tiny.tasks["fmnist"]["augment"], sort_keys=True)
@@ -214,7 +296,7 @@ def test_teacher_args(tiny):
 
 
 def test_sweep_args_leave_the_transfer_set_to_the_path(tiny):
-    w = PAIR | {"alpha": "0", "tseed": "0", "seed": "0"}
+    w = PAIR | {"reg": "a0", "tseed": "0", "seed": "0", "obj": "T"}
     args = flags(jobs.run_args(tiny, w, "students"))
     recipe = json.loads(args.pop("hp"))
     assert "transfer" not in recipe and recipe["selection"] == "best_val"
@@ -231,11 +313,12 @@ def test_sweep_args_leave_the_transfer_set_to_the_path(tiny):
 
 
 def test_paper_args_start_from_imported_and_earlier_models(paper):
-    cub = {"task": "cub200", "tarch": "resnet50", "alpha": "0.1", "tseed": "0"}
+    cub = {"task": "cub200", "tarch": "resnet50", "reg": "a0.1", "tseed": "0"}
     args = flags(jobs.run_args(paper, cub, "teacher"))
     assert args["init"] == "results/imagenet/teacher_resnet50_a0.1_s0/model.pt"
     assert args["nondeterministic"] == "" and "pretrained" not in args
     student = cub | {"sarch": "resnet18", "xfer": "all", "T": "1", "seed": "0"}
+    student |= {"obj": "T"}
     args = flags(jobs.run_args(paper, student, "student"))
     assert args["init"] == "resources/weights/resnet18-torchvision.pt"
     assert jobs.threads(paper, cub, "teacher") == 8  # 1 process x 8 cpus
@@ -247,11 +330,11 @@ def test_pretrained_teacher_is_evaluated_not_trained():
         "config/paper.yaml",
         {"tasks": {"imagenet": {"teacher_weights": {"0.0": "torchvision"}}}},
     )
-    w = {"task": "imagenet", "tarch": "resnet50", "alpha": "0", "tseed": "0"}
+    w = {"task": "imagenet", "tarch": "resnet50", "reg": "a0", "tseed": "0"}
     args = flags(jobs.run_args(grid, w, "teacher"))
     assert args["init"] == "resources/weights/resnet50-torchvision.pt"
     assert args["pretrained"] == ""
-    assert init_path(grid.config, "teacher", w | {"alpha": "0.1"}) is None
+    assert init_path(grid.config, "teacher", w | {"reg": "a0.1"}, "0.1") is None
 
 
 def test_init_specs():
@@ -291,11 +374,10 @@ def test_data_args(paper, tiny):
 def test_figure_args_name_rows_by_their_runs(tiny):
     w = {"task": "fmnist", "tarch": "mlp128"}
     assert jobs.figure_args(tiny, w | {"panel": "teachers"}) == (
-        "--rows teacher --alphas 0 0.1 "
         "--title 'Penultimate layer of the mlp128 teachers (fmnist, seed 0)'"
     )
     assert jobs.figure_args(tiny, w | {"panel": "mlp128_n50"}) == (
-        "--rows 'T = 1' 'T = 3' --alphas 0 0.1 --title 'Penultimate layer of mlp128 "
+        "--title 'Penultimate layer of mlp128 "
         "students of mlp128 (fmnist, transfer set n50, seed 0)'"
     )
 
@@ -323,7 +405,7 @@ def test_nmt_args():
 
 def test_report_items():
     delta = report_item("delta", "results/tables/x_delta_summary.html")
-    assert delta["category"] == "1. LS benefit Δ(T)"
+    assert delta["category"] == "1. Teacher regularizer benefit Δ(T)"
     assert delta["labels"]["item"] == "1 summary"
     assert report_item("delta", "results/tables/x_delta.html")["labels"]["item"] == (
         "2 table"
@@ -334,7 +416,8 @@ def test_report_items():
         "task": "{task}",
         "arch": "{tarch} → {sarch}",
         "transfer": "{xfer}",
-        "alpha": "{alpha}",
+        "teacher": "{reg}",
+        "objective": "{obj}",
         "T": "64",
         "seed": "{seed}",
     }

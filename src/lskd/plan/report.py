@@ -14,7 +14,7 @@ from typing import Any
 
 from lskd.plan.paths import fill
 
-DELTA_CATEGORY = "1. LS benefit Δ(T)"
+DELTA_CATEGORY = "1. Teacher regularizer benefit Δ(T)"
 PAIR = {"pair": "{tarch} → {sarch}", "transfer": "{xfer}"}
 NMT_RUN = {"pair": "{pair}", "alpha": "{alpha}"}
 # kind -> caption (workflow/report/<caption>.rst), category, subcategory, labels
