@@ -16,12 +16,10 @@ COMMANDS = [
     "import-weights",
     "train",
     "distill",
-    "extract",
+    "methods",
     "analyse",
-    "project",
     "table",
     "figure",
-    "diffusion",
     "claims",
     "diffusion-table",
     "delta",
@@ -140,3 +138,31 @@ def test_table_bad_metrics_file(tmp_path):
     )
     assert str(bad) in one_error_line(result)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
+
+
+def test_methods_lists_every_registered_method_with_its_parameters():
+    from lskd.objectives import OBJECTIVES, REGULARIZERS
+
+    result = run_cli("methods")
+    assert result.returncode == 0, result.stderr
+    for registry in (REGULARIZERS, OBJECTIVES):
+        for name, method in registry.items():
+            assert f"  {name}: {method.title}." in result.stdout
+            for param in method.params:
+                assert param.describe() in result.stdout
+
+
+@pytest.mark.parametrize(
+    "how, message",
+    [
+        (["--regularizer", '{"name": "maxsup", "lambda": 1}'], "--regularizer.lambda"),
+        (["--regularizer", '{"name": "smooth"}'], "--regularizer.name: unknown"),
+    ],
+)
+def test_train_bad_regularizer_names_key(tmp_path, how, message):
+    hp = {"epochs": 1, "batch_size": 8, "lr": 0.1}
+    argv = train_argv(tmp_path / "d.npz", tmp_path, hp, task="t")
+    i = argv.index("--alpha")
+    argv[i : i + 2] = how
+    assert message in one_error_line(run_cli(*argv))
+    assert list(tmp_path.iterdir()) == []
