@@ -1,17 +1,25 @@
-"""The paper's claims (Chandrasegaran et al. 2022) checked on the user's runs, judged by
-paired seed differences and their 95 % intervals.
+"""The paper's claims (Chandrasegaran et al. 2022) checked on the user's runs, and
+lskd's generalizations of them to other teacher regularizers and student objectives,
+judged by paired seed differences and their 95 % intervals.
 
 Input: the ``metrics.json`` dicts of one table (one task, one teacher arch → one
-student arch; teachers and students, any number of seeds). The LS teacher is every
-alpha > 0 in the runs, each compared with alpha = 0: one block of the claims
-``CLAIMS`` per alpha > 0 (column ``alpha``).
+student arch; teachers and students, any number of seeds). Every regularizer r other
+than `ce` among the runs is compared with the `ce` teacher, for every student
+objective o its students were distilled with: one block of the claims ``CLAIMS`` per
+(r, o) (columns ``regularizer``, ``objective``; ``alpha`` for `ls`). For r = `ls` and
+o = `kd` a claim keeps the paper's wording and source; for any other pair the same
+check is stated as lskd's generalization of it ("generalization of C2 to MaxSup λ =
+0.1 teachers and DKD students"), never attributed to the paper. C1 concerns the
+teachers only (the paper's for every `ls` teacher), C5 the `ce` teacher's students of
+the block's objective (the paper's for `kd`).
 
-Each claim compares two cells (a cell = role, alpha, T). Its ``margin`` (top-1 points)
-is the mean over seeds of the per-seed difference ``left_s - right_s``, paired by seed
-(the run's ``seed``; teachers by their own seed), with the 95 % Student-t interval of
-those differences ``[ci_low, ci_high]`` (``lskd.analysis.stats.paired``); ``n`` is
-the number of paired seeds. Where a claim picks a temperature ("the best T > 1", "the
-smallest drop"), it picks by the mean over seeds and then pairs the two cells by seed.
+Each claim compares two cells (a cell = ``RunId.method_key``: role, regularizer,
+objective, T). Its ``margin`` (top-1 points) is the mean over seeds of the per-seed
+difference ``left_s - right_s``, paired by seed (the run's ``seed``; teachers by their
+own seed), with the 95 % Student-t interval of those differences ``[ci_low,
+ci_high]`` (``lskd.analysis.stats.paired``); ``n`` is the number of paired seeds.
+Where a claim picks a temperature ("the best T > 1", "the smallest drop"), it picks by
+the mean over seeds and then pairs the two cells by seed.
 
 A claim is a statement about the sign of its margin: ``margin > 0`` (or ``margin <= 0``
 for C4, "no better than"). Verdicts:
@@ -39,21 +47,30 @@ from typing import Any
 import pandas as pd
 
 from lskd.analysis.formats import to_html
+from lskd.analysis.labels import (
+    objective_order,
+    regularizer_order,
+    students_text,
+    t_text,
+    teacher_text,
+)
 from lskd.analysis.records import (
+    BASE,
     check_consistent,
-    format_alpha,
     parse_run,
     read_metrics,
 )
 from lskd.analysis.stats import PAIRED_TEXT, Cells, Estimate, paired, seed_cells
 from lskd.atomic import atomic_path
 from lskd.errors import DataError
+from lskd.identity import DEFAULT_OBJECTIVE, Choice
 
 log = logging.getLogger(__name__)
 
-BASE_ALPHA = 0.0
 COLUMNS = (
+    "regularizer",
     "alpha",
+    "objective",
     "claim_id",
     "claim",
     "source",
@@ -66,59 +83,7 @@ COLUMNS = (
 )
 VERDICTS = ("holds", "does not hold", "inconclusive", "not enough runs")
 PAPER = "Chandrasegaran et al. 2022"
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One claim: our operational wording (``{ls}`` = the LS teacher's alpha) and
-    where the paper makes it."""
-
-    claim_id: str
-    claim: str
-    source: str
-    holds_if_positive: bool = True  # False: holds when margin <= 0
-
-
-CLAIMS = (
-    Claim(
-        "C1",
-        "LS improves the teacher: top-1 of the {ls} teacher minus the alpha = 0 "
-        "teacher's is > 0",
-        f"{PAPER}, Tables 2 and 4 (teacher rows)",
-    ),
-    Claim(
-        "C2",
-        "at T = 1 the {ls} teacher's student beats the alpha = 0 teacher's student "
-        "(margin: {ls} minus alpha = 0 at T = 1)",
-        f"{PAPER}, Tables 2 and 4; its advice: an LS teacher with T = 1",
-    ),
-    Claim(
-        "C3",
-        "for {ls} the best student is at T = 1 (margin: T = 1 minus the best T > 1)",
-        f"{PAPER}, Tables 2 and 4",
-    ),
-    Claim(
-        "C4",
-        "at the largest T the {ls} teacher's student is no better than the alpha = 0 "
-        "teacher's, the LS benefit is cancelled (margin: {ls} minus alpha = 0; holds "
-        "if <= 0)",
-        f"{PAPER}, abstract (systematic diffusion makes KD at an increased T from an "
-        "LS teacher ineffective)",
-        holds_if_positive=False,
-    ),
-    Claim(
-        "C5",
-        "without LS increased T helps: for alpha = 0 some T > 1 beats T = 1 "
-        "(margin: best T > 1 minus T = 1)",
-        f"{PAPER}, abstract and Tables 2 and 4 (teachers without LS)",
-    ),
-    Claim(
-        "C6",
-        "for {ls} student top-1 falls at every step up in T (margin: the smallest "
-        "drop between neighbouring T)",
-        f"{PAPER}, Tables 2 and 4",
-    ),
-)
+PAPER_REGULARIZER = "ls"  # the paper's claims are about LS teachers and KD students
 
 
 @dataclass(frozen=True)
@@ -129,23 +94,15 @@ class Comparison:
     what: str
 
 
-def _t(T: float) -> str:
-    return format(T, "g")
+Check = Callable[[Cells, Choice, Choice], "Comparison | str"]
 
 
-def _parse(metrics: Sequence[dict[str, Any]], sources: Sequence[str] | None) -> Cells:
-    """Validate one table's runs; top-1 by (role, alpha, T) and seed."""
-    if not metrics:
-        raise DataError("no metrics.json given")
-    if sources is None:
-        sources = [f"metrics[{i}]" for i in range(len(metrics))]
-    runs = [parse_run(m, s) for m, s in zip(metrics, sources, strict=True)]
-    check_consistent(runs)  # one table: same task, archs, split; no run twice
-    return seed_cells(runs)
+def _cell(role: str, reg: Choice, obj: Choice, T: float | None = None) -> tuple:
+    return (role, reg, obj if role == "student" else None, T)
 
 
-def _temps(cells: Cells, alpha: float) -> list[float]:
-    return sorted(T for role, a, T in cells if role == "student" and a == alpha)
+def _temps(cells: Cells, reg: Choice, obj: Choice) -> list[float]:
+    return sorted(k[3] for k in cells if k[:3] == ("student", reg, obj))
 
 
 def _mean(cells: Cells, key: tuple) -> float:
@@ -153,83 +110,216 @@ def _mean(cells: Cells, key: tuple) -> float:
     return sum(values) / len(values)
 
 
+def _missing(key: tuple) -> str:
+    role, reg, obj, T = key
+    if role == "teacher":
+        return f"no {teacher_text(reg)}"
+    return f"no {obj.label} student of the {teacher_text(reg)} at T = {t_text(T)}"
+
+
 def _pair(cells: Cells, left: tuple, right: tuple, what: str) -> Comparison | str:
     """Compare two cells by seed; a string names the missing one."""
     for key in (left, right):
         if key not in cells:
-            role, alpha, T = key
-            at = "" if T is None else f" at T = {_t(T)}"
-            return f"no {format_alpha(alpha)} {role}{at}"
+            return _missing(key)
     return Comparison(paired(cells[left], cells[right]), what)
 
 
-def _c1(cells: Cells, ls: float) -> Comparison | str:
-    left, right = ("teacher", ls, None), ("teacher", BASE_ALPHA, None)
+def _teachers(cells: Cells, reg: Choice, obj: Choice) -> Comparison | str:
+    left, right = _cell("teacher", reg, obj), _cell("teacher", BASE, obj)
     return _pair(cells, left, right, "the two teachers")
 
 
-def _c2(cells: Cells, ls: float) -> Comparison | str:
-    left, right = ("student", ls, 1.0), ("student", BASE_ALPHA, 1.0)
+def _at_one(cells: Cells, reg: Choice, obj: Choice) -> Comparison | str:
+    left, right = _cell("student", reg, obj, 1.0), _cell("student", BASE, obj, 1.0)
     return _pair(cells, left, right, "the two T = 1 students")
 
 
-def _best_above_one(cells: Cells, alpha: float) -> float | str:
-    """The T > 1 with the highest mean top-1 for ``alpha``."""
-    higher = [T for T in _temps(cells, alpha) if T > 1.0]
+def _best_above_one(cells: Cells, reg: Choice, obj: Choice) -> float | str:
+    """The T > 1 with the highest mean top-1 of the (reg, obj) students."""
+    higher = [T for T in _temps(cells, reg, obj) if T > 1.0]
     if not higher:
-        return f"no {format_alpha(alpha)} student at T > 1"
-    return max(higher, key=lambda T: _mean(cells, ("student", alpha, T)))
+        return f"no {obj.label} student of the {teacher_text(reg)} at T > 1"
+    return max(higher, key=lambda T: _mean(cells, _cell("student", reg, obj, T)))
 
 
-def _c3(cells: Cells, ls: float) -> Comparison | str:
-    best = _best_above_one(cells, ls)
+def _best_is_one(cells: Cells, reg: Choice, obj: Choice) -> Comparison | str:
+    best = _best_above_one(cells, reg, obj)
     if isinstance(best, str):
         return best
-    what = f"{format_alpha(ls)} at T = 1 and T = {_t(best)}"
-    return _pair(cells, ("student", ls, 1.0), ("student", ls, best), what)
-
-
-def _c4(cells: Cells, ls: float) -> Comparison | str:
-    common = set(_temps(cells, ls)) & set(_temps(cells, BASE_ALPHA))
-    if not common or max(common) <= 1.0:
-        return "no T > 1 with students of both teachers"
-    top = max(common)
-    what = f"the two T = {_t(top)} students"
-    return _pair(cells, ("student", ls, top), ("student", BASE_ALPHA, top), what)
-
-
-def _c5(cells: Cells, ls: float) -> Comparison | str:
-    best = _best_above_one(cells, BASE_ALPHA)
-    if isinstance(best, str):
-        return best
-    what = f"{format_alpha(BASE_ALPHA)} at T = {_t(best)} and T = 1"
-    left, right = ("student", BASE_ALPHA, best), ("student", BASE_ALPHA, 1.0)
+    what = f"the {teacher_text(reg)}'s students at T = 1 and T = {t_text(best)}"
+    left, right = _cell("student", reg, obj, 1.0), _cell("student", reg, obj, best)
     return _pair(cells, left, right, what)
 
 
-def _c6(cells: Cells, ls: float) -> Comparison | str:
-    temps = _temps(cells, ls)
+def _at_largest(cells: Cells, reg: Choice, obj: Choice) -> Comparison | str:
+    common = set(_temps(cells, reg, obj)) & set(_temps(cells, BASE, obj))
+    if not common or max(common) <= 1.0:
+        return "no T > 1 with students of both teachers"
+    top = max(common)
+    what = f"the two T = {t_text(top)} students"
+    left, right = _cell("student", reg, obj, top), _cell("student", BASE, obj, top)
+    return _pair(cells, left, right, what)
+
+
+def _base_gains(cells: Cells, reg: Choice, obj: Choice) -> Comparison | str:
+    best = _best_above_one(cells, BASE, obj)
+    if isinstance(best, str):
+        return best
+    what = f"the {teacher_text(BASE)}'s students at T = {t_text(best)} and T = 1"
+    left, right = _cell("student", BASE, obj, best), _cell("student", BASE, obj, 1.0)
+    return _pair(cells, left, right, what)
+
+
+def _falls(cells: Cells, reg: Choice, obj: Choice) -> Comparison | str:
+    temps = _temps(cells, reg, obj)
     if len(temps) < 2:
-        return f"fewer than 2 temperatures for {format_alpha(ls)}"
+        return f"fewer than 2 temperatures for the {teacher_text(reg)}'s students"
     steps = list(zip(temps, temps[1:], strict=False))
-    a, b = min(
-        steps,
-        key=lambda s: (
-            _mean(cells, ("student", ls, s[0])) - _mean(cells, ("student", ls, s[1]))
-        ),
-    )
-    what = f"{format_alpha(ls)} at neighbouring T = {_t(a)}, {_t(b)}"
-    return _pair(cells, ("student", ls, a), ("student", ls, b), what)
+
+    def drop(step: tuple[float, float]) -> float:
+        a, b = (_mean(cells, _cell("student", reg, obj, T)) for T in step)
+        return a - b
+
+    a, b = min(steps, key=drop)
+    what = f"the {teacher_text(reg)}'s students at neighbouring T = {t_text(a)}, "
+    what += t_text(b)
+    left, right = _cell("student", reg, obj, a), _cell("student", reg, obj, b)
+    return _pair(cells, left, right, what)
 
 
-RULES: dict[str, Callable[[Cells, float], Comparison | str]] = {
-    "C1": _c1,
-    "C2": _c2,
-    "C3": _c3,
-    "C4": _c4,
-    "C5": _c5,
-    "C6": _c6,
-}
+@dataclass(frozen=True)
+class Claim:
+    """One claim: the paper's statement in our operational wording (``text``), its
+    wording as lskd's generalization to other teachers or students (``general``),
+    where the paper makes it, the check that computes its margin, and what it is
+    about: ``teacher`` (the regularizer's teachers: the paper's for every `ls`),
+    ``base`` (the `ce` teacher's students: the paper's for `kd`) or ``pair``.
+    Placeholders: ``{reg}`` the regularizer's label, ``{base}`` `ce`'s,
+    ``{student}`` `student` or `<objective> student`."""
+
+    claim_id: str
+    text: str
+    general: str
+    source: str
+    check: Check
+    about: str = "pair"
+    holds_if_positive: bool = True  # False: holds when margin <= 0
+
+    def is_papers(self, reg: Choice, obj: Choice) -> bool:
+        """Whether the paper makes this claim for (reg, obj)."""
+        ls, kd = reg.name == PAPER_REGULARIZER, obj == DEFAULT_OBJECTIVE
+        return {"teacher": ls, "base": kd}.get(self.about, ls and kd)
+
+    def wording(self, reg: Choice, obj: Choice) -> tuple[str, str]:
+        """(claim, source) for the block (reg, obj)."""
+        student = "student" if obj == DEFAULT_OBJECTIVE else f"{obj.label} student"
+        values = {"reg": reg.label, "base": BASE.label, "student": student}
+        if self.is_papers(reg, obj):
+            return self.text.format(**values), self.source
+        to = []
+        if self.about != "base" and reg.name != PAPER_REGULARIZER:
+            to.append(f"{teacher_text(reg)}s")
+        if self.about != "teacher" and obj != DEFAULT_OBJECTIVE:
+            to.append(students_text(obj))
+        prefix = f"generalization of {self.claim_id} to {' and '.join(to)}: "
+        source = (
+            f"lskd's generalization of {self.claim_id} ({self.source}); not a claim "
+            "of the paper"
+        )
+        return prefix + self.general.format(**values), source
+
+
+CLAIMS = (
+    Claim(
+        "C1",
+        "LS improves the teacher: top-1 of the {reg} teacher minus the {base} "
+        "teacher's is > 0",
+        "the regularizer improves the teacher: top-1 of the {reg} teacher minus the "
+        "{base} teacher's is > 0",
+        f"{PAPER}, Tables 2 and 4 (teacher rows)",
+        _teachers,
+        about="teacher",
+    ),
+    Claim(
+        "C2",
+        "at T = 1 the {reg} teacher's {student} beats the {base} teacher's {student} "
+        "(margin: {reg} minus {base} at T = 1)",
+        "at T = 1 the {reg} teacher's {student} beats the {base} teacher's {student} "
+        "(margin: {reg} minus {base} at T = 1)",
+        f"{PAPER}, Tables 2 and 4; its advice: an LS teacher with T = 1",
+        _at_one,
+    ),
+    Claim(
+        "C3",
+        "for the {reg} teacher the best {student} is at T = 1 (margin: T = 1 minus "
+        "the best T > 1)",
+        "for the {reg} teacher the best {student} is at T = 1 (margin: T = 1 minus "
+        "the best T > 1)",
+        f"{PAPER}, Tables 2 and 4",
+        _best_is_one,
+    ),
+    Claim(
+        "C4",
+        "at the largest T the {reg} teacher's {student} is no better than the {base} "
+        "teacher's, the LS benefit is cancelled (margin: {reg} minus {base}; holds "
+        "if <= 0)",
+        "at the largest T the {reg} teacher's {student} is no better than the {base} "
+        "teacher's, the regularizer's benefit is gone (margin: {reg} minus {base}; "
+        "holds if <= 0)",
+        f"{PAPER}, abstract (systematic diffusion makes KD at an increased T from an "
+        "LS teacher ineffective)",
+        _at_largest,
+        holds_if_positive=False,
+    ),
+    Claim(
+        "C5",
+        "without LS increased T helps: for the {base} teacher some T > 1 beats T = 1 "
+        "(margin: best T > 1 minus T = 1)",
+        "with a {base} teacher increased T helps: for its {student}s some T > 1 beats "
+        "T = 1 (margin: best T > 1 minus T = 1)",
+        f"{PAPER}, abstract and Tables 2 and 4 (teachers without LS)",
+        _base_gains,
+        about="base",
+    ),
+    Claim(
+        "C6",
+        "for the {reg} teacher {student} top-1 falls at every step up in T (margin: "
+        "the smallest drop between neighbouring T)",
+        "for the {reg} teacher {student} top-1 falls at every step up in T (margin: "
+        "the smallest drop between neighbouring T)",
+        f"{PAPER}, Tables 2 and 4",
+        _falls,
+    ),
+)
+
+
+def _parse(metrics: Sequence[dict[str, Any]], sources: Sequence[str] | None) -> list:
+    """Validate one table's runs (same task, archs, split; no run twice)."""
+    if not metrics:
+        raise DataError("no metrics.json given")
+    if sources is None:
+        sources = [f"metrics[{i}]" for i in range(len(metrics))]
+    runs = [parse_run(m, s) for m, s in zip(metrics, sources, strict=True)]
+    check_consistent(runs)
+    return runs
+
+
+def blocks(runs: Sequence) -> list[tuple[Choice, Choice]]:
+    """(regularizer, objective) of every block: each regularizer other than `ce`
+    with each objective its students were distilled with (the default `kd` for a
+    regularizer with teachers only), objective then regularizer ascending."""
+    regs = {r.regularizer for r in runs if r.regularizer != BASE}
+    pairs = {
+        (r.regularizer, r.objective)
+        for r in runs
+        if r.role == "student" and r.regularizer != BASE
+    }
+    objectives = {r.objective for r in runs if r.role == "student"}
+    for reg in regs:
+        if not any(p[0] == reg for p in pairs):
+            pairs |= {(reg, o) for o in objectives or {DEFAULT_OBJECTIVE}}
+    return sorted(pairs, key=lambda p: (objective_order(p[1]), regularizer_order(p[0])))
 
 
 def verdict(est: Estimate, holds_if_positive: bool = True) -> str:
@@ -246,13 +336,24 @@ def verdict(est: Estimate, holds_if_positive: bool = True) -> str:
     return "holds" if positive == holds_if_positive else "does not hold"
 
 
-def _judge(claim: Claim, ls: float, result: Comparison | str) -> dict[str, Any]:
+def _judge(
+    claim: Claim, reg: Choice | None, obj: Choice, result: Comparison | str
+) -> dict[str, Any]:
     """Verdict, margin, interval, n and note of one claim."""
+    if reg is None:
+        text, source = (
+            claim.text.format(reg="regularized", base=BASE.label, student="student"),
+            claim.source,
+        )
+    else:
+        text, source = claim.wording(reg, obj)
     row = {
-        "alpha": ls,
+        "regularizer": math.nan if reg is None else reg.label,
+        "alpha": math.nan if reg is None or reg.alpha is None else reg.alpha,
+        "objective": obj.label,
         "claim_id": claim.claim_id,
-        "claim": claim.claim.format(ls=format_alpha(ls)),
-        "source": claim.source,
+        "claim": text,
+        "source": source,
     }
     if isinstance(result, str):
         nan = math.nan
@@ -285,26 +386,22 @@ def _judge(claim: Claim, ls: float, result: Comparison | str) -> dict[str, Any]:
     }
 
 
-def ls_alphas(metrics: Sequence[dict[str, Any]]) -> list[float]:
-    """Every alpha > 0 among the runs, ascending."""
-    return sorted({float(m["alpha"]) for m in metrics if float(m["alpha"]) > 0})
-
-
 def evaluate_claims(
     runs: Sequence[dict[str, Any]], sources: Sequence[str] | None = None
 ) -> pd.DataFrame:
-    """One block of ``CLAIMS`` rows per alpha > 0 in ``runs`` (each compared with
-    alpha = 0), columns ``COLUMNS``. Without any alpha > 0 there is nothing to compare:
-    one block with alpha NaN, every claim "not enough runs"."""
-    cells = _parse(runs, sources)
+    """One block of ``CLAIMS`` rows per (regularizer other than `ce`, objective) in
+    ``runs`` (``blocks``), columns ``COLUMNS``. Without a teacher other than `ce`
+    there is nothing to compare: one block with regularizer NaN, every claim "not
+    enough runs"."""
+    parsed = _parse(runs, sources)
+    cells = seed_cells(parsed)
     rows = []
-    alphas = ls_alphas(runs)
-    for ls in alphas:
-        rows += [_judge(c, ls, RULES[c.claim_id](cells, ls)) for c in CLAIMS]
-    if not alphas:
-        rows = [_judge(c, math.nan, "no alpha > 0 teacher") for c in CLAIMS]
-        for row, claim in zip(rows, CLAIMS, strict=True):
-            row["claim"] = claim.claim.format(ls="alpha > 0")
+    pairs = blocks(parsed)
+    for reg, obj in pairs:
+        rows += [_judge(c, reg, obj, c.check(cells, reg, obj)) for c in CLAIMS]
+    if not pairs:
+        none = f"no teacher other than {teacher_text(BASE)}"
+        rows = [_judge(c, None, DEFAULT_OBJECTIVE, none) for c in CLAIMS]
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
@@ -319,16 +416,24 @@ VERDICT_TEXT = (
 
 def claims_caption(runs: Sequence[dict[str, Any]]) -> str:
     """One line: which runs, and how the verdicts are computed from them."""
-    first = parse_run(runs[0], "metrics[0]")
-    student = next((r["arch"] for r in runs if r.get("role") == "student"), None)
+    parsed = _parse(runs, None)
+    first = parsed[0]
+    student = next((r.arch for r in parsed if r.role == "student"), None)
     pair = f"teacher {first.teacher_arch}"
     if student:
         pair += f" → student {student}"
-    alphas = ", ".join(format(a, "g") for a in ls_alphas(runs)) or "none"
+    pairs = blocks(parsed)
+    regs = sorted({reg for reg, _ in pairs}, key=regularizer_order)
+    teachers = ", ".join(teacher_text(r) for r in regs) or "none"
+    objectives = sorted({obj for _, obj in pairs}, key=objective_order)
+    students = ", ".join(o.label for o in objectives) or "none"
     return (
         f"Claims of {PAPER} evaluated on the user's runs ({first.task}, {pair}, "
-        f"{len(runs)} runs; LS teachers alpha = {alphas}, each against alpha = 0): "
-        f"verdicts are computed from these runs, not assumed. {VERDICT_TEXT}."
+        f"{len(runs)} runs; teachers {teachers}, each against the "
+        f"{teacher_text(BASE)}; students {students}): verdicts are computed from "
+        "these runs, not assumed. The paper's claims are about LS teachers and KD "
+        "students; for other regularizers or objectives the same checks are lskd's "
+        f"generalizations (so worded, with their source). {VERDICT_TEXT}."
     )
 
 
@@ -350,11 +455,13 @@ def claims_table(
     runs = [read_metrics(p) for p in paths]
     table = evaluate_claims(runs, [str(p) for p in paths])
     shown = table.assign(
-        alpha=[("–" if math.isnan(a) else format(a, "g")) for a in table["alpha"]],
+        teacher=table["regularizer"].fillna("–"),
+        students=table["objective"],
         margin=[("–" if math.isnan(m) else f"{m:+.3f}") for m in table["margin"]],
         interval=[_interval_cell(r) for _, r in table.iterrows()],
     )
-    order = ["alpha", "claim_id", "claim", "verdict", "margin", "interval", "n"]
+    order = ["teacher", "students", "claim_id", "claim", "verdict", "margin"]
+    order += ["interval", "n"]
     shown = shown[[*order, "note", "source"]]
     markdown = shown.to_markdown(index=False, disable_numparse=True)
     caption = claims_caption(runs)
@@ -363,7 +470,8 @@ def claims_table(
         Path(out_md): f"{caption}\n\n{markdown}\n",
     }
     if out_html is not None:
-        texts[Path(out_html)] = to_html(shown.set_index(["alpha", "claim_id"]), caption)
+        index = ["teacher", "students", "claim_id"]
+        texts[Path(out_html)] = to_html(shown.set_index(index), caption)
     for dest, text in texts.items():
         with atomic_path(dest) as tmp:
             tmp.write_text(text, encoding="utf-8")

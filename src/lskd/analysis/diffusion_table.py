@@ -1,19 +1,21 @@
-"""Our diffusion metrics and Shen et al.'s stability across alpha x T for one teacher ->
-student pair: a table and a figure (metric vs T, one line per teacher alpha with error
-bars; the teachers as dashed levels with their interval as a band).
+"""Our diffusion metrics and Shen et al.'s stability across the teachers' regularizers,
+the students' objectives and T for one teacher -> student pair: a table and a figure
+(metric vs T, one line per teacher regularizer and student objective with error bars;
+the teachers as dashed levels with their interval as a band).
 
 Every row is identified by the files themselves, never by the order they are given in:
 a ``diffusion.json`` is joined to the ``metrics.json`` of the same run directory (and
-must name a projection of that directory as its ``source``); role, alpha, T and seed
-come from that ``metrics.json``, and all runs must be of one pair (task, teacher and
-student architectures). The diffusion metrics (``lskd.analysis.diffusion``, on
-the projected training points) are lskd's own numbers, not the paper's. The stability
-is Shen et al. 2021, Eq. (2), computed at evaluation time over all classes and every
-test image (``lskd.train.stability_sums``) and read from ``metrics.json``; the table
-shows ``1 − S``, as their Table 1 does.
+must name a projection of that directory as its ``source``); the run's identity (role,
+regularizer, objective, T, seed: `lskd.identity.RunId`) comes from that
+``metrics.json``, and all runs must be of one pair (task, teacher and student
+architectures). The diffusion metrics (``lskd.analysis.diffusion``, on the projected
+training points) are lskd's own numbers, not the paper's. The stability is Shen et
+al. 2021, Eq. (2), computed at evaluation time over all classes and every test image
+(``lskd.train.stability_sums``) and read from ``metrics.json``; the table shows
+``1 − S``, as their Table 1 does.
 
-Per (role, alpha, T) and metric: the mean over seeds and its 95 % Student-t interval
-(``lskd.analysis.stats.interval``).
+Per cell (``RunId.method_key``: role, regularizer, objective, T) and metric: the mean
+over seeds and its 95 % Student-t interval (``lskd.analysis.stats.interval``).
 """
 
 from __future__ import annotations
@@ -24,19 +26,27 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from lskd.analysis.diffusion import flat_metrics
-from lskd.analysis.formats import PNG_DPI, to_html
+from lskd.analysis.formats import to_html
+from lskd.analysis.labels import (
+    objective_order,
+    regularizer_order,
+    students_text,
+    t_text,
+    teacher_text,
+)
+from lskd.analysis.plots import errorbars, jitter, save_png, temperature_axis
 from lskd.analysis.records import check_same, check_unique, parse_run, read_metrics
 from lskd.analysis.stats import INTERVAL_TEXT, Estimate, format_estimate, interval
 from lskd.atomic import atomic_path
 from lskd.errors import DataError
 
 log = logging.getLogger(__name__)
-IDENTITY = ("role", "alpha", "T", "seed")
+# Per run: its cell (`RunId.method_key`), readable columns of it, and its seed.
+IDENTITY = ("key", "role", "regularizer", "alpha", "objective", "T", "seed")
 DIFFUSION = ("separation", "anisotropy_0", "anisotropy_1", "spread_0", "spread_1")
 STABILITY = "one_minus_stability"  # 1 - S on the test split, from metrics.json
 COLUMNS = (*DIFFUSION, STABILITY)
@@ -88,10 +98,18 @@ def read_runs(
         m = read_metrics(mpath)
         run = parse_run(m, str(mpath))
         runs.append(run)
-        row = {"role": run.role, "alpha": run.alpha, "T": run.T, "seed": run.seed}
+        row = {
+            "key": run.key,
+            "role": run.role,
+            "regularizer": run.regularizer.label,
+            "alpha": run.regularizer.alpha,
+            "objective": None if run.objective is None else run.objective.label,
+            "T": run.T,
+            "seed": run.seed,
+        }
         row[STABILITY] = one_minus_stability(m, str(mpath))
         rows[mpath.parent.resolve()] = row | dict.fromkeys(DIFFUSION, math.nan)
-    check_unique(runs, lambda r: (r.role, r.alpha, r.T, r.seed))
+    check_unique(runs, lambda r: (*r.key, r.seed))
     students = [r for r in runs if r.role == "student"]  # one pair: the title says so
     check_same([("task", runs), ("teacher_arch", runs), ("arch", students)])
     seen: set[Path] = set()
@@ -109,32 +127,51 @@ def read_runs(
 def estimates(
     frame: pd.DataFrame, columns: Sequence[str] = COLUMNS
 ) -> dict[tuple, dict[str, Estimate]]:
-    """``{(role, alpha, T): {column: Estimate over seeds}}``; NaN values (a run
-    without that metric) are left out of their column's estimate."""
-    out: dict[tuple, dict[str, Estimate]] = {}
-    keyed = frame.assign(T=frame["T"].astype(float))
-    for key, group in keyed.groupby(["role", "alpha", "T"], dropna=False):
-        role, alpha, T = key
-        T = None if pd.isna(T) else float(T)
-        out[(role, float(alpha), T)] = {
-            c: interval(v for v in group[c] if not pd.isna(v)) for c in columns
+    """``{cell: {column: Estimate over seeds}}`` (cell: ``RunId.method_key``); NaN
+    values (a run without that metric) are left out of their column's estimate."""
+    groups: dict[tuple, list[int]] = {}
+    for i, key in enumerate(frame["key"]):
+        groups.setdefault(key, []).append(i)
+    return {
+        key: {
+            c: interval(v for v in frame[c].iloc[rows] if not pd.isna(v))
+            for c in columns
         }
-    return out
+        for key, rows in groups.items()
+    }
+
+
+def cell_order(key: tuple) -> tuple:
+    """Teachers first, then students by T; within, the base regularizer first, then
+    the default objective first."""
+    role, reg, objective, T = key
+    return (
+        role != "teacher",
+        T or -1.0,
+        regularizer_order(reg),
+        objective_order(objective),
+    )
 
 
 def _ordered(ests: dict[tuple, dict[str, Estimate]]) -> list[tuple]:
-    """Teachers first, then students by T; alpha ascending within."""
-    return sorted(ests, key=lambda k: (k[0] != "teacher", k[2] or -1.0, k[1]))
+    return sorted(ests, key=cell_order)
 
 
 def build_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per (role, alpha, T): for each metric its mean, ``_low`` and ``_high`` (the
-    Student-t interval over seeds), and ``n`` seeds; teachers first, then T."""
+    """Per cell (role, regularizer, objective, T; ``alpha`` for `ce`/`ls` teachers):
+    for each metric its mean, ``_low`` and ``_high`` (the Student-t interval over
+    seeds), and ``n`` seeds; teachers first, then T."""
     ests = estimates(frame)
     rows = []
     for key in _ordered(ests):
-        role, alpha, T = key
-        row = {"role": role, "alpha": alpha, "T": T}
+        role, reg, objective, T = key
+        row = {
+            "role": role,
+            "regularizer": reg.label,
+            "alpha": reg.alpha,
+            "objective": None if objective is None else objective.label,
+            "T": T,
+        }
         for column, est in ests[key].items():
             row |= {column: est.mean, f"{column}_low": est.low}
             row[f"{column}_high"] = est.high
@@ -144,13 +181,21 @@ def build_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def shown(frame: pd.DataFrame) -> pd.DataFrame:
-    """The table for reading: index (role, alpha, T), one ``mean [low, high]`` cell
-    per metric, and n seeds."""
+    """The table for reading: index (role, teacher, students, T) by label, one
+    ``mean [low, high]`` cell per metric, and n seeds."""
     ests = estimates(frame)
     keys = _ordered(ests)
     index = pd.MultiIndex.from_tuples(
-        [(r, format(a, "g"), "–" if T is None else format(T, "g")) for r, a, T in keys],
-        names=["role", "alpha", "T"],
+        [
+            (
+                role,
+                reg.label,
+                "–" if obj is None else obj.label,
+                "–" if T is None else t_text(T),
+            )
+            for role, reg, obj, T in keys
+        ],
+        names=["role", "teacher", "students", "T"],
     )
     out = pd.DataFrame(index=index)
     for column in COLUMNS:
@@ -160,54 +205,43 @@ def shown(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def jitter(temps: Sequence[float], i: int, k: int) -> np.ndarray:
-    """Spread k series apart on a log2 T axis so their error bars do not overlap."""
-    return np.asarray(temps, dtype=float) * 2.0 ** (0.05 * (i - (k - 1) / 2))
-
-
-def _errorbar(ax, xs, ests, colour, label, fmt="o-") -> None:
-    means = np.array([e.mean for e in ests])
-    low = np.array([e.mean - e.low if e.has_interval else 0.0 for e in ests])
-    high = np.array([e.high - e.mean if e.has_interval else 0.0 for e in ests])
-    ax.errorbar(
-        xs, means, yerr=[low, high], fmt=fmt, color=colour, capsize=3, label=label
-    )
-
-
 def plot(frame: pd.DataFrame, title: str, out_png: Path) -> None:
-    """One panel per ``PLOTTED`` metric against T: students per alpha with error bars
-    (95 % interval over seeds), teachers as dashed levels with a shaded interval."""
+    """One panel per ``PLOTTED`` metric against T: students per (teacher
+    regularizer, objective) with error bars (95 % interval over seeds), teachers as
+    dashed levels with a shaded interval, in their regularizer's colour."""
     ests = estimates(frame, list(PLOTTED))
-    alphas = sorted({a for role, a, _ in ests if role == "student"})
-    temps = sorted({T for role, _, T in ests if role == "student"})
+    regs = sorted({k[1] for k in ests}, key=regularizer_order)
+    objectives = sorted({k[2] for k in ests if k[0] == "student"}, key=objective_order)
+    series = [(r, o) for r in regs for o in objectives]
+    temps = sorted({k[3] for k in ests if k[0] == "student"})
     fig = Figure(figsize=(4.2 * len(PLOTTED), 3.4), layout="constrained")
     axes = fig.subplots(1, len(PLOTTED))
+    markers = "osD^v<>"
     for ax, name in zip(axes, PLOTTED, strict=True):
-        for i, alpha in enumerate(alphas):
-            colour = f"C{i}"
-            cells = [
-                ests[("student", alpha, T)][name]
-                for T in temps
-                if ("student", alpha, T) in ests
-            ]
-            xs = [T for T in temps if ("student", alpha, T) in ests]
-            _errorbar(ax, jitter(xs, i, len(alphas)), cells, colour, f"α = {alpha:g}")
-            teacher = ests.get(("teacher", alpha, None), {}).get(name)
+        for i, (reg, obj) in enumerate(series):
+            colour = f"C{regs.index(reg)}"
+            xs = [T for T in temps if ("student", reg, obj, T) in ests]
+            cells = [ests[("student", reg, obj, T)][name] for T in xs]
+            label = teacher_text(reg)
+            if len(objectives) > 1:
+                label += f", {students_text(obj)}"
+            fmt = f"{markers[objectives.index(obj) % len(markers)]}-"
+            if xs:
+                errorbars(ax, jitter(xs, i, len(series)), cells, colour, label, fmt=fmt)
+        for j, reg in enumerate(regs):
+            teacher = ests.get(("teacher", reg, None, None), {}).get(name)
             if teacher is not None and teacher.n:
-                ax.axhline(teacher.mean, color=colour, ls="--", lw=1)
+                ax.axhline(teacher.mean, color=f"C{j}", ls="--", lw=1)
                 if teacher.has_interval:
                     ax.axhspan(
-                        teacher.low, teacher.high, color=colour, alpha=0.12, lw=0
+                        teacher.low, teacher.high, color=f"C{j}", alpha=0.12, lw=0
                     )
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(temps, [f"{T:g}" for T in temps])
-        ax.minorticks_off()
-        ax.set_xlabel("KD temperature T")
+        if temps:
+            temperature_axis(ax, temps, zero_line=False)
         ax.set_title(PLOTTED[name], fontsize=10)
     axes[0].legend(title="students; teacher dashed", fontsize=8)
     fig.suptitle(f"{title} (error bars: 95 % interval over seeds)", fontsize=10)
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=PNG_DPI)
+    save_png(fig, out_png)
 
 
 def pair_title(runs: Sequence[dict]) -> str:
@@ -230,7 +264,8 @@ def write_diffusion_table(
     runs = [read_metrics(Path(p)) for p in metrics_paths]
     title = pair_title(runs)
     caption = (
-        f"{title}: per teacher alpha and T, mean over seeds with its {INTERVAL_TEXT}, "
+        f"{title}: per teacher regularizer, student objective and T, mean over "
+        f"seeds with its {INTERVAL_TEXT}, "
         "n seeds. separation of the two similar classes (centroid distance / pooled "
         "std), per-class anisotropy and spread: lskd's own diffusion metrics of the "
         "projected training features (not the paper's). 1 − S: Shen et al. 2021, "

@@ -2,14 +2,14 @@
 docs/visualisation.md#the-official-script).
 
 One row per row label (e.g. teacher, or one student temperature); columns are ``[train
-alpha_0, train alpha_1, ..., test alpha_0, test alpha_1, ...]``. Each panel shows one
-model's 2-D projection (``projection.project_file`` output): points coloured by class
-and the class centroids as large black-edged stars. The train and test panels of one
-model share their axis limits, since one PCA maps both; panels of different models use
-different PCAs and are not comparable.
+reg_0, train reg_1, ..., test reg_0, test reg_1, ...]`` for the teachers' regularizers
+(labelled, e.g. ``CE``, ``LS α = 0.1``; `lskd.analysis.panels` places the files).
+Each panel shows one model's 2-D projection (``projection.project_file`` output):
+points coloured by class and the class centroids as large black-edged stars. The
+train and test panels of one model share their axis limits, since one PCA maps both;
+panels of different models use different PCAs and are not comparable.
 
-Figures are built with ``matplotlib.figure.Figure`` directly (no pyplot, so no global
-state or GUI backend); PNG output is rendered by Agg.
+Drawn with ``lskd.analysis.plots`` (no pyplot; PNG by Agg).
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from lskd.analysis.formats import PNG_DPI
+from lskd.analysis.plots import save_pdf, save_png
 from lskd.analysis.projection import OUTPUT_KEYS, load_npz
-from lskd.atomic import atomic_path
 from lskd.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -33,12 +32,6 @@ log = logging.getLogger(__name__)
 COLOURS = ("tab:red", "tab:green", "tab:blue")
 SPLITS = ("train", "test")
 PANEL_INCHES = 2.4
-
-
-def _alpha_text(alpha: float) -> str:
-    """``alpha`` with at least one decimal, as in the tables: 0.0, 0.1, 0.05."""
-    text = format(alpha, "g")
-    return text if "." in text or "e" in text else f"{text}.0"
 
 
 def _limits(proj: dict[str, np.ndarray]) -> tuple[tuple[float, float], ...]:
@@ -75,15 +68,15 @@ def _draw_panel(ax: Axes, proj: dict[str, np.ndarray], split: str) -> None:
 
 
 def _load_grid(
-    projections: Sequence[Sequence[Path]], n_rows: int, n_alphas: int
+    projections: Sequence[Sequence[Path]], n_rows: int, n_columns: int
 ) -> list[list[dict[str, np.ndarray]]]:
     """Load every projection; check the grid shape and that classes agree."""
-    if n_rows == 0 or n_alphas == 0:
+    if n_rows == 0 or n_columns == 0:
         raise DataError("projection grid is empty")
-    if len(projections) != n_rows or any(len(row) != n_alphas for row in projections):
+    if len(projections) != n_rows or any(len(row) != n_columns for row in projections):
         raise DataError(
-            f"projections must be {n_rows} rows x {n_alphas} alphas "
-            "(one row per row label, one file per alpha)"
+            f"projections must be {n_rows} rows x {n_columns} columns "
+            "(one row per row label, one file per column)"
         )
     grid = [[load_npz(Path(p), OUTPUT_KEYS) for p in row] for row in projections]
     names = grid[0][0]["class_names"]
@@ -102,11 +95,11 @@ def _load_grid(
 def _build_figure(
     grid: list[list[dict[str, np.ndarray]]],
     row_labels: Sequence[str],
-    alphas: Sequence[float],
+    columns: Sequence[str],
     title: str,
 ) -> Figure:
     """Lay out the panels, column titles, row labels, legend and title."""
-    n_rows, n_cols = len(row_labels), 2 * len(alphas)
+    n_rows, n_cols = len(row_labels), 2 * len(columns)
     fig = Figure(
         figsize=(PANEL_INCHES * n_cols + 0.6, PANEL_INCHES * n_rows + 0.9),
         layout="constrained",
@@ -114,11 +107,11 @@ def _build_figure(
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
     for r, row_label in enumerate(row_labels):
         for s, split in enumerate(SPLITS):
-            for a, alpha in enumerate(alphas):
-                ax = axes[r, s * len(alphas) + a]
-                _draw_panel(ax, grid[r][a], split)
+            for c, column in enumerate(columns):
+                ax = axes[r, s * len(columns) + c]
+                _draw_panel(ax, grid[r][c], split)
                 if r == 0:
-                    ax.set_title(f"{split}, α = {_alpha_text(alpha)}", fontsize=9)
+                    ax.set_title(f"{split}, {column}", fontsize=9)
         axes[r, 0].set_ylabel(row_label, fontsize=9)
     handles = [
         Line2D([], [], ls="", marker="o", color=colour, label=str(name))
@@ -135,16 +128,15 @@ def _build_figure(
 def plot_projection_grid(
     projections: Sequence[Sequence[Path]],
     row_labels: Sequence[str],
-    alphas: Sequence[float],
+    columns: Sequence[str],
     title: str,
     out_png: Path,
     out_pdf: Path,
 ) -> None:
-    """Draw ``projections[r][a]`` (row r, alpha index a) as train and test panels."""
-    grid = _load_grid(projections, len(row_labels), len(alphas))
-    fig = _build_figure(grid, row_labels, alphas, title)
-    with atomic_path(Path(out_png)) as tmp:
-        fig.savefig(tmp, format="png", dpi=PNG_DPI)
-    with atomic_path(Path(out_pdf)) as tmp:
-        fig.savefig(tmp, format="pdf", metadata={"CreationDate": None})
+    """Draw ``projections[r][c]`` (row r, column c: a teacher regularizer's label)
+    as train and test panels."""
+    grid = _load_grid(projections, len(row_labels), len(columns))
+    fig = _build_figure(grid, row_labels, columns, title)
+    save_png(fig, out_png)
+    save_pdf(fig, out_pdf)
     log.info("wrote %s and %s", out_png, out_pdf)

@@ -1,7 +1,7 @@
 """The files of one table: CSV, Markdown (caption first), LaTeX (escaped, with its
 label) and a small self-contained HTML page, each written atomically. Shared by every
-table lskd writes (results, claims, diffusion, Δ(T), NMT); `PNG_DPI` is the resolution
-of every PNG figure."""
+table lskd writes (results, claims, diffusion, Δ(T), NMT). Figures:
+`lskd.analysis.plots`."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ from pathlib import Path
 import pandas as pd
 
 from lskd.atomic import atomic_path
-
-PNG_DPI = 110  # report-sized PNGs (the PDFs are vector)
 
 _LATEX = {
     "\\": r"\textbackslash{}",
@@ -31,6 +29,8 @@ _LATEX = {
     "–": "--",
     "→": r"\ensuremath{\rightarrow}",
     "α": r"\ensuremath{\alpha}",
+    "β": r"\ensuremath{\beta}",
+    "λ": r"\ensuremath{\lambda}",
     "²": r"\textsuperscript{2}",
     "·": r"\ensuremath{\cdot}",
     "§": r"\S{}",
@@ -42,7 +42,8 @@ _LATEX = {
 
 
 def latex_escape(text: str) -> str:
-    """Escape LaTeX special characters; map ±, –, →, α, ², ·, §, Δ, −, √ to LaTeX."""
+    """Escape LaTeX special characters; map ±, –, →, α, β, λ, ², ·, §, Δ, −, √, † to
+    LaTeX."""
     return "".join(_LATEX.get(char, char) for char in text)
 
 

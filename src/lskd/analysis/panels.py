@@ -2,38 +2,46 @@
 
 A ``projection.npz`` lies in the directory of the run it projects, beside that run's
 ``metrics.json`` (one training job writes the model `lskd analyse` projects and the
-metrics), which says the run's role, alpha, T, task, architectures and seed. A
-figure's rows are labelled by identity, ``teacher`` or ``T = <T>`` with T spelled as in
-run paths (`row_label`); its columns are alphas. Each projection goes to the row of
-its run's label and the column of its alpha, in whatever order the files are given;
-every cell needs exactly one, and all runs of one figure share task, architectures and
-seed.
+metrics), which records the run's identity (`lskd.identity.RunId`). A figure's columns
+are the teachers' regularizers (`ce` first, then `labels.regularizer_order`); its rows
+are the teachers (``teacher``) and the students by objective and T (``T = <T>``, with
+the objective's label before T when the figure has students of several objectives).
+Rows and columns are those of the runs given, in whatever order the files are given;
+every cell needs exactly one projection, and all runs of one figure share task,
+architectures and seed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from lskd.analysis.labels import (
+    column_label,
+    objective_order,
+    panel_row,
+    regularizer_order,
+)
 from lskd.analysis.records import check_same, parse_run, read_metrics
 from lskd.errors import DataError
-from lskd.plan.checks import path_token
-
-TEACHER_ROW = "teacher"
-METRICS = "metrics.json"
+from lskd.identity import METRICS
 
 
-def row_label(T: float | None) -> str:
-    """The row of a run in a projection figure: ``teacher`` (T None) or ``T = <T>``."""
-    return TEACHER_ROW if T is None else f"T = {path_token(T)}"
+@dataclass(frozen=True)
+class Layout:
+    """``grid[r][c]``: the projection of row ``rows[r]`` and column ``columns[c]``
+    (labels)."""
+
+    rows: list[str]
+    columns: list[str]
+    grid: list[list[Path]]
 
 
-def arrange(
-    projections: Sequence[Path], rows: Sequence[str], alphas: Sequence[float]
-) -> list[list[Path]]:
-    """``grid[r][a]``: the projection whose run has row label ``rows[r]`` and alpha
-    ``alphas[a]``, from the ``metrics.json`` beside each projection."""
-    cells: dict[tuple[str, float], Path] = {}
+def arrange(projections: Sequence[Path]) -> Layout:
+    """The figure's rows, columns and projections, from the ``metrics.json`` beside
+    each projection (module docstring)."""
+    cells: dict[tuple, Path] = {}
     runs = []
     for path in map(Path, projections):
         metrics = path.parent / METRICS
@@ -43,24 +51,31 @@ def arrange(
                 "directory)"
             )
         run = parse_run(read_metrics(metrics), str(metrics))
-        key = (row_label(run.T), run.alpha)
+        key = (run.role, run.objective, run.T, run.regularizer)
         if key in cells:
             raise DataError(
-                f"{path}: a second projection of {key[0]}, alpha {run.alpha:g} "
-                f"(the first: {cells[key]})"
-            )
-        if key[0] not in rows or run.alpha not in alphas:
-            raise DataError(
-                f"{path}: its run ({key[0]}, alpha {run.alpha:g}) is in no row "
-                f"({', '.join(rows)}) or column (alphas "
-                f"{', '.join(format(a, 'g') for a in alphas)}) of the figure"
+                f"{path}: a second projection of the same run identity (the first: "
+                f"{cells[key]})"
             )
         cells[key] = path
         runs.append(run)
+    if not runs:
+        raise DataError("figure: no projection given")
     check_same([(f, runs) for f in ("task", "teacher_arch", "arch", "seed")])
+    rows = sorted(
+        {k[:3] for k in cells},
+        key=lambda r: (r[0] != "teacher", objective_order(r[1]), r[2] or 0.0),
+    )
+    columns = sorted({k[3] for k in cells}, key=regularizer_order)
+    several = len({r[1] for r in rows if r[0] == "student"}) > 1
+    labels = [panel_row(*row, several) for row in rows]
     missing = [
-        f"{row}, alpha {a:g}" for row in rows for a in alphas if (row, a) not in cells
+        f"{label}, {column_label(reg)}"
+        for row, label in zip(rows, labels, strict=True)
+        for reg in columns
+        if (*row, reg) not in cells
     ]
     if missing:
         raise DataError(f"figure: no projection of {'; '.join(missing)}")
-    return [[cells[(row, a)] for a in alphas] for row in rows]
+    grid = [[cells[(*row, reg)] for reg in columns] for row in rows]
+    return Layout(labels, [column_label(reg) for reg in columns], grid)

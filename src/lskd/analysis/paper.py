@@ -27,8 +27,10 @@ from typing import Any
 
 import pandas as pd
 
-from lskd.analysis.records import format_alpha, parse_run, row_label
+from lskd.analysis.labels import column_label, row_label
+from lskd.analysis.records import parse_run
 from lskd.errors import DataError
+from lskd.identity import DEFAULT_OBJECTIVE, Choice
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +60,20 @@ def ours_frame(
 
     Columns: ``CELL_KEYS``, ``top1``, ``top5`` (means), ``top1_std``, ``top5_std``
     (sample std, NaN for one seed) and ``n`` (seeds). A teacher's ``student_arch`` is
-    NaN: ``compare`` matches it to every table of its task and teacher arch.
+    NaN: ``compare`` matches it to every table of its task and teacher arch. Only the
+    paper's methods have rows: `ce` / `ls` teachers (``alpha``: the regularizer's
+    label-smoothing factor) and their students of the default objective `kd`.
     """
     if not metrics:
         raise DataError("no metrics.json given")
     if sources is None:
         sources = [f"metrics[{i}]" for i in range(len(metrics))]
     runs = [parse_run(m, s) for m, s in zip(metrics, sources, strict=True)]
+    runs = [
+        r
+        for r in runs
+        if r.regularizer.alpha is not None and r.objective in (None, DEFAULT_OBJECTIVE)
+    ]
     rows = [
         {
             "task": r.task,
@@ -72,13 +81,13 @@ def ours_frame(
             "student_arch": r.arch if r.role == "student" else None,
             "role": r.role,
             "T": r.T,
-            "alpha": r.alpha,
+            "alpha": r.regularizer.alpha,
             "top1": r.top1,
             "top5": r.top5,
         }
         for r in runs
     ]
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(rows, columns=[*CELL_KEYS, "top1", "top5"])
     grouped = frame.groupby(list(CELL_KEYS), dropna=False, sort=True)
     out = grouped[["top1", "top5"]].mean()
     std = grouped[["top1", "top5"]].std(ddof=1).add_suffix("_std")
@@ -181,15 +190,19 @@ def with_paper_columns(
     metrics: Sequence[dict[str, Any]],
     sources: Sequence[str] | None = None,
 ) -> tuple[pd.DataFrame, str]:
-    """Add the paper's top-1 and ``delta = ours - paper`` after each alpha column of a
+    """Add the paper's top-1 and ``delta = ours - paper`` after each `ce` / `ls` column
+    (the paper's teachers: alpha 0 and alpha > 0) of a
     ``tables.build_table`` table, when the paper has numbers for its task and teacher
     -> student pair; otherwise return ``table`` and ``caption`` unchanged.
 
     A delta cell is ``+0.12 ✓`` when ``|delta| <= 0.3`` top-1 points (``TOLERANCE``);
     the caption counts those cells and names the paper table and docs/results.md block.
     """
+    ours = ours_frame(metrics, sources)
+    if ours.empty:  # no `ce` / `ls` teacher, no `kd` student: nothing of the paper's
+        return table, caption
     numbers = load_paper_numbers()
-    compared = compare(ours_frame(metrics, sources), numbers)
+    compared = compare(ours, numbers)
     compared = compared[compared["paper"].notna()]
     students = compared[compared["role"] == "student"]
     if len(students):  # teachers match every paper table of their arch: keep ours
@@ -199,7 +212,7 @@ def with_paper_columns(
         return table, caption
     out = table.copy()
     for alpha, cells in compared.groupby("alpha"):
-        column = format_alpha(alpha)
+        column = column_label(Choice.from_alpha(float(alpha)))
         labels = [
             row_label(
                 r.role, r.teacher_arch if r.role == "teacher" else r.student_arch, r.T
@@ -218,7 +231,7 @@ def with_paper_columns(
         sorted(set(numbers.loc[numbers["section"].isin(used), "paper_table"]))
     )
     note = (
-        f" Beside each alpha column: the paper's top-1 ({tables}; "
+        f" Beside each CE / LS column: the paper's top-1 ({tables}; "
         f"docs/results.md#blocks, block {sections}) and delta = ours - paper in "
         "top-1 points; "
         f"✓ marks the {within} of "

@@ -1,18 +1,23 @@
 """Records of finished runs: a run's ``metrics.json`` read, checked key by key and
-kept as a `Run`, with the labels every table gives runs (rows, alpha columns).
+kept as a `Run`: its identity (`lskd.identity.RunId`: role, regularizer, objective, T,
+seed, ...) and the numbers the tables use. Labels live in `lskd.analysis.labels`.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lskd.analysis.labels import format_alpha, row_label  # noqa: F401 (lskd.nmt.table)
 from lskd.errors import DataError
+from lskd.identity import BASE_REGULARIZER, Choice, RunId
+
+# The regularizer every other one is measured against (`ce`).
+BASE = Choice.parse(BASE_REGULARIZER, "regularizer", "BASE_REGULARIZER")
 
 EPOCH_TEXT = {
     "last": "last epoch",
@@ -26,22 +31,40 @@ EPOCH_TEXT = {
 
 @dataclass(frozen=True)
 class Run:
-    """The fields of one ``metrics.json`` that the table uses."""
+    """The fields of one ``metrics.json`` that the tables use; its identity is
+    ``id`` (`RunId.from_metrics`), whose fields are also readable on the run."""
 
     source: str
-    role: str
-    task: str
-    arch: str
-    teacher_arch: str
-    alpha: float
-    T: float | None
-    seed: int
-    teacher_seed: int | None
+    id: RunId
     selection: str
     eval_split: str
     top1: float
     top5: float
     at_chance: bool = False
+
+    role = property(lambda self: self.id.role)
+    task = property(lambda self: self.id.task)
+    arch = property(lambda self: self.id.arch)
+    teacher_arch = property(lambda self: self.id.teacher_arch)
+    seed = property(lambda self: self.id.seed)
+    T = property(lambda self: self.id.T)
+    teacher_seed = property(lambda self: self.id.teacher_seed)
+
+    @property
+    def regularizer(self) -> Choice:
+        """The teacher's regularizer (a student's: its teacher's)."""
+        return self.id.regularizer
+
+    @property
+    def objective(self) -> Choice | None:
+        """A student's objective (None for a teacher)."""
+        return self.id.objective
+
+    @property
+    def key(self) -> tuple:
+        """The cell of the tables: ``RunId.method_key`` (role, regularizer,
+        objective, T)."""
+        return self.id.method_key
 
 
 def get(metrics: dict[str, Any], key: str, kind: type | tuple, source: str) -> Any:
@@ -57,34 +80,15 @@ def get(metrics: dict[str, Any], key: str, kind: type | tuple, source: str) -> A
 
 
 def parse_run(metrics: dict[str, Any], source: str) -> Run:
-    """Validate one ``metrics.json`` dict and keep the fields the table uses."""
+    """Validate one ``metrics.json`` dict and keep the fields the tables use."""
     num = (int, float)
-    role = get(metrics, "role", str, source)
-    if role not in ("teacher", "student"):
-        raise DataError(f"{source}: key 'role' must be 'teacher' or 'student'")
+    run_id = RunId.from_metrics(metrics, source)
     selection = get(metrics, "selection", str, source)
     if selection not in EPOCH_TEXT:
         raise DataError(f"{source}: key 'selection' must be one of {list(EPOCH_TEXT)}")
-    arch = get(metrics, "arch", str, source)
-    alpha = float(get(metrics, "alpha", num, source))
-    T, teacher_arch, teacher_seed = None, arch, None
-    if role == "student":
-        T = float(get(metrics, "T", num, source))
-        teacher = get(metrics, "teacher", dict, source)
-        teacher_arch = get(teacher, "arch", str, f"{source}: key 'teacher'")
-        teacher_seed = teacher.get("seed")
-        if teacher.get("alpha") is not None and teacher["alpha"] != alpha:
-            raise DataError(f"{source}: key 'alpha' differs from 'teacher.alpha'")
     return Run(
         source=source,
-        role=role,
-        task=get(metrics, "task", str, source),
-        arch=arch,
-        teacher_arch=teacher_arch,
-        alpha=alpha,
-        T=T,
-        seed=get(metrics, "seed", int, source),
-        teacher_seed=teacher_seed,
+        id=run_id,
         selection=selection,
         eval_split=get(metrics, "eval_split", str, source),
         top1=float(get(metrics, "top1", num, source)),
@@ -103,8 +107,8 @@ def _at_chance(metrics: dict[str, Any], source: str) -> bool:
 
 def check_consistent(runs: Sequence[Run]) -> None:
     """All runs share task, teacher arch and split; students share their arch and one
-    `selection`; teachers may differ (e.g. an imported alpha = 0 teacher): the caption
-    names every selection."""
+    `selection`; teachers may differ (e.g. an imported `ce` teacher): the caption
+    names every selection. No run twice (its cell and seeds)."""
     students = [r for r in runs if r.role == "student"]
     checks = [
         ("task", runs),
@@ -114,7 +118,7 @@ def check_consistent(runs: Sequence[Run]) -> None:
         ("eval_split", runs),
     ]
     check_same(checks)
-    check_unique(runs, lambda r: (r.role, r.alpha, r.T, r.seed, r.teacher_seed))
+    check_unique(runs, lambda r: (*r.key, r.seed, r.teacher_seed))
 
 
 def check_same(checks: Sequence[tuple[str, Sequence[Any]]]) -> None:
@@ -140,21 +144,6 @@ def check_unique(runs: Sequence[Any], key: Callable[[Any], tuple]) -> None:
         if key(run) in seen:
             raise DataError(f"{run.source}: duplicate of run {seen[key(run)]}")
         seen[key(run)] = run.source
-
-
-def row_label(role: str, arch: str, T: float | None = None) -> str:
-    """Row name: ``Teacher resnet50`` or ``Student resnet18, T=2``."""
-    if role == "teacher":
-        return f"Teacher {arch}"
-    return f"Student {arch}, T={format(T, 'g')}"
-
-
-def format_alpha(alpha: float) -> str:
-    """Column label, at least one decimal: ``alpha = 0.0``, ``alpha = 0.05``."""
-    text = format(alpha, "g")
-    if not re.search(r"[.e]", text):
-        text += ".0"
-    return f"alpha = {text}"
 
 
 def read_metrics(path: Path) -> dict[str, Any]:

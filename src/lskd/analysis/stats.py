@@ -1,8 +1,8 @@
 """Paired statistics over seeds: the one place where intervals are computed.
 
-Every comparison in lskd's analysis (the LS benefit Δ(T), the claims, the diffusion
-metrics) is made between runs that share a seed: for each seed s both sides were
-trained from the same initialisation and data order, so the per-seed difference
+Every comparison in lskd's analysis (a regularizer's benefit Δ(T), the claims, the
+diffusion metrics) is made between runs that share a seed: for each seed s both sides
+were trained from the same initialisation and data order, so the per-seed difference
 ``d_s = left_s - right_s`` removes the seed-to-seed variation the two sides have in
 common. Over the n seeds present on both sides:
 
@@ -100,16 +100,18 @@ def format_estimate(est: Estimate, digits: int = 2, signed: bool = True) -> str:
     return text
 
 
-Cells = dict[tuple[str, float, float | None], dict[int, float]]
+# (role, regularizer, objective, T) -> {seed: value}: `RunId.method_key` cells
+Cells = dict[tuple, dict[int, float]]
 
 
 def seed_cells(runs: Iterable, value: str = "top1") -> Cells:
-    """``{(role, alpha, T): {seed: run.<value>}}`` of parsed runs
-    (``records.Run``); two runs of one cell with one seed are an error naming both."""
+    """``{run.key: {seed: run.<value>}}`` of parsed runs (``records.Run``; the key is
+    ``RunId.method_key``: role, regularizer, objective, T); two runs of one cell with
+    one seed are an error naming both."""
     cells: Cells = {}
     sources: dict[tuple, str] = {}
     for run in runs:
-        key = (run.role, run.alpha, run.T)
+        key = run.key
         if (*key, run.seed) in sources:
             raise DataError(
                 f"{run.source}: seed {run.seed} of this cell also in "

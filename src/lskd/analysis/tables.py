@@ -1,7 +1,9 @@
 """Paper-layout result table (Tables 2 and 4) from the runs' ``metrics.json`` files.
 
-Rows: ``Teacher <arch>``, then ``Student <arch>, T=<T>`` by T ascending. Columns:
-``alpha = <a>`` (the teacher's label-smoothing factor) by alpha ascending. A cell is
+Rows: ``Teacher <arch>``, then ``Student <arch>, T=<T>`` by T ascending (students of
+another objective than `kd` get rows of their own, ``Student <arch>, DKD ..., T=<T>``).
+Columns: the teachers' regularizers by label (``CE``, ``LS α = 0.1``, ``MaxSup λ =
+0.1``), `ce` first (`labels.regularizer_order`). A cell is
 ``top1 / top5`` (%) or, with several seeds, ``mean ± std`` (sample std) and ``(n=k)``;
 an empty cell is ``–``. A cell ends in ``†`` when one of its runs is at chance level
 (``chance.at_chance`` of its metrics.json, ``lskd.train.chance.chance_level``); the
@@ -11,7 +13,6 @@ caption then says what the mark means.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,17 +21,23 @@ import numpy as np
 import pandas as pd
 
 from lskd.analysis.formats import write_table_files
+from lskd.analysis.labels import (
+    column_label,
+    latex_label,
+    objective_order,
+    regularizer_order,
+    row_label,
+)
 from lskd.analysis.paper import with_paper_columns
 from lskd.analysis.records import (
     EPOCH_TEXT,
     Run,
     check_consistent,
-    format_alpha,
     parse_run,
     read_metrics,
-    row_label,
 )
 from lskd.errors import DataError
+from lskd.identity import DEFAULT_OBJECTIVE
 from lskd.train.chance import CHANCE_POINTS, CHANCE_SIGMAS
 
 log = logging.getLogger(__name__)
@@ -86,23 +93,29 @@ def build_table(
     runs = _parse_all(metrics, sources)
     teacher_arch = runs[0].teacher_arch
     students = [r for r in runs if r.role == "student"]
-    alphas = sorted({r.alpha for r in runs})
-    temps = sorted({r.T for r in students if r.T is not None})
-    rows: list[tuple[str, str, float | None]] = [
-        (row_label("teacher", teacher_arch), "teacher", None)
+    regs = sorted({r.regularizer for r in runs}, key=regularizer_order)
+    rows: list[tuple[str, tuple]] = [
+        (row_label("teacher", teacher_arch), ("teacher", None, None))
     ]
     if students:
         arch = students[0].arch
-        rows += [(row_label("student", arch, t), "student", t) for t in temps]
+        cells_of = sorted(
+            {(r.objective, r.T) for r in students},
+            key=lambda k: (objective_order(k[0]), k[1]),
+        )
+        rows += [
+            (row_label("student", arch, T, obj), ("student", obj, T))
+            for obj, T in cells_of
+        ]
     cells = {
         label: [
-            format_cell([r for r in runs if (r.role, r.T, r.alpha) == (role, t, alpha)])
-            for alpha in alphas
+            format_cell([r for r in runs if r.key == (role, reg, objective, T)])
+            for reg in regs
         ]
-        for label, role, t in rows
+        for label, (role, objective, T) in rows
     }
     table = pd.DataFrame.from_dict(
-        cells, orient="index", columns=[format_alpha(a) for a in alphas]
+        cells, orient="index", columns=[column_label(reg) for reg in regs]
     )
     table.index.name = "model"
     return table
@@ -116,13 +129,22 @@ def table_caption(
     first = runs[0]
     students = [r for r in runs if r.role == "student"]
     pair = f"teacher {first.teacher_arch}"
+    regs = sorted({r.regularizer for r in runs}, key=regularizer_order)
     kd = ""
     if students:
         pair += f" → student {students[0].arch}"
-        kd = (
-            " and students are trained with KD at temperature T as in "
-            "docs/recipes.md#kd-loss (T²·KL, no hard-label term)"
-        )
+        objectives = sorted({r.objective for r in students}, key=objective_order)
+        if objectives == [DEFAULT_OBJECTIVE]:
+            kd = (
+                "; students are trained with KD at temperature T as in "
+                "docs/recipes.md#kd-loss (T²·KL, no hard-label term)"
+            )
+        else:
+            kd = (
+                "; students are trained at temperature T with "
+                + ", ".join(o.label for o in objectives)
+                + " (KD rows unmarked; docs/recipes.md#kd-loss)"
+            )
     teacher_epochs, student_epochs = (
         " or ".join(sorted({EPOCH_TEXT[r.selection] for r in runs if r.role == role}))
         for role in ("teacher", "student")
@@ -137,7 +159,9 @@ def table_caption(
         f"{first.task}, {pair}: cells are top-1 / top-5 accuracy (%) on the "
         f"{first.eval_split} split {epoch}, "
         "as mean ± sample std with the number of seeds n when there are several; "
-        f"alpha is the teacher's label-smoothing factor{kd}."
+        "columns name the teachers' regularizer ("
+        + ", ".join(r.label for r in regs)
+        + f"){kd}."
         + (CHANCE_NOTE if any(r.at_chance for r in runs) else "")
     )
 
@@ -151,8 +175,9 @@ def write_table(
 ) -> pd.DataFrame:
     """Build the table from ``metric_paths``; write CSV, Markdown, LaTeX (and HTML).
 
-    When the paper has numbers for this task and teacher -> student pair, each alpha
-    column is followed by the paper's cell and the top-1 delta (``with_paper_columns``).
+    When the paper has numbers for this task and teacher -> student pair, each `ce` /
+    `ls` column is followed by the paper's cell and the top-1 delta
+    (``with_paper_columns``).
     """
     paths = [Path(p) for p in metric_paths]
     metrics = [read_metrics(p) for p in paths]
@@ -162,8 +187,7 @@ def write_table(
     caption = table_caption(metrics, sources)
     table, caption = with_paper_columns(table, caption, metrics, sources)
     first = next(parse_run(m, s) for m, s in zip(metrics, sources, strict=True))
-    pair = f"{first.task}-{first.teacher_arch}-{_student_arch(metrics, sources)}"
-    label = "tab:" + re.sub(r"[^A-Za-z0-9]+", "-", pair)
+    label = latex_label(first.task, first.teacher_arch, _student_arch(metrics, sources))
     write_table_files(table, caption, label, out_csv, out_md, out_tex, out_html)
     log.info("wrote %s and more from %d runs", out_csv, len(paths))
     return table

@@ -1,20 +1,14 @@
-"""`lskd` subcommands of the analysis stage: projections, tables, figures, diffusion
-metrics, claims and the LS benefit Δ(T). Numpy/pandas/matplotlib/scipy only: they start
-without importing torch."""
+"""`lskd` subcommands of the analysis stage: tables, projection figures, diffusion
+metrics, claims and the benefit Δ(T) of a teacher's regularizer. Numpy/pandas/
+matplotlib/scipy only: they start without importing torch. Every output file is a
+named flag (`--csv`, `--md`, ...)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from lskd.cli.args import add_delta_flags, add_metrics_arg
-from lskd.errors import ConfigError
-
-
-def cmd_project(args: argparse.Namespace) -> None:
-    from lskd.analysis.projection import project_file
-
-    project_file(args.penultimate, args.out)
+from lskd.cli.args import add_metrics_arg
 
 
 def cmd_table(args: argparse.Namespace) -> None:
@@ -27,14 +21,10 @@ def cmd_figure(args: argparse.Namespace) -> None:
     from lskd.analysis.figures import plot_projection_grid
     from lskd.analysis.panels import arrange
 
-    grid = arrange(args.projections, args.rows, args.alphas)
-    plot_projection_grid(grid, args.rows, args.alphas, args.title, args.png, args.pdf)
-
-
-def cmd_diffusion(args: argparse.Namespace) -> None:
-    from lskd.analysis.diffusion import diffusion_file
-
-    diffusion_file(args.projection, args.out)
+    layout = arrange(args.projections)
+    plot_projection_grid(
+        layout.grid, layout.rows, layout.columns, args.title, args.png, args.pdf
+    )
 
 
 def cmd_claims(args: argparse.Namespace) -> None:
@@ -49,65 +39,44 @@ def cmd_diffusion_table(args: argparse.Namespace) -> None:
     write_diffusion_table(args.metrics, args.diffusion, args.csv, args.html, args.png)
 
 
-# `--out` files of `lskd delta` / `delta-transfer`, told apart by their endings
-# (longest first: `_summary.md` before `.md`).
-DELTA_OUT = {
-    "summary_md": "_summary.md",
-    "summary_html": "_summary.html",
-    "csv": ".csv",
-    "md": ".md",
-    "tex": ".tex",
-    "html": ".html",
-    "png": ".png",
-}
-TRANSFER_OUT = {k: v for k, v in DELTA_OUT.items() if not k.startswith("summary")}
-
-
-def outputs_by_ending(paths: list[Path], endings: dict[str, str]) -> dict[str, Path]:
-    """``{name: path}`` for the paths by their endings: each ending exactly once."""
-    found: dict[str, Path] = {}
-    for path in paths:
-        name = next((k for k, end in endings.items() if path.name.endswith(end)), None)
-        if name is None:
-            raise ConfigError(
-                f"--out {path}: ends in none of {', '.join(endings.values())}"
-            )
-        if name in found:
-            raise ConfigError(f"--out {path}: a second *{endings[name]} file")
-        found[name] = path
-    missing = [end for k, end in endings.items() if k not in found]
-    if missing:
-        raise ConfigError(f"--out: no file ending in {', '.join(missing)}")
-    return found
-
-
 def cmd_delta(args: argparse.Namespace) -> None:
-    from lskd.analysis.delta_summary import write_delta
+    from lskd.analysis.delta import write_delta
 
-    out = outputs_by_ending(args.out, DELTA_OUT)
     write_delta(
         args.metrics,
-        *(out[k] for k in ("csv", "md", "tex", "html", "png")),
-        summary_md=out["summary_md"],
-        summary_html_path=out["summary_html"],
+        args.csv,
+        args.md,
+        args.tex,
+        args.html,
+        args.png,
+        summary_md=args.summary_md,
+        summary_html_path=args.summary_html,
         diffusion_paths=args.diffusion,
     )
 
 
 def cmd_delta_transfer(args: argparse.Namespace) -> None:
-    from lskd.analysis.delta_transfer import write_transfer_interaction
+    from lskd.analysis.delta import write_transfer_interaction
 
-    out = outputs_by_ending(args.out, TRANSFER_OUT)
-    write_transfer_interaction(args.metrics, *(out[k] for k in TRANSFER_OUT))
+    write_transfer_interaction(
+        args.metrics, args.csv, args.md, args.tex, args.html, args.png
+    )
+
+
+def _table_outputs(p: argparse.ArgumentParser, what: str) -> None:
+    """--csv, --md, --tex, --html (all required) and --png: a table and its figure."""
+    for flag, text in (
+        ("csv", "CSV (the numbers)"),
+        ("md", "Markdown (caption first)"),
+        ("tex", "LaTeX"),
+        ("html", "HTML page (shown in the report)"),
+    ):
+        p.add_argument(f"--{flag}", type=Path, required=True, help=f"{what}: {text}")
+    p.add_argument("--png", type=Path, required=True, help="output figure (PNG)")
 
 
 def add_analysis_commands(sub) -> None:
     """Register the analysis subcommands on the `lskd` subparsers."""
-    p = sub.add_parser("project", help="project penultimate features (Algorithm 1)")
-    p.add_argument("penultimate", type=Path, help="penultimate.npz from `lskd extract`")
-    p.add_argument("out", type=Path, help="output projection.npz")
-    p.set_defaults(func=cmd_project)
-
     p = sub.add_parser("table", help="paper-layout table from metrics.json files")
     add_metrics_arg(p)
     p.add_argument("--csv", type=Path, required=True, help="output CSV")
@@ -117,7 +86,12 @@ def add_analysis_commands(sub) -> None:
     p.set_defaults(func=cmd_table)
 
     p = sub.add_parser(
-        "figure", help="grid of projections: rows x (alpha x {train, test})"
+        "figure",
+        help="grid of projections: rows (teacher, or students by T) x (teacher "
+        "regularizer x {train, test})",
+        description="Rows and columns come from the metrics.json beside each "
+        "projection: columns are the teachers' regularizers (CE first), rows the "
+        "teachers or the students by objective and T.",
     )
     p.add_argument(
         "projections",
@@ -126,24 +100,10 @@ def add_analysis_commands(sub) -> None:
         help="projection.npz files, each in its run directory beside the run's "
         "metrics.json, which places it (any order)",
     )
-    p.add_argument(
-        "--rows",
-        nargs="+",
-        required=True,
-        help="row labels naming their runs: 'teacher' or 'T = <T>', e.g. 'T = 1'",
-    )
-    p.add_argument(
-        "--alphas", type=float, nargs="+", required=True, help="column alphas"
-    )
     p.add_argument("--title", required=True, help="figure title")
     p.add_argument("--png", type=Path, required=True, help="output PNG")
     p.add_argument("--pdf", type=Path, required=True, help="output PDF")
     p.set_defaults(func=cmd_figure)
-
-    p = sub.add_parser("diffusion", help="our diffusion metrics of one projection")
-    p.add_argument("projection", type=Path, help="projection.npz from `lskd project`")
-    p.add_argument("out", type=Path, help="output diffusion.json")
-    p.set_defaults(func=cmd_diffusion)
 
     p = sub.add_parser("claims", help="the paper's claims checked on one table's runs")
     p.add_argument("metrics", type=Path, nargs="+", help="metrics.json of the runs")
@@ -151,7 +111,10 @@ def add_analysis_commands(sub) -> None:
         p.add_argument(f"--{ext}", type=Path, required=ext != "html", help=f"{ext} out")
     p.set_defaults(func=cmd_claims)
 
-    p = sub.add_parser("diffusion-table", help="diffusion metrics across alpha x T")
+    p = sub.add_parser(
+        "diffusion-table",
+        help="diffusion metrics across teacher regularizer, student objective and T",
+    )
     p.add_argument(
         "--metrics", type=Path, nargs="+", required=True, help="metrics.json"
     )
@@ -168,20 +131,44 @@ def add_analysis_commands(sub) -> None:
 
     p = sub.add_parser(
         "delta",
-        help="the LS benefit Δ(T) of one teacher → student pair, paired by seed",
-        description="Δ(T) = student top-1 with each alpha > 0 teacher minus with the "
-        "alpha = 0 teacher, paired by seed, with its 95 % Student-t interval: table, "
-        "figure (with the paper's Δ(T)) and a generated summary.",
+        help="the benefit Δ(T) of each teacher regularizer over CE, per student "
+        "objective, of one teacher → student pair, paired by seed",
+        description="Δ(T) = student top-1 with each non-CE teacher minus with the CE "
+        "teacher, same objective and T, paired by seed, with its 95 % Student-t "
+        "interval: table, figure (one panel per objective; the paper's Δ(T) beside "
+        "LS + KD) and a generated summary.",
     )
-    add_delta_flags(p, summary=True)
+    add_metrics_arg(p)
+    p.add_argument(
+        "--diffusion",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="diffusion.json files of some of those runs (matched by run directory)",
+    )
+    _table_outputs(p, "the Δ table")
+    p.add_argument(
+        "--summary-md",
+        type=Path,
+        required=True,
+        help="the generated summary (Markdown)",
+    )
+    p.add_argument(
+        "--summary-html",
+        type=Path,
+        required=True,
+        help="the generated summary (an HTML fragment the report embeds)",
+    )
     p.set_defaults(func=cmd_delta)
 
     p = sub.add_parser(
         "delta-transfer",
         help="Δ(T) per KD transfer-set size and its difference from the largest",
         description="Δ(T) for each transfer-set size of one pair (students' "
-        "'transfer' record; teachers shared) and, per T, Δ_size(T) − Δ_all(T) "
-        "(or against the largest size), paired by seed, with 95 % intervals.",
+        "'transfer' record; teachers shared) and, per regularizer, objective and T, "
+        "Δ_size(T) − Δ_all(T) (or against the largest size), paired by seed, with "
+        "95 % intervals.",
     )
-    add_delta_flags(p, summary=False)
+    add_metrics_arg(p)
+    _table_outputs(p, "the table")
     p.set_defaults(func=cmd_delta_transfer)
