@@ -33,8 +33,9 @@ class MaxSup(Regularizer):
 
     @classmethod
     def label(cls, values):
-        lam, end = (label_text(values[k]) for k in ("lam", "lam_end"))
-        return f"MaxSup λ = {lam}" + ("" if values["lam_end"] is None else f"→{end}")
+        lam, end = values["lam"], values["lam_end"]
+        ramp = "" if end is None else f"→{label_text(end)}"
+        return f"MaxSup λ = {label_text(lam)}{ramp}"
 
     def loss(self, logits, y, epoch, epochs):
         import torch.nn.functional as F

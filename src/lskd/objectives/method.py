@@ -57,9 +57,14 @@ class Param:
             if self.kind is bool
             else (isinstance(value, int | float) and not isinstance(value, bool))
         )
-        if self.kind is int and ok and float(value) != int(value):
+        if ok and self.kind is not bool:
+            try:  # an int too large for a float, inf and nan are bad values too
+                ok = math.isfinite(value)
+            except OverflowError:
+                ok = False
+        if ok and self.kind is int and float(value) != int(value):
             ok = False
-        if not ok or (self.kind is not bool and not math.isfinite(value)):
+        if not ok:
             raise ConfigError(f"{where}: expected {self.kind.__name__}, got {value!r}")
         value = self.kind(value)
         if self.low is not None and value < self.low:
@@ -110,9 +115,8 @@ class Method:
         for p in cls.params:
             value = values[p.name]
             if value is not None:
-                parts.append(
-                    f"{p.short}{path_token(int(value) if isinstance(value, bool) else value)}"
-                )
+                number = int(value) if isinstance(value, bool) else value
+                parts.append(f"{p.short}{path_token(number)}")
         return "-".join(parts)
 
     @classmethod
