@@ -286,8 +286,15 @@ def _open(spec: RunSpec) -> tuple[DataSource, Context]:
     return source, ctx
 
 
-def train_teacher(spec: RunSpec, regularizer: Choice) -> dict[str, Any]:
-    """Train a teacher with `regularizer` (`lskd.objectives.REGULARIZERS`)."""
+def train_teacher(
+    spec: RunSpec, regularizer: Choice | None = None, *, alpha: float | None = None
+) -> dict[str, Any]:
+    """Train a teacher with `regularizer` (`lskd.objectives.REGULARIZERS`), or with
+    label smoothing `alpha` (`ce` for 0), as `lskd train --alpha` does."""
+    if (regularizer is None) == (alpha is None):
+        raise ValueError("train_teacher: give exactly one of regularizer and alpha")
+    if regularizer is None:
+        regularizer = Choice.from_alpha(alpha)
     who = RunId("teacher", spec.task, spec.arch, regularizer, spec.seed, spec.arch)
     identity = {**who.to_metrics(), "teacher": None}
     method = regularizer.build()
