@@ -1,6 +1,8 @@
-"""The LS benefit Δ(T) (lskd.analysis.delta) against hand computations on made-up
-metrics.json files: paired by seed from the files' contents, intervals, transfer sets,
-the paper's reference lines, the generated summary and the transfer-size interaction."""
+"""The benefit Δ(T) of a teacher's regularizer (lskd.analysis.delta) against hand
+computations on made-up metrics.json files: paired by seed from the files' contents,
+intervals, transfer sets, the paper's reference lines, the generated summary, the
+transfer-size interaction, and Δ per student objective for a MaxSup teacher and DKD
+students."""
 
 import json
 import math
@@ -11,11 +13,12 @@ import pandas as pd
 import pytest
 
 from conftest import make_metrics, write_metrics
-from lskd.analysis.delta import delta_rows, parse_pair
-from lskd.analysis.delta_figure import paper_deltas
-from lskd.analysis.delta_summary import write_delta
-from lskd.analysis.delta_transfer import (
+from lskd.analysis.delta import (
+    delta_rows,
+    paper_deltas,
+    parse_pair,
     transfer_interaction,
+    write_delta,
     write_transfer_interaction,
 )
 from lskd.analysis.paper import load_paper_numbers
@@ -79,7 +82,7 @@ def _hand(diffs):
 def test_delta_and_interval_by_hand():
     runs = _runs()
     random.Random(1).shuffle(runs)  # identities come from the contents
-    rows = {(r.alpha, r.T): r for r in delta_rows(parse_pair(runs))}
+    rows = {(r.regularizer.alpha, r.T): r for r in delta_rows(parse_pair(runs))}
     assert sorted(rows) == [(0.1, 1.0), (0.1, 64.0)]
     for T, diffs in ((1.0, [0.5, 2.0, 0.5]), (64.0, [-1.0, -2.0, -3.0])):
         est = rows[(0.1, T)].delta
@@ -90,7 +93,7 @@ def test_delta_and_interval_by_hand():
         )
     # T = 1: 1.0 ± 4.3027 * 0.8660 / 1.7321 = [-1.151, 3.151]
     assert rows[(0.1, 1.0)].delta.low == pytest.approx(-1.151, abs=1e-3)
-    assert rows[(0.1, 1.0)].top1_ls == pytest.approx((70.5 + 73.0 + 70.0) / 3)
+    assert rows[(0.1, 1.0)].top1_reg == pytest.approx((70.5 + 73.0 + 70.0) / 3)
 
 
 def test_unpaired_seed_and_several_alphas():
@@ -106,7 +109,7 @@ def test_unpaired_seed_and_several_alphas():
             and r["T"] == 64.0
         )
     ]
-    rows = {(r.alpha, r.T): r for r in delta_rows(parse_pair(runs))}
+    rows = {(r.regularizer.alpha, r.T): r for r in delta_rows(parse_pair(runs))}
     assert sorted(rows) == [(0.1, 1.0), (0.1, 64.0), (0.2, 1.0), (0.2, 64.0)]
     assert rows[(0.2, 1.0)].delta.mean == pytest.approx(2.5 / 3)
     assert rows[(0.2, 64.0)].delta.n == 0  # no alpha = 0.2 student at T = 64
@@ -129,7 +132,7 @@ def test_transfer_sets_and_bad_inputs():
     with pytest.raises(DataError, match=r"key 'transfer.images' has bad value"):
         parse_pair(bad)
     no_base = [r for r in _runs() if not (r["role"] == "student" and r["alpha"] == 0)]
-    with pytest.raises(DataError, match="no student of an alpha = 0 teacher"):
+    with pytest.raises(DataError, match="no student of a CE teacher"):
         delta_rows(parse_pair(no_base))
     assert parse_pair(_runs(transfer=None)).transfer is None
 
@@ -202,9 +205,10 @@ def test_write_delta_files_and_summary(tmp_path):
     )
     assert t1["n"] == 3 and t1["seeds"] == "0 1 2"
     # 1 - S of the alpha 0.1 students at T = 1: 0.2, 0.18, 0.16 -> mean 0.18
-    assert t1["ls_one_minus_stability"] == pytest.approx(0.18)
+    assert t1["reg_one_minus_stability"] == pytest.approx(0.18)
     assert t1["base_one_minus_stability"] == pytest.approx(0.28)
-    assert t1["ls_separation"] == pytest.approx(1.9)
+    assert t1["reg_separation"] == pytest.approx(1.9)
+    assert t1["regularizer"] == "LS α = 0.1" and t1["objective"] == "KD"
     md = files["md"].read_text(encoding="utf-8")
     assert "transfer set n30 (300 images)" in md and "Student-t" in md
     assert f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]" in md
@@ -219,34 +223,43 @@ def test_write_delta_files_and_summary(tmp_path):
     assert f"T = 64: Δ = {m64:+.2f} [{l64:+.2f}, {h64:+.2f}] (n = 3)" in summary
     # separation from T = 1 to T = 64, paired by seed: -1 for every alpha 0.1 seed
     assert (
-        "separation: -1.00 [-1.00, -1.00] with the alpha = 0.1 teacher (n = 3)"
+        "separation: -1.00 [-1.00, -1.00] with the LS α = 0.1 teacher (n = 3)"
         in summary
     )
     assert "C1 " in summary and "transfer set n30 (300 images)" in summary
+    assert (
+        "LS benefit Δ(T)" in summary and "LS α = 0.1 teacher against the CE" in summary
+    )
     page = (out / "s.html").read_text(encoding="utf-8")
     assert page.startswith('<meta charset="utf-8">') and "<html" not in page
     assert "inconclusive" in page
 
 
+DELTA_FLAGS = ("csv", "md", "tex", "html", "png", "summary-md", "summary-html")
+
+
 def test_cli_delta(tmp_path, capsys):
     paths = _write(tmp_path / "runs", _runs())
     out = tmp_path / "out"
-    ends = ("_summary.html", ".png", ".csv", ".tex", ".md", "_summary.md", ".html")
-    files = [str(out / f"x_delta{end}") for end in ends]  # any order
-    args = ["delta", *map(str, paths), "--out", *files]
+    files = {flag: out / f"x_{flag}.out" for flag in DELTA_FLAGS}  # any names
+    flags = [arg for flag, path in files.items() for arg in (f"--{flag}", str(path))]
+    args = ["delta", *map(str, paths), *flags]
     assert main(args) == 0
-    assert len(pd.read_csv(out / "x_delta.csv")) == 2
-    assert "T = 64: Δ" in (out / "x_delta_summary.md").read_text(encoding="utf-8")
+    assert len(pd.read_csv(files["csv"])) == 2
+    assert "T = 64: Δ" in files["summary-md"].read_text(encoding="utf-8")
+    assert files["png"].read_bytes()[:4] == b"\x89PNG"
     for bad, message in (
-        ([*args, str(out / "y.txt")], "ends in none of"),
-        ([*args, str(out / "y.csv")], "a second *.csv file"),
-        (args[:-1], "no file ending in .html"),
+        (args[:-2], "the following arguments are required: --summary-html"),
         ([*args[:2], str(tmp_path / "missing.json"), *args[2:]], "file not found"),
     ):
         with pytest.raises(SystemExit) as stop:
             main(bad)
         assert stop.value.code == 2
         assert message in capsys.readouterr().err
+    # delta-transfer: the table's flags, no summary
+    transfer = ["delta-transfer", *map(str, paths), *flags[:10]]
+    assert main(transfer) == 0
+    assert list(pd.read_csv(files["csv"])["transfer"]) == ["n30", "n30"]
 
 
 def test_transfer_interaction_by_hand(tmp_path):
@@ -260,7 +273,7 @@ def test_transfer_interaction_by_hand(tmp_path):
     runs = _runs(("all", 55000), students=whole) + small
     result = transfer_interaction(runs)
     assert result.reference.size == "all"
-    by = {(s.row.alpha, s.row.T, s.transfer.size): s for s in result.rows}
+    by = {(s.row.regularizer.alpha, s.row.T, s.transfer.size): s for s in result.rows}
     vs = by[(0.1, 1.0, "n30")].vs_ref
     diffs = [0.5 - 0.2, 2.0 - 0.4, 0.5 - 0.3]  # per seed Δ_n30 - Δ_all
     assert vs.values == pytest.approx(diffs)
@@ -283,3 +296,108 @@ def test_transfer_interaction_by_hand(tmp_path):
     del runs[-1]["transfer"]
     with pytest.raises(DataError, match="missing key 'transfer'"):
         transfer_interaction(runs)
+
+
+# A MaxSup teacher against CE, students distilled with KD and with DKD: top-1 per
+# (regularizer, objective, T) and seed 0, 1, 2.
+MAXSUP = {"name": "maxsup", "lam": 0.1}
+METHODS = {
+    ("ce", "kd", 1.0): (70.0, 71.0, 69.0),
+    ("maxsup", "kd", 1.0): (71.0, 71.5, 70.5),
+    ("ce", "kd", 4.0): (72.0, 72.0, 71.0),
+    ("maxsup", "kd", 4.0): (71.0, 71.0, 71.5),
+    ("ce", "dkd", 1.0): (60.0, 61.0, 62.0),  # far below KD: a wrong base would show
+    ("maxsup", "dkd", 1.0): (63.0, 63.5, 64.5),
+    ("ce", "dkd", 4.0): (65.0, 66.0, 64.0),
+    ("maxsup", "dkd", 4.0): (64.0, 66.5, 64.0),
+}
+
+
+def _method_run(role, reg, obj, T, seed, top1) -> dict:
+    alpha = 0.0 if reg == "ce" else None  # metrics.json keeps alpha None for maxsup
+    fields = {"regularizer": {"name": "ce"} if reg == "ce" else MAXSUP}
+    if role == "student":
+        fields["objective"] = {"name": obj}
+    return make_metrics(role, alpha, T, seed, top1, **fields)
+
+
+def _method_runs() -> list[dict]:
+    runs = [
+        _method_run("teacher", reg, None, None, s, 85.0 + s)
+        for reg in ("ce", "maxsup")
+        for s in range(3)
+    ]
+    for (reg, obj, T), values in METHODS.items():
+        runs += [
+            _method_run("student", reg, obj, T, s, v) for s, v in enumerate(values)
+        ]
+    return runs
+
+
+def test_delta_per_objective_against_the_ce_teacher_of_the_same_objective():
+    runs = _method_runs()
+    random.Random(2).shuffle(runs)
+    rows = delta_rows(parse_pair(runs))
+    keys = [(r.regularizer.name, r.objective.name, r.T) for r in rows]
+    # the default objective (kd) first, then the others by name; T ascending
+    assert keys == [
+        (m, o, T) for o in ("kd", "dkd") for m in ("maxsup",) for T in (1, 4)
+    ]
+    for row in rows:
+        obj, T = row.objective.name, row.T
+        diffs = [
+            a - b
+            for a, b in zip(
+                METHODS[("maxsup", obj, T)], METHODS[("ce", obj, T)], strict=True
+            )
+        ]
+        mean, low, high = _hand(diffs)
+        assert row.delta.values == pytest.approx(diffs)
+        assert (row.delta.mean, row.delta.low, row.delta.high) == pytest.approx(
+            (mean, low, high), abs=1e-4
+        )
+        assert row.regularizer.label == "MaxSup λ = 0.1"
+
+
+def test_write_delta_names_the_methods_and_never_says_ls_for_maxsup(tmp_path):
+    paths = _write(tmp_path / "runs", _method_runs())
+    out = tmp_path / "out"
+    files = {ext: out / f"d.{ext}" for ext in ("csv", "md", "tex", "html", "png")}
+    table = write_delta(
+        paths,
+        *files.values(),
+        summary_md=out / "s.md",
+        summary_html_path=out / "s.html",
+    )
+    assert list(table["regularizer"]) == ["MaxSup λ = 0.1"] * 4
+    assert table["alpha"].isna().all()
+    dkd = table[table["objective"].str.startswith("DKD")]
+    assert len(dkd) == 2 and set(dkd["T"]) == {1.0, 4.0}
+    at1 = dkd[dkd["T"] == 1.0].iloc[0]
+    diffs = [
+        a - b
+        for a, b in zip(
+            METHODS[("maxsup", "dkd", 1.0)], METHODS[("ce", "dkd", 1.0)], strict=True
+        )
+    ]
+    assert at1["delta"] == pytest.approx(sum(diffs) / 3)
+    assert at1["top1_base"] == pytest.approx(sum(METHODS[("ce", "dkd", 1.0)]) / 3)
+    summary = (out / "s.md").read_text(encoding="utf-8")
+    md = files["md"].read_text(encoding="utf-8")
+    assert "LS" not in summary and "LS" not in md
+    assert "MaxSup λ = 0.1 teacher against the CE teacher, DKD" in summary
+    assert "MaxSup λ = 0.1 teacher against the CE teacher, KD students:" in summary
+    mean, low, high = _hand(diffs)
+    assert f"T = 1: Δ = {mean:+.2f} [{low:+.2f}, {high:+.2f}] (n = 3)" in summary
+    assert "Claims for the MaxSup λ = 0.1 teacher, KD students" in summary
+    assert "MaxSup λ = 0.1, DKD" in md  # the rows name the objective when several
+    assert r"\ensuremath{\lambda}" in files["tex"].read_text(encoding="utf-8")
+    # one panel per objective: twice as wide as the one-objective figure
+    import matplotlib.image
+
+    wide = matplotlib.image.imread(files["png"]).shape[1]
+    kd_only = [r for r in _method_runs() if r.get("objective", {}).get("name") != "dkd"]
+    one = _write(tmp_path / "kd", kd_only)
+    write_delta(one, *(out / f"k.{e}" for e in ("csv", "md", "tex", "html", "png")))
+    narrow = matplotlib.image.imread(out / "k.png").shape[1]
+    assert wide > 1.8 * narrow
