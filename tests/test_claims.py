@@ -85,9 +85,14 @@ def test_every_claim_holds_with_margins(ls):
         _check(rows[claim_id], margin, "holds")
         assert "paired by seed over 3 seed(s)" in rows[claim_id]["note"]
     assert "T = 2, 3" in rows["C6"]["note"]
-    assert f"alpha = {ls} teacher" in rows["C1"]["claim"]
+    assert f"LS α = {ls} teacher" in rows["C1"]["claim"]
     other = 0.2 if ls == 0.1 else 0.1
-    assert f"alpha = {other}" not in " ".join(r["claim"] for r in rows.values())
+    assert f"α = {other}" not in " ".join(r["claim"] for r in rows.values())
+    # LS teachers and KD students: the paper's claims, worded and sourced as its own
+    for row in rows.values():
+        assert row["source"].startswith("Chandrasegaran et al. 2022")
+        assert "generalization" not in row["claim"]
+        assert row["regularizer"] == f"LS α = {ls}" and row["objective"] == "KD"
 
 
 def test_every_claim_fails():
@@ -112,12 +117,12 @@ def test_not_enough_runs():
     runs = _table({0.0: 80.0}, {0.1: [None, 70.0, None, None]})
     rows = _by_id(evaluate_claims(runs))
     notes = {
-        "C1": "no alpha = 0.1 teacher",
-        "C2": "no alpha = 0.1 student at T = 1",
-        "C3": "no alpha = 0.1 student at T = 1",
+        "C1": "no LS α = 0.1 teacher",
+        "C2": "no KD student of the LS α = 0.1 teacher at T = 1",
+        "C3": "no KD student of the LS α = 0.1 teacher at T = 1",
         "C4": "no T > 1 with students of both teachers",
-        "C5": "no alpha = 0.0 student at T > 1",
-        "C6": "fewer than 2 temperatures for alpha = 0.1",
+        "C5": "no KD student of the CE teacher at T > 1",
+        "C6": "fewer than 2 temperatures for the LS α = 0.1 teacher's students",
     }
     for claim_id, note in notes.items():
         row = rows[claim_id]
@@ -216,13 +221,14 @@ def test_three_alphas_give_one_block_each():
     _check(second["C3"], 69.0 - 72.0, "does not hold")
     # C5 is about the alpha = 0 students only: the same in both blocks
     assert first["C5"]["margin"] == second["C5"]["margin"] == pytest.approx(1.0)
-    assert "alpha = 0.2" in second["C2"]["claim"]
+    assert "LS α = 0.2" in second["C2"]["claim"]
 
 
 def test_no_alpha_above_zero():
     runs = _table({0.0: 80.0}, {0.0: [70.0, 71.0, None, None]})
     table = evaluate_claims(runs)
     assert len(table) == len(IDS) and table["alpha"].isna().all()
+    assert table["regularizer"].isna().all()
     assert set(table["verdict"]) == {"not enough runs"}
 
 
@@ -310,3 +316,111 @@ def test_claims_on_the_papers_own_numbers():
         for claim_id, i in (("C2", 0), ("C4", 3)):
             margin = rows[claim_id]["margin"]
             assert margin == pytest.approx(margins[i] + 0.0005, abs=1e-9)
+
+
+# Teachers CE, LS α = 0.1 and MaxSup λ = 0.1; students distilled with KD and with DKD.
+REGULARIZERS = {
+    "ce": {"name": "ce"},
+    "ls": {"name": "ls", "alpha": 0.1},
+    "maxsup": {"name": "maxsup", "lam": 0.1},
+}
+TEACHER_TOP1 = {"ce": 80.0, "ls": 81.0, "maxsup": 80.5}
+STUDENT_TOP1 = {  # (regularizer, objective) -> top-1 at T = 1, 4
+    ("ce", "kd"): (70.0, 71.0),
+    ("ls", "kd"): (72.0, 69.0),
+    ("maxsup", "kd"): (71.0, 70.0),
+    ("ce", "dkd"): (60.0, 63.0),
+    ("ls", "dkd"): (61.0, 62.0),
+    ("maxsup", "dkd"): (64.0, 61.0),
+}
+
+
+def _methods() -> list[dict]:
+    runs = []
+    for s in range(3):
+
+        def value(reg, v, s=s):
+            return v + SHIFT[s] + (0.0 if reg == "ce" else NOISE[s])
+
+        for reg, top1 in TEACHER_TOP1.items():
+            alpha = REGULARIZERS[reg].get("alpha", 0.0 if reg == "ce" else None)
+            runs.append(
+                make_metrics(
+                    "teacher",
+                    alpha,
+                    None,
+                    s,
+                    value(reg, top1),
+                    regularizer=REGULARIZERS[reg],
+                )
+            )
+        for (reg, obj), values in STUDENT_TOP1.items():
+            alpha = REGULARIZERS[reg].get("alpha", 0.0 if reg == "ce" else None)
+            for T, top1 in zip((1.0, 4.0), values, strict=True):
+                runs.append(
+                    make_metrics(
+                        "student",
+                        alpha,
+                        T,
+                        s,
+                        value(reg, top1),
+                        regularizer=REGULARIZERS[reg],
+                        objective={"name": obj},
+                    )
+                )
+    return runs
+
+
+def test_other_regularizers_and_objectives_are_generalizations():
+    table = evaluate_claims(_methods())
+    pairs = zip(table["regularizer"], table["objective"], strict=True)
+    blocks = list(dict.fromkeys(pairs))
+    dkd = next(o for _, o in blocks if o.startswith("DKD"))
+    assert blocks == [
+        ("LS α = 0.1", "KD"),
+        ("MaxSup λ = 0.1", "KD"),
+        ("LS α = 0.1", dkd),
+        ("MaxSup λ = 0.1", dkd),
+    ]
+    by = {
+        (reg, obj, row["claim_id"]): row
+        for reg, obj, (_, row) in zip(
+            table["regularizer"], table["objective"], table.iterrows(), strict=True
+        )
+    }
+    paper = "Chandrasegaran et al. 2022"
+    for cid in IDS:  # LS + KD: the paper's claims
+        assert by[("LS α = 0.1", "KD", cid)]["source"].startswith(paper)
+    # C1 is about teachers: the paper's for LS whatever the students
+    assert by[("LS α = 0.1", dkd, "C1")]["claim"].startswith("LS improves the teacher")
+    # C5 is about the CE teacher's students: the paper's for KD whatever the teacher
+    assert by[("MaxSup λ = 0.1", "KD", "C5")]["source"].startswith(paper)
+    wording = {
+        ("MaxSup λ = 0.1", "KD", "C1"): "MaxSup λ = 0.1 teachers: ",
+        ("MaxSup λ = 0.1", "KD", "C2"): "MaxSup λ = 0.1 teachers: ",
+        ("LS α = 0.1", dkd, "C2"): f"{dkd} students: ",
+        ("LS α = 0.1", dkd, "C5"): f"{dkd} students: ",
+        ("MaxSup λ = 0.1", dkd, "C4"): f"MaxSup λ = 0.1 teachers and {dkd} students: ",
+    }
+    for (reg, obj, cid), to in wording.items():
+        row = by[(reg, obj, cid)]
+        assert row["claim"].startswith(f"generalization of {cid} to {to}"), row
+        assert row["source"].startswith(f"lskd's generalization of {cid} ")
+        assert "not a claim of the paper" in row["source"]
+    for (reg, _, cid), row in by.items():
+        if reg.startswith("MaxSup") and cid != "C5":
+            assert "LS" not in row["claim"], row["claim"]
+    # margins from the runs: C2 of MaxSup + DKD compares the two DKD students at T = 1
+    c2 = by[("MaxSup λ = 0.1", dkd, "C2")]
+    expected = STUDENT_TOP1[("maxsup", "dkd")][0] - STUDENT_TOP1[("ce", "dkd")][0]
+    _check(c2, expected, "holds")
+    c4 = by[("MaxSup λ = 0.1", dkd, "C4")]  # at T = 4: 61 - 63 <= 0, benefit gone
+    expected = STUDENT_TOP1[("maxsup", "dkd")][1] - STUDENT_TOP1[("ce", "dkd")][1]
+    _check(c4, expected, "holds")
+    c1 = by[("MaxSup λ = 0.1", "KD", "C1")]
+    _check(c1, TEACHER_TOP1["maxsup"] - TEACHER_TOP1["ce"], "holds")
+    c5 = by[("LS α = 0.1", dkd, "C5")]  # the CE teacher's DKD students: T = 4 - T = 1
+    base = STUDENT_TOP1[("ce", "dkd")]
+    _check(c5, base[1] - base[0], "holds")
+    assert table["alpha"].tolist()[:6] == [0.1] * 6
+    assert table[table["regularizer"].str.startswith("MaxSup")]["alpha"].isna().all()
