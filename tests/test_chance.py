@@ -77,8 +77,8 @@ def _metrics(alpha: float, top1: float, at_chance: bool | None) -> dict:
 def test_table_marks_the_chance_cell_and_explains_the_mark():
     runs = [_metrics(0.0, 10.1, True), _metrics(0.1, 80.0, False)]
     table = build_table(runs)
-    assert table.loc["Teacher mlp128", "alpha = 0.0"] == f"10.10 / 50.00 {CHANCE_MARK}"
-    assert table.loc["Teacher mlp128", "alpha = 0.1"] == "80.00 / 50.00"
+    assert table.loc["Teacher mlp128", "CE"] == f"10.10 / 50.00 {CHANCE_MARK}"
+    assert table.loc["Teacher mlp128", "LS α = 0.1"] == "80.00 / 50.00"
     assert f"{CHANCE_MARK} marks a cell with a run at chance level" in table_caption(
         runs
     )

@@ -10,6 +10,8 @@ import pytest
 
 from conftest import make_metrics, official_cells, write_metrics
 from lskd.analysis.paper import compare, load_paper_numbers, ours_frame
+from lskd.analysis.tables import write_table
+from lskd.identity import Choice
 
 REPO = Path(__file__).resolve().parents[1]
 COLUMNS = [
@@ -206,7 +208,7 @@ def test_written_table_has_paper_and_delta_columns(tmp_path):
     paper = load_paper_numbers().query("section == '4.1'")
     for role, T, alpha in keys:
         label = "Teacher resnet50" if T is None else f"Student resnet18, T={T:g}"
-        col = f"alpha = {alpha}"
+        col = Choice.from_alpha(alpha).label  # `CE`, `LS α = 0.1`
         want = paper[
             (paper["role"] == role)
             & (paper["alpha"] == alpha)
@@ -231,4 +233,40 @@ def test_table_without_paper_cells_is_unchanged(tmp_path):
     (tmp_path / "m.json").write_text(json.dumps(m))
     outs = [tmp_path / f"t.{e}" for e in ("csv", "md", "tex")]
     table = write_table([tmp_path / "m.json"], *outs)
-    assert list(table.columns) == list(build_table([m]).columns) == ["alpha = 0.1"]
+    assert list(table.columns) == list(build_table([m]).columns) == ["LS α = 0.1"]
+
+
+def test_maxsup_and_dkd_runs_get_no_paper_cells(tmp_path):
+    """The paper has numbers for CE / LS teachers and KD students only: a MaxSup
+    teacher's column and a DKD student's row stay without paper columns, while the
+    CE and LS columns of the same table get theirs."""
+    from lskd.analysis.tables import build_table
+
+    maxsup = {"name": "maxsup", "lam": 0.1}
+    archs = {"task": "imagenet", "teacher_arch": "resnet50", "student_arch": "resnet18"}
+    runs = [
+        make_metrics("teacher", 0.0, top1=76.0, **archs),
+        make_metrics("teacher", None, top1=77.0, regularizer=maxsup, **archs),
+        make_metrics("student", 0.0, 1.0, top1=70.0, **archs),
+        make_metrics("student", None, 1.0, top1=71.0, regularizer=maxsup, **archs),
+        make_metrics(
+            "student", 0.0, 1.0, top1=69.0, objective={"name": "dkd"}, **archs
+        ),
+    ]
+    frame = ours_frame(runs)
+    assert list(frame["alpha"]) == [0.0, 0.0]  # the CE teacher and its KD student
+    table = build_table(runs)
+    assert list(table.columns) == ["CE", "MaxSup λ = 0.1"]
+    dkd = Choice.parse({"name": "dkd"}, "objective", "test").label
+    assert list(table.index) == [
+        "Teacher resnet50",
+        "Student resnet18, T=1",
+        f"Student resnet18, {dkd}, T=1",
+    ]
+    assert table.loc[f"Student resnet18, {dkd}, T=1", "MaxSup λ = 0.1"] == "–"
+    paths = write_metrics(tmp_path / "runs", runs)
+    out = [tmp_path / f"t.{e}" for e in ("csv", "md", "tex")]
+    written = write_table(paths, *out)
+    assert "CE paper" in written.columns
+    assert not any(c.startswith("MaxSup λ = 0.1 ") for c in written.columns)
+    assert written.loc[f"Student resnet18, {dkd}, T=1", "CE paper"] == "–"

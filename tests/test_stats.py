@@ -8,6 +8,7 @@ from conftest import make_metrics
 from lskd.analysis.records import parse_run
 from lskd.analysis.stats import format_estimate, interval, paired, seed_cells
 from lskd.errors import DataError
+from lskd.identity import DEFAULT_OBJECTIVE, Choice
 
 # Student's t quantiles t_{0.975, df} from printed tables.
 T975 = {1: 12.7062, 2: 4.3027, 3: 3.1824}
@@ -74,10 +75,12 @@ def test_seed_cells_and_duplicate_seed():
         _run("teacher", 0.0, None, 0, 80.0, "c.json"),
     ]
     cells = seed_cells(runs)
-    assert cells == {
-        ("student", 0.1, 1.0): {0: 70.0, 1: 71.0},
-        ("teacher", 0.0, None): {0: 80.0},
+    ls, ce = Choice.from_alpha(0.1), Choice.from_alpha(0.0)
+    assert cells == {  # keyed by RunId.method_key: role, regularizer, objective, T
+        ("student", ls, DEFAULT_OBJECTIVE, 1.0): {0: 70.0, 1: 71.0},
+        ("teacher", ce, None, None): {0: 80.0},
     }
+    assert [run.key for run in runs] == [run.id.method_key for run in runs]
     with pytest.raises(
         DataError, match=r"d\.json: seed 1 of this cell also in b\.json"
     ):

@@ -10,6 +10,7 @@ from conftest import make_metrics, write_metrics
 from lskd.analysis.formats import latex_escape
 from lskd.analysis.records import read_metrics
 from lskd.analysis.tables import build_table, table_caption, write_table
+from lskd.identity import Choice
 
 ALPHAS = (0.1, 0.0)  # deliberately not sorted
 TEMPS = (64.0, 2.0, 1.0, 3.0)
@@ -49,6 +50,11 @@ def _runs() -> list[dict]:
     return runs
 
 
+def _column(alpha: float) -> str:
+    """The column of a teacher's regularizer: its label (`CE`, `LS α = 0.1`)."""
+    return Choice.from_alpha(alpha).label
+
+
 def _expected_cell(runs: list[dict]) -> str:
     top1 = [r["top1"] for r in runs]
     top5 = [r["top5"] for r in runs]
@@ -70,9 +76,9 @@ def test_layout_and_cells_match_inputs():
         "Student cnn_s, T=3",
         "Student cnn_s, T=64",
     ]
-    assert list(table.columns) == ["alpha = 0.0", "alpha = 0.1"]
+    assert list(table.columns) == ["CE", "LS α = 0.1"]
     for alpha in ALPHAS:
-        column = f"alpha = {alpha:.1f}"
+        column = _column(alpha)
         teacher = [r for r in runs if r["role"] == "teacher" and r["alpha"] == alpha]
         assert table.loc["Teacher cnn_m", column] == _expected_cell(teacher)
         for T in TEMPS:
@@ -82,7 +88,7 @@ def test_layout_and_cells_match_inputs():
                 assert table.loc[row, column] == "–"
             else:
                 assert table.loc[row, column] == _expected_cell(group)
-    two = table.loc["Student cnn_s, T=2", "alpha = 0.1"]
+    two = table.loc["Student cnn_s, T=2", "LS α = 0.1"]
     assert two.endswith("(n=2)") and two.count("±") == 2
 
 
@@ -200,4 +206,4 @@ def test_a_run_at_chance_level_marks_its_cell_only():
         for col in table.columns
         if str(table.loc[row, col]).endswith("†")
     ]
-    assert marked == [(table.index[0], f"alpha = {runs[0]['alpha']:.1f}")]
+    assert marked == [(table.index[0], _column(runs[0]["alpha"]))]
