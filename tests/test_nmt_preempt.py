@@ -13,8 +13,9 @@ import signal
 import pytest
 import torch
 
-from lskd.train import checkpoint, preempt
-from lskd.train.segments import Position, parse_position
+from lskd.models import checkpoint
+from lskd.train import preempt
+from lskd.train.segments import Mark, mark_of
 from test_kill_resume import KD, NMT_HP, prepare_nmt
 
 pytest.importorskip("fairseq")
@@ -55,7 +56,8 @@ def test_sigterm_saves_at_the_update_and_resumes_identically(tmp_path, monkeypat
         train(stopped)
     assert stop.value.signum == signal.SIGTERM
     last = stopped.parent / "fairseq" / "checkpoint_last.pt"
-    assert parse_position(stop.value.where, [last]) == Position(0, STOP_AT, nmt=True)
+    assert stop.value.at == preempt.Update(last, STOP_AT)
+    assert mark_of(stop.value, [last]) == Mark(0, STOP_AT, nmt=True)
     state = checkpoint.load(last, allow=[argparse.Namespace])
     assert state["optimizer_history"][-1]["num_updates"] == STOP_AT
     assert state["extra_state"]["train_iterator"]["iterations_in_epoch"] == 7

@@ -17,25 +17,29 @@ import numpy as np
 import pytest
 import torch
 
+import lskd.objectives.kd
 import lskd.train.job
 import lskd.train.loop
-import lskd.train.steps
 from conftest import make_toy_npz, train_argv
 from lskd.cli.main import main
 from lskd.data.batches import Augment, Batches
 from lskd.data.folders import FolderSource, scan_imagefolder
+from lskd.identity import Choice
+from lskd.models import checkpoint
 from lskd.models.registry import MODELS
 from lskd.objectives.kd import kd_loss
-from lskd.train import checkpoint, preempt, rng
+from lskd.train import preempt, rng
 from lskd.train.job import RunSpec, distill_student, distill_students, train_teacher
+from lskd.train.preempt import Position
 from lskd.train.recipe import Recipe
-from lskd.train.resume import position
+from lskd.train.resume import EpochProgress, position, saved_position
 from lskd.train.steps import teacher_step
 from test_folders import TINY, make_imagefolder
 from test_fused import dropout_mlp
 
 BATCH = 50
 STEPS = 400 // BATCH  # 8 steps per epoch
+LS = Choice.from_alpha(0.1)  # the teachers' regularizer
 
 
 @pytest.fixture(scope="module")
@@ -73,12 +77,12 @@ def _signalling_step(make_step, at: int, signum: int, calls: list):
     def make(*args):
         step = make_step(*args)
 
-        def counted(model, x, y):
+        def counted(*batch):
             calls.append(1)
             if len(calls) == at and not fired:
                 fired.append(1)
                 os.kill(os.getpid(), signum)
-            return step(model, x, y)
+            return step(*batch)
 
         return counted
 
@@ -145,22 +149,28 @@ def test_watch_turns_signals_into_a_flag_and_restores_handlers():
 # --- a signal during training: checkpoint at the next step, exit 75, same result ----
 
 
+def _saved_at(state: dict) -> Position:
+    """Where a rolling checkpoint stands, as the resumed job logs it."""
+    partial = state["partial"] and EpochProgress(**state["partial"])
+    return saved_position(state["epoch"], partial)
+
+
 @pytest.fixture(scope="module")
 def straight(data, tmp_path_factory):
     spec = _spec(data, tmp_path_factory.mktemp("straight"))
-    return spec, train_teacher(spec, alpha=0.1)
+    return spec, train_teacher(spec, LS)
 
 
 @pytest.mark.parametrize(
     ("at", "signum", "where"),
     [
-        (STEPS + 3, signal.SIGTERM, "epoch 1 + 3 steps"),  # mid-epoch
-        (STEPS, signal.SIGUSR1, "epoch 0 + 8 steps"),  # last step of epoch 1
-        (1, signal.SIGTERM, "epoch 0 + 1 steps"),  # first step
+        (STEPS + 3, signal.SIGTERM, Position(2, 3)),  # mid-epoch
+        (STEPS, signal.SIGUSR1, Position(1, STEPS)),  # last step of epoch 1
+        (1, signal.SIGTERM, Position(1, 1)),  # first step
     ],
 )
 def test_signal_saves_at_next_step_and_resume_is_bit_identical(
-    data, tmp_path, monkeypatch, straight, at, signum, where
+    data, tmp_path, monkeypatch, caplog, straight, at, signum, where
 ):
     _, expected = straight
     spec = _spec(data, tmp_path)
@@ -168,16 +178,18 @@ def test_signal_saves_at_next_step_and_resume_is_bit_identical(
     step = _signalling_step(teacher_step, at, signum, calls)
     monkeypatch.setattr(lskd.train.job, "teacher_step", step)
     with pytest.raises(preempt.Preempted) as stop:
-        train_teacher(spec, alpha=0.1)
-    assert stop.value.signum == signum
+        train_teacher(spec, LS)
+    assert (stop.value.signum, stop.value.at) == (signum, where)
+    assert str(stop.value).endswith(f"checkpoint saved at {where.text}")
     last = tmp_path / "last.pt"
     state = checkpoint.load(last)
-    done = f"epoch {state['epoch']} + {state['partial']['step']} steps"
-    assert done == where
+    assert _saved_at(state) == where
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no outputs
 
     calls.clear()
-    got = train_teacher(spec, alpha=0.1)  # `at` already passed: no second signal
+    with caplog.at_level("INFO", logger="lskd"):
+        got = train_teacher(spec, LS)  # `at` already passed: no second signal
+    assert f"resumed from {last} at {where.text}\n" in caplog.text  # as saved
     assert len(calls) == 3 * STEPS - (at - 1) - 1  # only the steps not done before
     assert _strip(got) == _strip(expected)
     assert not last.exists()
@@ -195,10 +207,12 @@ def test_signal_between_epochs_stops_at_the_boundary(data, tmp_path, monkeypatch
         return real(*args, **kw)
 
     monkeypatch.setattr(lskd.train.loop, "evaluate", evaluate)
-    with pytest.raises(preempt.Preempted, match="end of epoch 1"):
-        train_teacher(spec, alpha=0.1)
+    with pytest.raises(preempt.Preempted, match="end of epoch 1") as stop:
+        train_teacher(spec, LS)
+    assert stop.value.at == Position(2, 0) == Position.end_of(1)
     state = checkpoint.load(tmp_path / "last.pt")
     assert (state["epoch"], state["partial"]) == (1, None)
+    assert _saved_at(state) == stop.value.at
 
 
 def test_signal_during_start_up_stops_after_the_first_step(data, tmp_path, monkeypatch):
@@ -209,8 +223,9 @@ def test_signal_during_start_up_stops_after_the_first_step(data, tmp_path, monke
         return real(*args, **kw)
 
     monkeypatch.setattr(lskd.train.job, "open_source", open_source)
-    with pytest.raises(preempt.Preempted, match="epoch 1 step 1"):
-        train_teacher(_spec(data, tmp_path), alpha=0.1)
+    with pytest.raises(preempt.Preempted, match="epoch 1 step 1") as stop:
+        train_teacher(_spec(data, tmp_path), LS)
+    assert stop.value.at == Position(1, 1)
     assert checkpoint.load(tmp_path / "last.pt")["partial"]["step"] == 1
 
 
@@ -266,10 +281,10 @@ def test_checkpoint_of_the_format_before_resumes(data, tmp_path, monkeypatch, st
     step = _signalling_step(teacher_step, STEPS + 3, signal.SIGTERM, [])
     monkeypatch.setattr(lskd.train.job, "teacher_step", step)
     with pytest.raises(preempt.Preempted):
-        train_teacher(spec, alpha=0.1)
+        train_teacher(spec, LS)
     last = tmp_path / "last.pt"
     checkpoint.save(_as_before(checkpoint.load(last)), last)
-    assert _strip(train_teacher(spec, alpha=0.1)) == _strip(expected)
+    assert _strip(train_teacher(spec, LS)) == _strip(expected)
     assert not last.exists()
 
 
@@ -331,9 +346,9 @@ def _signalling_kd(at: int, signum: int, calls: list):
 @pytest.mark.parametrize(
     ("at", "signum", "where"),
     [
-        ((STEPS + 2) * K + 3, signal.SIGTERM, "epoch 1 + 3 steps"),  # last student
-        ((STEPS - 1) * K + 1, signal.SIGUSR1, "epoch 0 + 8 steps"),  # first student
-        (2, signal.SIGTERM, "epoch 0 + 1 steps"),  # first step, second student
+        ((STEPS + 2) * K + 3, signal.SIGTERM, Position(2, 3)),  # last student
+        ((STEPS - 1) * K + 1, signal.SIGUSR1, Position(1, STEPS)),  # first student
+        (2, signal.SIGTERM, Position(1, 1)),  # first step, second student
     ],
 )
 def test_sweep_signal_saves_at_next_step_and_resume_is_bit_identical(
@@ -345,13 +360,15 @@ def test_sweep_signal_saves_at_next_step_and_resume_is_bit_identical(
     teacher, fused, separate = sweep
     specs = _sweep_specs(data, tmp_path)
     calls: list = []
-    monkeypatch.setattr(lskd.train.steps, "kd_loss", _signalling_kd(at, signum, calls))
+    monkeypatch.setattr(
+        lskd.objectives.kd, "kd_loss", _signalling_kd(at, signum, calls)
+    )
     with pytest.raises(preempt.Preempted) as stop:
         distill_students(specs, teacher, TEMPS)
-    assert stop.value.signum == signum
+    assert (stop.value.signum, stop.value.at) == (signum, where)
     last = specs[0].model_out.parent / "last_sweep.pt"
     state = checkpoint.load(last)
-    assert f"epoch {state['epoch']} + {state['partial']['step']} steps" == where
+    assert _saved_at(state) == where
     assert len(state["streams"]) == K and set(state["rng"]) >= {"python", "numpy"}
     assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["last_sweep.pt"]
 
@@ -379,8 +396,9 @@ def test_sweep_signal_between_epochs_stops_at_the_boundary(
 
     monkeypatch.setattr(lskd.train.loop, "evaluate", evaluate)
     specs = _sweep_specs(data, tmp_path)
-    with pytest.raises(preempt.Preempted, match="end of epoch 1"):
+    with pytest.raises(preempt.Preempted, match="end of epoch 1") as stop:
         distill_students(specs, teacher, TEMPS)
+    assert stop.value.at == Position(2, 0)
     state = checkpoint.load(specs[0].model_out.parent / "last_sweep.pt")
     assert (state["epoch"], state["partial"]) == (1, None)
     distill_students(specs, teacher, TEMPS)
@@ -394,7 +412,7 @@ def test_sweep_checkpoint_of_the_format_before_resumes(
     teacher, fused, _ = sweep
     specs = _sweep_specs(data, tmp_path)
     kd = _signalling_kd((STEPS + 2) * K + 2, signal.SIGTERM, [])
-    monkeypatch.setattr(lskd.train.steps, "kd_loss", kd)
+    monkeypatch.setattr(lskd.objectives.kd, "kd_loss", kd)
     with pytest.raises(preempt.Preempted):
         distill_students(specs, teacher, TEMPS)
     last = specs[0].model_out.parent / "last_sweep.pt"
@@ -407,7 +425,7 @@ def test_sweep_checkpoint_of_the_format_before_resumes(
 def test_sweep_cli_exits_75_after_saving(data, tmp_path, monkeypatch, sweep):
     teacher = sweep[0]
     monkeypatch.setattr(
-        lskd.train.steps, "kd_loss", _signalling_kd(4, signal.SIGTERM, [])
+        lskd.objectives.kd, "kd_loss", _signalling_kd(4, signal.SIGTERM, [])
     )
     hp = json.dumps({"epochs": 1, "batch_size": BATCH, "lr": 0.05})
     argv = ["distill", "--task", "toy", "--data", str(data), "--arch", "mlp128"]
@@ -447,7 +465,7 @@ def test_sigterm_to_a_data_parallel_job(data, tmp_path, fused):
     (CPU, Gloo): forwarded to torchrun and its workers, which stop at the same step;
     exit 75; the rerun equals a straight run."""
     if fused:
-        train_teacher(_spec(data, tmp_path / "teacher", epochs=1), alpha=0.1)
+        train_teacher(_spec(data, tmp_path / "teacher", epochs=1), LS)
     runs = ["T1", "T4"] if fused else ["."]
     last_pt = Path(runs[0]) / ("last_sweep.pt" if fused else "last.pt")
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"

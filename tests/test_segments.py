@@ -17,11 +17,12 @@ import pytest
 import lskd.train.job
 from conftest import make_toy_npz, train_argv
 from lskd.cli.main import main
-from lskd.train import checkpoint, preempt, segments
-from lskd.train.preempt import Preempted
-from lskd.train.segments import Position, SlurmJob, parse_position, progressed
+from lskd.models import checkpoint
+from lskd.train import preempt, segments
+from lskd.train.preempt import Position, Preempted, Update
+from lskd.train.segments import Mark, SlurmJob, mark_of, progressed
 from lskd.train.steps import teacher_step
-from test_preempt import STEPS, _ddp_train, _signalling_step, _spec, _strip
+from test_preempt import LS, STEPS, _ddp_train, _signalling_step, _spec, _strip
 
 # `scontrol show job -o 3` on the local cluster (scripts/slurm/up.sh) for a job that
 # Snakemake's SLURM executor submitted (its --comment names the rule), requeued twice.
@@ -64,37 +65,43 @@ def data(tmp_path_factory):
 
 @pytest.mark.parametrize(
     ("at", "expected"),
-    [(STEPS + 3, Position(2, 3)), (STEPS, Position(1, STEPS)), (1, Position(1, 1))],
+    [(STEPS + 3, Mark(2, 3)), (STEPS, Mark(1, STEPS)), (1, Mark(1, 1))],
 )
 def test_positions_of_real_stops(data, tmp_path, monkeypatch, at, expected):
     step = _signalling_step(teacher_step, at, signal.SIGURG, [])
     monkeypatch.setattr(lskd.train.job, "teacher_step", step)
     with pytest.raises(Preempted) as stop:
-        lskd.train.job.train_teacher(_spec(data, tmp_path), alpha=0.1)
+        lskd.train.job.train_teacher(_spec(data, tmp_path), LS)
     assert stop.value.signum == signal.SIGURG  # the profile's warning is watched
-    assert parse_position(stop.value.where) == expected
+    assert mark_of(stop.value) == expected
+    assert stop.value.where == str(expected)  # the ledger's text is the log's
     partial = checkpoint.load(tmp_path / "last.pt")["partial"]
     assert partial["step"] == expected.minor  # where the checkpoint resumes
 
 
 def test_positions_of_the_other_stops():
-    assert parse_position("the end of epoch 4") == Position(5, 0)
-    # lskd.nmt.fairseq_run: "<save_dir>/checkpoint_last.pt (update U)"
+    end = Preempted(signal.SIGURG, Position.end_of(4))
+    assert mark_of(end) == Mark(5, 0) and end.where == "the end of epoch 4"
+    assert str(Mark(5, 0)) == end.where and str(Mark(1, 0)) == "the start of epoch 1"
+    # lskd.nmt.fairseq_run: a student's checkpoint_last.pt at update U
     students = [Path(f"r/T{t}/fairseq/checkpoint_last.pt") for t in (1, 2)]
-    assert parse_position("r/T2/fairseq/checkpoint_last.pt (update 7)", students) == (
-        Position(1, 7, nmt=True)
-    )
-    assert parse_position("elsewhere/checkpoint_last.pt (update 7)", students) is None
-    assert parse_position("the step the workers agreed on") is None
+    nmt = Preempted(signal.SIGURG, Update(Path("r/T2/fairseq/checkpoint_last.pt"), 7))
+    assert nmt.where == "r/T2/fairseq/checkpoint_last.pt (update 7)"
+    assert mark_of(nmt, students) == Mark(1, 7, nmt=True)
+    assert str(Mark(1, 7, nmt=True)) == "student 2 update 7"
+    elsewhere = Update(Path("elsewhere/checkpoint_last.pt"), 7)
+    assert mark_of(Preempted(signal.SIGURG, elsewhere), students) is None
+    agreed = Preempted(signal.SIGURG, None)  # a --gpus N launcher: rank 0 knows
+    assert mark_of(agreed) is None and agreed.where == "the step the workers agreed on"
 
 
 def test_progress_needs_two_steps_or_a_boundary():
-    start = Position(1, 0)
-    assert not progressed(start, Position(1, 1))  # warned before its first step ended
-    assert progressed(start, Position(1, 2))
-    assert progressed(Position(3, 399), Position(4, 0))  # an epoch boundary
-    assert not progressed(Position(3, 5), Position(2, 9))  # backwards: refuse
-    assert progressed(None, Position(1, 1)) and progressed(start, None)  # unknown
+    start = Mark(1, 0)
+    assert not progressed(start, Mark(1, 1))  # warned before its first step ended
+    assert progressed(start, Mark(1, 2))
+    assert progressed(Mark(3, 399), Mark(4, 0))  # an epoch boundary
+    assert not progressed(Mark(3, 5), Mark(2, 9))  # backwards: refuse
+    assert progressed(None, Mark(1, 1)) and progressed(start, None)  # unknown
 
 
 # --- the ledger and the decision, with a stand-in scontrol ---------------------------
@@ -148,7 +155,7 @@ def test_segments_requeue_until_one_makes_no_progress(tmp_path, caplog):
     slurm = FakeSlurm()
     first = _begin(tmp_path, slurm)
     (tmp_path / "last.pt").write_bytes(b"")  # the checkpoint it saved
-    stop = Preempted(signal.SIGURG, "epoch 3 step 5")
+    stop = Preempted(signal.SIGURG, Position(3, 5))
     assert segments.after_stop(first, stop) == preempt.REQUEUE_EXIT
     assert slurm.requeues == [["requeue", "3"]]
 
@@ -158,7 +165,7 @@ def test_segments_requeue_until_one_makes_no_progress(tmp_path, caplog):
     earlier = "earlier: segment 1: SLURM job 3 (restart 0), the start of epoch 1 to "
     assert f"[segment 2] {earlier}" in caplog.text
     assert "[segment 2] segment 2: SLURM job 3 (restart 1)" in caplog.text
-    stop = Preempted(signal.SIGURG, "epoch 3 step 6")  # one step: warned too early
+    stop = Preempted(signal.SIGURG, Position(3, 6))  # one step: warned too early
     assert segments.after_stop(second, stop) == segments.NO_PROGRESS_EXIT == 2
     assert len(slurm.requeues) == 1
     error = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
@@ -199,7 +206,7 @@ def test_no_requeue_unless_warned_while_running(tmp_path, signum, state, outcome
     slurm = FakeSlurm()
     segment = _begin(tmp_path, slurm)
     slurm.state = state
-    code = segments.after_stop(segment, Preempted(signum, "epoch 2 step 9"))
+    code = segments.after_stop(segment, Preempted(signum, Position(2, 9)))
     assert code == preempt.REQUEUE_EXIT and slurm.requeues == []
     (entry,) = json.loads((tmp_path / "segments.json").read_text())["segments"]
     assert entry["outcome"] == outcome
@@ -213,9 +220,9 @@ def test_data_parallel_workers_follow_their_launcher(tmp_path):
     assert _begin(tmp_path, slurm, 2, worker).trainer is False
     rank0 = _begin(tmp_path, slurm, 2, {**env, "RANK": "0"})
     assert len(slurm.calls) == 1  # workers never ask SLURM
-    segments.after_stop(rank0, Preempted(signal.SIGURG, "epoch 2 step 4"))
+    segments.after_stop(rank0, Preempted(signal.SIGURG, Position(2, 4)))
     assert slurm.requeues == []  # rank 0 only records where the workers stopped
-    stop = Preempted(signal.SIGURG, "the step the workers agreed on")
+    stop = Preempted(signal.SIGURG, None)
     assert segments.after_stop(launcher, stop) == preempt.REQUEUE_EXIT
     assert slurm.requeues == [["requeue", "3"]]
     (entry,) = json.loads((tmp_path / "segments.json").read_text())["segments"]
@@ -316,7 +323,7 @@ def test_data_parallel_job_requeues_once(data, tmp_path, scontrol):
     calls = (tmp_path / "calls.log").read_text().splitlines()
     assert calls == ["show job -o 3", "show job -o 3", "requeue 3"]
     (entry,) = json.loads((out / "segments.json").read_text())["segments"]
-    stopped = Position(*entry["stopped_at"])
+    stopped = Mark(*entry["stopped_at"])
     assert entry["outcome"] == "requeued" and stopped.major >= 2
     assert checkpoint.load(out / "last.pt")["epoch"] == stopped.major - 1
     text = log_path.read_text()

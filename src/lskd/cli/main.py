@@ -65,7 +65,7 @@ def _relaunched(args: argparse.Namespace) -> bool:
         return False
     if code == REQUEUE:  # the workers saved their checkpoint on our signal
         signum = requested() or signal.SIGTERM  # the workers may have had it alone
-        raise Preempted(signum, "the step the workers agreed on")
+        raise Preempted(signum, None)  # the workers know the step (rank 0 records it)
     if code != 0:
         raise SystemExit(code)
     return True

@@ -256,9 +256,8 @@ def _fairseq_hooks(start: float, finished: Path | None) -> Iterator[None]:
                 cfg.checkpoint, trainer, epoch_itr, losses[0]
             )
             where = Path(cfg.checkpoint.save_dir) / "checkpoint_last.pt"
-            raise preempt.Preempted(
-                signum, f"{where} (update {trainer.get_num_updates()})"
-            )
+            at = preempt.Update(where, trainer.get_num_updates())
+            raise preempt.Preempted(signum, at)
         return losses, stop
 
     def atomic_copy(src_path: str, dst_path: str, overwrite: bool = False) -> bool:

@@ -121,7 +121,7 @@ def fit(
         rolling.save(run, gen.get_state(), ctx)
         signum = preempt.stop_agreed(ctx)
         if signum is not None:
-            raise Preempted(signum, f"the end of epoch {epoch}")
+            raise Preempted(signum, preempt.Position.end_of(epoch))
     return [
         summarise(model, best, history, splits.test, recipe, ctx, run.train_seconds)
         for model, best, history in zip(
@@ -174,7 +174,7 @@ def train_epoch(
         signum = preempt.stop_agreed(ctx)
         if signum is not None:
             sums.store(progress, start)
-            raise Preempted(signum, f"epoch {progress.epoch} step {progress.step}")
+            raise Preempted(signum, preempt.Position(progress.epoch, progress.step))
     sums.store(progress, start)
 
 

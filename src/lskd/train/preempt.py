@@ -8,8 +8,10 @@ it the job continues in its next allocation (`lskd.train.segments`).
 start (`lskd.train.job`; the CLI for the in-process fairseq jobs). The training loop
 (`lskd.train.loop`) polls the flag after every optimizer step (`stop_agreed`,
 all-reduced so every data-parallel rank stops at the same step), saves the job's
-rolling checkpoint there and raises `Preempted`. The CLI turns that into exit code
-`REQUEUE_EXIT`.
+rolling checkpoint there and raises `Preempted` with where it saved: a `Position`
+(epoch, step) of an image job, an `Update` of fairseq's checkpoint for an NMT job,
+structured so that `lskd.train.segments` records it without reading text back. The
+CLI turns that into exit code `REQUEUE_EXIT`.
 
 Why 75: it is `EX_TEMPFAIL` of sysexits.h ("temporary failure; the user is invited to
 retry"), distinct from 1 (crash) and 2 (bad input). Snakemake treats any non-zero exit
@@ -28,6 +30,8 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 REQUEUE_EXIT = 75  # os.EX_TEMPFAIL
@@ -36,14 +40,62 @@ SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGURG)
 _received: int | None = None
 
 
-class Preempted(Exception):
-    """Training stopped on a preemption signal after saving its resume checkpoint."""
+@dataclass(frozen=True)
+class Position:
+    """Where an image training job's rolling checkpoint stands: `step` steps of epoch
+    `epoch` (1-based) done. Step 0 is the start of `epoch`, which is the end of the
+    epoch before (`end_of`). `text` is how log lines and messages state it."""
 
-    def __init__(self, signum: int, where: str):
-        self.signum, self.where = signum, where
+    epoch: int
+    step: int = 0
+
+    @classmethod
+    def end_of(cls, epoch: int) -> Position:
+        return cls(epoch + 1, 0)
+
+    @property
+    def text(self) -> str:
+        if self.step:
+            return f"epoch {self.epoch} step {self.step}"
+        if self.epoch > 1:
+            return f"the end of epoch {self.epoch - 1}"
+        return f"the start of epoch {self.epoch}"
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class Update:
+    """Where an NMT job (fairseq) stopped: fairseq's `checkpoint` (a student's
+    `checkpoint_last.pt`) saved at update `update`."""
+
+    checkpoint: Path
+    update: int
+
+    @property
+    def text(self) -> str:
+        return f"{self.checkpoint} (update {self.update})"
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class Preempted(Exception):
+    """Training stopped on a preemption signal after saving its resume checkpoint at
+    `at`; None where this process does not know it (a `--gpus N` launcher: its
+    workers agreed on a step and saved there)."""
+
+    def __init__(self, signum: int, at: Position | Update | None):
+        self.signum, self.at = signum, at
         super().__init__(
-            f"{signal.Signals(signum).name} received: checkpoint saved at {where}"
+            f"{signal.Signals(signum).name} received: checkpoint saved at {self.where}"
         )
+
+    @property
+    def where(self) -> str:
+        """The position as text, for log lines."""
+        return "the step the workers agreed on" if self.at is None else self.at.text
 
 
 def _flag(signum: int, frame: Any) -> None:

@@ -36,6 +36,7 @@ from lskd.errors import CheckpointError
 from lskd.models import checkpoint
 from lskd.train import rng
 from lskd.train.distributed import Context, all_sum, barrier
+from lskd.train.preempt import Position
 from lskd.train.recipe import Recipe
 
 log = logging.getLogger("lskd")
@@ -173,8 +174,8 @@ class RollingCheckpoint:
         if state["streams"] is not None:
             self.streams.states = state["streams"]
         partial = EpochProgress(**state["partial"]) if state["partial"] else None
-        steps = f" + {partial.step} steps" if partial else ""
-        log.info("resumed from %s at epoch %d%s", self.path, state["epoch"], steps)
+        at = saved_position(state["epoch"], partial)
+        log.info("resumed from %s at %s", self.path, at.text)  # as Preempted states it
         return RunState(
             state["histories"],
             state["best_states"],
@@ -182,6 +183,14 @@ class RollingCheckpoint:
             partial,
             state["rng"],
         )
+
+
+def saved_position(epochs_done: int, partial: EpochProgress | None) -> Position:
+    """Where a checkpoint of `epochs_done` finished epochs and the stopped epoch's
+    `partial` progress stands, stated as the loop's `Preempted` states it."""
+    if partial is None:
+        return Position.end_of(epochs_done)
+    return Position(partial.epoch, partial.step)
 
 
 def _read(path: Path, recipe: Recipe, key: dict[str, Any]) -> dict[str, Any] | None:

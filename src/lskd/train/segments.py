@@ -45,10 +45,11 @@ from pathlib import Path
 from typing import Any
 
 from lskd.atomic import write_json
-from lskd.train.preempt import REQUEUE_EXIT, Preempted
+from lskd.identity import ROLLING, ROLLING_SWEEP, SEGMENTS
+from lskd.train.preempt import REQUEUE_EXIT, Position, Preempted, Update
 
 log = logging.getLogger("lskd")
-LEDGER = "segments.json"
+LEDGER = SEGMENTS
 NO_PROGRESS_EXIT = 2  # like a config error: the time limit must change, not the job
 WARNING = signal.SIGURG  # profiles/slurm: --signal=URG@<seconds> before the time limit
 SEGMENT_ENV = "LSKD_SEGMENT"  # set by the relaunching process for its workers
@@ -60,8 +61,9 @@ def run_command(cmd: list[str]) -> subprocess.CompletedProcess:
 
 
 @dataclass(frozen=True)
-class Position:
-    """Where a job stands: (epoch, finished steps of it) for image jobs, (student
+class Mark:
+    """Where a job stands, as the ledger records it ([major, minor] and `nmt`):
+    (epoch, finished steps of it) for image jobs, as `preempt.Position`; (student
     index, fairseq update) for NMT jobs."""
 
     major: int
@@ -71,26 +73,25 @@ class Position:
     def __str__(self) -> str:
         if self.nmt:
             return f"student {self.major + 1} update {self.minor}"
-        if self.minor == 0:
-            return f"the start of epoch {self.major}"
-        return f"epoch {self.major} step {self.minor}"
+        return Position(self.major, self.minor).text
 
 
-def parse_position(where: str, checkpoints: Sequence[Path] = ()) -> Position | None:
-    """The position of `Preempted.where`: "epoch E step S" (mid-epoch), "the end of
-    epoch E" (= the start of E + 1) or "<checkpoint_last.pt of a student> (update U)"
-    (NMT; `checkpoints` in student order). None for anything else."""
-    if m := re.fullmatch(r"epoch (\d+) step (\d+)", where):
-        return Position(int(m[1]), int(m[2]))
-    if m := re.fullmatch(r"the end of epoch (\d+)", where):
-        return Position(int(m[1]) + 1, 0)
-    paths = [Path(c) for c in checkpoints]
-    if (m := re.fullmatch(r"(.+) \(update (\d+)\)", where)) and Path(m[1]) in paths:
-        return Position(paths.index(Path(m[1])), int(m[2]), nmt=True)
+def mark_of(stop: Preempted, checkpoints: Sequence[Path] = ()) -> Mark | None:
+    """The ledger's mark of where `stop` saved: its `Position`, or its fairseq
+    `Update` of one of `checkpoints` (the students' `checkpoint_last.pt`, in student
+    order). None where the stopping process does not know (a `--gpus N` launcher;
+    rank 0 records it) or for a checkpoint not among `checkpoints`."""
+    at = stop.at
+    if isinstance(at, Position):
+        return Mark(at.epoch, at.step)
+    if isinstance(at, Update):
+        paths = [Path(c) for c in checkpoints]
+        if Path(at.checkpoint) in paths:
+            return Mark(paths.index(Path(at.checkpoint)), at.update, nmt=True)
     return None
 
 
-def progressed(resumed: Position | None, stopped: Position | None) -> bool:
+def progressed(resumed: Mark | None, stopped: Mark | None) -> bool:
     """Whether a segment that resumed at `resumed` and stopped at `stopped` did work of
     its own: at least two steps, or an epoch (student) boundary. Unknown positions
     count as progress (nothing to judge by)."""
@@ -148,27 +149,27 @@ def query_job(job_id: str, run: Runner = run_command) -> SlurmJob | str:
     return SlurmJob.parse(job_id, out.stdout)
 
 
-def job_files(command: str, model_outs: Sequence[Path]) -> tuple[list[Path], Position]:
+def job_files(command: str, model_outs: Sequence[Path]) -> tuple[list[Path], Mark]:
     """The resume files of a training command (any of them existing means the job
     resumes; lskd.train.job, lskd.nmt.pipeline) and where a fresh job starts."""
     if command.startswith("nmt-"):
-        return [Path(o).parent / "fairseq" for o in model_outs], Position(0, 0, True)
-    name = "last.pt" if len(model_outs) == 1 else "last_sweep.pt"
-    return [Path(model_outs[0]).parent / name], Position(1, 0)
+        return [Path(o).parent / "fairseq" for o in model_outs], Mark(0, 0, True)
+    name = ROLLING if len(model_outs) == 1 else ROLLING_SWEEP
+    return [Path(model_outs[0]).parent / name], Mark(1, 0)
 
 
-def _position(entry: dict[str, Any], key: str) -> Position | None:
-    """A position stored in a ledger entry as [major, minor]."""
+def _mark(entry: dict[str, Any], key: str) -> Mark | None:
+    """A mark stored in a ledger entry as [major, minor]."""
     value = entry.get(key)
-    return None if value is None else Position(*value, nmt=entry.get("nmt", False))
+    return None if value is None else Mark(*value, nmt=entry.get("nmt", False))
 
 
-def _stored(position: Position | None) -> list[int] | None:
-    return None if position is None else [position.major, position.minor]
+def _stored(mark: Mark | None) -> list[int] | None:
+    return None if mark is None else [mark.major, mark.minor]
 
 
 def _describe(entry: dict[str, Any]) -> str:
-    resumed, stopped = _position(entry, "resumed_at"), _position(entry, "stopped_at")
+    resumed, stopped = _mark(entry, "resumed_at"), _mark(entry, "stopped_at")
     end = stopped or entry.get("where") or "no stop of its own (crashed or killed)"
     outcome = f", {entry['outcome']}" if "outcome" in entry else ""
     return (
@@ -240,7 +241,7 @@ class Segment:
         entries = [] if fresh else self.entries()
         resumed = self.start if fresh else None
         if entries:
-            resumed = _position(entries[-1], "stopped_at")
+            resumed = _mark(entries[-1], "stopped_at")
         self.job, self.number = job, len(entries) + 1
         tag_log_lines(self.number)
         for entry in entries:
@@ -267,13 +268,12 @@ class Segment:
     def stopped(self, stop: Preempted) -> None:
         """Record where training stopped (the process that trained)."""
         if self.trainer:
-            where = parse_position(stop.where, self.checkpoints)
             self._update(
                 self.entries(),
                 stopped=time.strftime("%Y-%m-%dT%H:%M:%S"),
                 signal=signal.Signals(stop.signum).name,
                 where=stop.where,
-                stopped_at=_stored(where),
+                stopped_at=_stored(mark_of(stop, self.checkpoints)),
             )
 
     def note(self, outcome: str) -> None:
@@ -285,8 +285,8 @@ class Segment:
         next segment, or refuse; the exit code (75, or `NO_PROGRESS_EXIT`)."""
         entries = self.entries()
         entry = entries[-1] if entries else {}
-        resumed = _position(entry, "resumed_at")
-        stopped = _position(entry, "stopped_at")
+        resumed = _mark(entry, "resumed_at")
+        stopped = _mark(entry, "stopped_at")
         limit = self.job.time_limit if self.job else "?"
         if not progressed(resumed, stopped):
             log.error(
