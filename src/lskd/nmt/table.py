@@ -30,6 +30,7 @@ from lskd.analysis.records import (
 )
 from lskd.analysis.tables import MISSING, format_values
 from lskd.errors import DataError
+from lskd.identity import METRICS
 from lskd.nmt import ARCH
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ def _check(runs: Sequence[BleuRun]) -> None:
 def build_nmt_table(runs: Sequence[BleuRun]) -> pd.DataFrame:
     """Paper-layout Table 5 from parsed runs."""
     if not runs:
-        raise DataError("no metrics.json given")
+        raise DataError(f"no {METRICS} given")
     _check(runs)
     columns = sorted({(r.task, r.alpha) for r in runs})
     temps = sorted({r.T for r in runs if r.role == "student"})
