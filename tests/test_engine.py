@@ -14,10 +14,10 @@ from torch import nn
 
 import lskd.train.job
 from conftest import run_cli, train_argv
-from lskd.analysis.stability import softmax, stability
 from lskd.data.arrays import Arrays, save_arrays
 from lskd.data.fashion_mnist import CLASS_NAMES
 from lskd.errors import ConfigError
+from lskd.identity import Choice
 from lskd.models.registry import build_model
 from lskd.objectives.kd import kd_loss
 from lskd.objectives.ls import ls_cross_entropy
@@ -26,6 +26,7 @@ from lskd.train.job import RunSpec, distill_student, train_teacher, versions
 from lskd.train.optim import make_scheduler
 from lskd.train.recipe import Recipe
 from lskd.train.steps import FrozenTeacher, student_step, teacher_step
+from test_stability import softmax, stability
 
 N = {"train": 500, "val": 50, "test": 50}
 BATCH = 64
@@ -172,14 +173,14 @@ def test_val_every_validates_every_nth_and_the_last_epoch(data, tmp_path):
 def _counting_teacher_step(calls: list, crash_at: int | None):
     real = teacher_step
 
-    def make(alpha):
-        step = real(alpha)
+    def make(*args):
+        step = real(*args)
 
-        def counted(model, x, y):
+        def counted(*inputs):
             calls.append(1)
             if len(calls) == crash_at:
                 raise Crash(f"killed at step {crash_at}")
-            return step(model, x, y)
+            return step(*inputs)
 
         return counted
 
@@ -262,7 +263,8 @@ def _step(objective, teacher=None):
 
     def step(model, x, y):
         logits = model(x)
-        return objective(logits, y, None if teacher is None else teacher(x)), logits
+        soft = None if teacher is None else teacher(x)
+        return objective(logits, y, soft, 1), logits
 
     return step
 
@@ -273,7 +275,8 @@ def test_student_step_ignores_labels_and_trains_student_only(nets):
     bn = next(m for m in raw_teacher.modules() if isinstance(m, nn.BatchNorm1d))
     stats = bn.running_mean.clone()
     student.train()
-    step = _step(student_step(T=4.0), frozen)
+    kd = Choice.parse("kd", "objective", "").build()
+    step = _step(student_step(kd, 4.0, epochs=1), frozen)
     x = torch.randn(16, 1, 28, 28)
     loss_a, logits = step(student, x, torch.zeros(16, dtype=torch.long))
     loss_b, _ = step(student, x, torch.arange(16) % 10)
@@ -293,9 +296,10 @@ def test_teacher_step_is_label_smoothing(nets):
     model, _ = nets
     model.eval()
     x, y = torch.randn(8, 1, 28, 28), torch.arange(8)
-    loss, logits = _step(teacher_step(0.1))(model, x, y)
+    ls = Choice.from_alpha(0.1).build()
+    loss, logits = _step(teacher_step(ls, epochs=1))(model, x, y)
     assert loss.item() == ls_cross_entropy(logits, y, 0.1).item()
-    assert loss.item() != _step(teacher_step(0.1))(model, x, y.flip(0))[0].item()
+    assert loss.item() != _step(teacher_step(ls, 1))(model, x, y.flip(0))[0].item()
 
 
 # --- learning-rate schedules --------------------------------------------------------

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-import lskd.train.steps
+import lskd.objectives.kd
 from lskd.cli.main import main
 from lskd.data.arrays import Arrays, save_arrays
 from lskd.data.fashion_mnist import CLASS_NAMES
@@ -190,7 +190,7 @@ def test_fused_resume_equals_uninterrupted(fused, data, teacher, tmp_path, monke
     specs = _sweep_specs(data, tmp_path)
     calls: list = []
     crash = (2 * STEPS + 1) * len(TEMPS) - 1  # epoch 3, step 1, mid-step
-    monkeypatch.setattr(lskd.train.steps, "kd_loss", _crash_after(calls, crash))
+    monkeypatch.setattr(lskd.objectives.kd, "kd_loss", _crash_after(calls, crash))
     with pytest.raises(Crash):
         distill_students(specs, teacher, TEMPS)
     last = specs[0].model_out.parent / "last_sweep.pt"
@@ -198,7 +198,7 @@ def test_fused_resume_equals_uninterrupted(fused, data, teacher, tmp_path, monke
     assert not any(s.model_out.exists() or s.metrics_out.exists() for s in specs)
 
     calls.clear()
-    monkeypatch.setattr(lskd.train.steps, "kd_loss", _crash_after(calls, None))
+    monkeypatch.setattr(lskd.objectives.kd, "kd_loss", _crash_after(calls, None))
     distill_students(specs, teacher, TEMPS)
     assert len(calls) == STEPS * len(TEMPS)  # only epoch 3 was trained again
     assert not last.exists()
