@@ -10,9 +10,10 @@ from matplotlib.colors import to_rgb
 
 from conftest import make_metrics
 from lskd.analysis.figures import COLOURS, plot_projection_grid
-from lskd.analysis.panels import arrange, row_label
+from lskd.analysis.panels import arrange
 from lskd.analysis.projection import project_file
 from lskd.errors import DataError
+from lskd.identity import Choice
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CLASS_NAMES = np.array(["miniature_poodle", "standard_poodle", "submarine"])
@@ -62,7 +63,7 @@ def test_grid_writes_png_and_pdf(tmp_path: Path, n_rows: int, n_alphas: int):
     plot_projection_grid(
         grid,
         row_labels=[f"Student, T={t}" for t in (1, 3, 64)[:n_rows]],
-        alphas=[0.0, 0.1][:n_alphas],
+        columns=["CE", "LS α = 0.1"][:n_alphas],
         title="synthetic",
         out_png=out_png,
         out_pdf=out_pdf,
@@ -84,9 +85,9 @@ def test_grid_writes_png_and_pdf(tmp_path: Path, n_rows: int, n_alphas: int):
 
 def test_grid_shape_must_match_labels(tmp_path: Path):
     grid = _grid(tmp_path, 1, 2)
-    with pytest.raises(ValueError, match="1 rows x 3 alphas"):
+    with pytest.raises(ValueError, match="1 rows x 3 columns"):
         plot_projection_grid(
-            grid, ["T=1"], [0.0, 0.1, 0.2], "t", tmp_path / "a.png", tmp_path / "a.pdf"
+            grid, ["T=1"], ["a", "b", "c"], "t", tmp_path / "a.png", tmp_path / "a.pdf"
         )
 
 
@@ -95,44 +96,65 @@ def test_bad_projection_file_names_file_and_key(tmp_path: Path):
     np.savez(bad, train_2d=np.zeros((3, 2)))
     with pytest.raises(ValueError, match=r"bad_projection\.npz: missing key"):
         plot_projection_grid(
-            [[bad]], ["T=1"], [0.0], "t", tmp_path / "a.png", tmp_path / "a.pdf"
+            [[bad]], ["T=1"], ["CE"], "t", tmp_path / "a.png", tmp_path / "a.pdf"
         )
     assert not (tmp_path / "a.png").exists()
 
 
-def _runs(tmp_path: Path, role: str, temps, alphas=(0.0, 0.1)) -> list[Path]:
+def _runs(tmp_path: Path, role: str, temps, alphas=(0.0, 0.1), **fields) -> list[Path]:
     """projection.npz paths (not written), each in a run directory with its
-    metrics.json."""
+    metrics.json (``fields``: further metrics.json keys, e.g. a regularizer)."""
     paths = []
     for T in temps:
         for alpha in alphas:
-            run = tmp_path / f"{role}_a{alpha}_T{T}"
+            run = tmp_path / f"{role}_a{alpha}_T{T}_{len(fields)}"
             run.mkdir()
-            (run / "metrics.json").write_text(json.dumps(make_metrics(role, alpha, T)))
+            m = make_metrics(role, alpha, T, **fields)
+            (run / "metrics.json").write_text(json.dumps(m))
             paths.append(run / "projection.npz")
     return paths
 
 
 def test_panels_are_placed_by_their_runs_not_by_argument_order(tmp_path: Path):
     ordered = _runs(tmp_path, "student", (1.0, 3.0))  # row-major: T, then alpha
-    rows, alphas = [row_label(1.0), row_label(3)], [0.0, 0.1]
-    assert rows == ["T = 1", "T = 3"]
     expected = [ordered[:2], ordered[2:]]
-    assert arrange(ordered, rows, alphas) == expected
-    assert arrange(ordered[::-1], rows, alphas) == expected
-    assert arrange([ordered[1], ordered[2], ordered[0], ordered[3]], rows, alphas) == (
-        expected
-    )
+    for given in (
+        ordered,
+        ordered[::-1],
+        [ordered[1], ordered[2], ordered[0], ordered[3]],
+    ):
+        layout = arrange(given)
+        assert layout.grid == expected
+        assert layout.rows == ["T = 1", "T = 3"]
+        assert layout.columns == ["CE", "LS α = 0.1"]
+
+
+def test_columns_are_regularizers_ce_first(tmp_path: Path):
+    maxsup = {"name": "maxsup", "lam": 0.1}
+    given = _runs(tmp_path, "teacher", (None,), alphas=(None,), regularizer=maxsup)
+    given += _runs(tmp_path, "teacher", (None,), alphas=(0.1, 0.0))
+    layout = arrange(given)
+    assert layout.rows == ["teacher"]
+    # CE first, then the others by method name: ls before maxsup; never LS for MaxSup
+    assert layout.columns == ["CE", "LS α = 0.1", "MaxSup λ = 0.1"]
+    assert layout.grid == [[given[2], given[1], given[0]]]
+    # students of another objective get rows of their own, named by it
+    dkd = _runs(tmp_path, "student", (1.0,), objective={"name": "dkd"})
+    kd = _runs(tmp_path, "student", (1.0,))
+    layout = arrange(dkd + kd)
+    label = Choice.parse({"name": "dkd"}, "objective", "test").label
+    assert layout.rows == ["KD, T = 1", f"{label}, T = 1"]
+    assert layout.grid == [kd, dkd]
 
 
 def test_teacher_panels_and_what_a_figure_refuses(tmp_path: Path):
     teachers = _runs(tmp_path, "teacher", (None,))
-    assert arrange(teachers[::-1], ["teacher"], [0.0, 0.1]) == [teachers]
-    with pytest.raises(DataError, match="no projection of teacher, alpha 0.2"):
-        arrange(teachers, ["teacher"], [0.0, 0.1, 0.2])
-    with pytest.raises(DataError, match=r"is in no row \(T = 1\)"):
-        arrange(teachers, ["T = 1"], [0.0, 0.1])
-    with pytest.raises(DataError, match="a second projection of teacher"):
-        arrange([*teachers, teachers[0]], ["teacher"], [0.0, 0.1])
+    assert arrange(teachers[::-1]).grid == [teachers]
+    students = _runs(tmp_path, "student", (1.0,))
+    students += _runs(tmp_path, "student", (3.0,), alphas=(0.0,))
+    with pytest.raises(DataError, match="no projection of T = 3, LS α = 0.1"):
+        arrange(students)
+    with pytest.raises(DataError, match="a second projection of the same run"):
+        arrange([*teachers, teachers[0]])
     with pytest.raises(DataError, match="no metrics.json beside it"):
-        arrange([tmp_path / "elsewhere" / "projection.npz"], ["teacher"], [0.0])
+        arrange([tmp_path / "elsewhere" / "projection.npz"])
