@@ -1,5 +1,6 @@
-"""The diffusion table: mean and Student-t interval over seeds per (role, alpha, T),
-rows identified by the files' contents and run directories, not by list order."""
+"""The diffusion table: mean and Student-t interval over seeds per cell (role, teacher
+regularizer, student objective, T), rows identified by the files' contents and run
+directories, not by list order."""
 
 import json
 import math
@@ -81,10 +82,12 @@ def test_mean_and_interval_by_hand(tmp_path):
     teacher = table.iloc[0]  # identical separations: zero-width interval
     assert teacher["separation_low"] == teacher["separation_high"] == 3.0
     cells = shown(read_runs(metrics, diffusion))
-    assert cells.loc[("student", "0.1", "1"), "separation"] == (
+    assert cells.loc[("student", "LS α = 0.1", "KD", "1"), "separation"] == (
         f"1.500 [{1.5 - T975_1 / 2:.3f}, {1.5 + T975_1 / 2:.3f}]"
     )
-    assert cells.loc[("student", "0", "1"), "separation"] == "2.500"
+    assert cells.loc[("student", "CE", "KD", "1"), "separation"] == "2.500"
+    assert list(table["regularizer"]) == ["CE", "CE", "LS α = 0.1"]
+    assert list(table["objective"].fillna("–")) == ["–", "KD", "KD"]
 
 
 def test_files_pair_by_run_directory_not_order(tmp_path):
@@ -140,3 +143,37 @@ def test_runs_of_another_pair_are_refused(tmp_path):
     )
     with pytest.raises(DataError, match="student arch 'mlp512' differs from 'mlp128'"):
         read_runs(paths)
+
+
+def test_maxsup_and_dkd_cells_are_their_own_rows(tmp_path):
+    maxsup = {"name": "maxsup", "lam": 0.1}
+    runs = {  # (regularizer, objective, seed) -> stability S
+        ("ce", "kd", 0): 0.8,
+        ("ce", "kd", 1): 0.7,
+        ("ce", "dkd", 0): 0.6,
+        ("maxsup", "kd", 0): 0.5,
+        ("maxsup", "kd", 1): 0.4,
+    }
+    metrics = []
+    for (reg, obj, seed), s in runs.items():
+        fields = {"objective": {"name": obj}, "stability": s}
+        if reg == "maxsup":
+            fields["regularizer"] = maxsup
+        m = make_metrics("student", 0.0 if reg == "ce" else None, 2.0, seed, **fields)
+        metrics.append(m)
+    paths = write_metrics(tmp_path, metrics)
+    table = build_table(read_runs(paths))
+    keys = list(zip(table["regularizer"], table["objective"], strict=True))
+    dkd = next(o for _, o in keys if o.startswith("DKD"))
+    assert keys == [("CE", "KD"), ("CE", dkd), ("MaxSup λ = 0.1", "KD")]
+    names = {"CE": "ce", "MaxSup λ = 0.1": "maxsup", "KD": "kd", dkd: "dkd"}
+    for (reg, obj), row in zip(keys, table.itertuples(), strict=True):
+        cell = (names[reg], names[obj])
+        mine = [1 - s for (r, o, _), s in runs.items() if (r, o) == cell]
+        assert row.one_minus_stability == pytest.approx(sum(mine) / len(mine))
+        assert row.n == len(mine)
+    assert math.isnan(table["alpha"].iloc[2])
+    out = tmp_path / "out"
+    write_diffusion_table(paths, [], out / "d.csv", out / "d.html", out / "d.png")
+    page = (out / "d.html").read_text(encoding="utf-8")
+    assert "MaxSup λ = 0.1" in page and "LS" not in page
