@@ -97,6 +97,10 @@ def ref_objective(name, v, s, t, y, T, epoch):
         ramp = min(epoch / v["warmup"], 1.0) if v["warmup"] else 1.0
         kd = v["alpha"] * tckd.mean() + v["beta"] * nckd.mean()
         return ramp * kd + v["hard_weight"] * ce
+    if name == "teacher_t_kd":  # T on the teacher only, no T^2
+        p_t = torch.softmax(t / T, dim=-1)
+        kl = (p_t * (torch.log(p_t) - _logp(s))).sum(-1).mean()
+        return (1 - v["hard_weight"]) * kl + v["hard_weight"] * ce
     raise KeyError(name)
 
 
@@ -114,6 +118,8 @@ OBJ_CASES = [
     {"name": "logit_std_kd", "kd_weight": 9.0, "hard_weight": 0.1},
     "dkd",
     {"name": "dkd", "alpha": 0.5, "beta": 8.0, "warmup": 2, "hard_weight": 1.0},
+    "teacher_t_kd",
+    {"name": "teacher_t_kd", "hard_weight": 0.5},
 ]
 SIZES = [(1, 2), (5, 10), (32, 100)]  # (batch, classes)
 TEMPERATURES = [1.0, 2.0, 4.0, 64.0]
@@ -302,7 +308,10 @@ def test_objective_is_zero_when_student_is_teacher(entry):
         return
     s, _, y = make(8, 10)
     for T in TEMPERATURES:
-        loss = choice.build().loss(s, s.clone(), y, T, EPOCHS, EPOCHS)
+        # the student that matches the teacher: the same logits, except where only the
+        # teacher's are divided by T
+        t = s * T if choice.name == "teacher_t_kd" else s.clone()
+        loss = choice.build().loss(s, t, y, T, EPOCHS, EPOCHS)
         assert loss.item() == pytest.approx(0.0, abs=1e-5)
 
 

@@ -15,6 +15,7 @@ from lskd.objectives.logit_std_kd import LogitStdKD
 from lskd.objectives.ls import LabelSmoothing
 from lskd.objectives.maxsup import MaxSup
 from lskd.objectives.method import Registry
+from lskd.objectives.teacher_t_kd import TeacherTKD
 
 REGULARIZERS = Registry("regularizer", CrossEntropy, LabelSmoothing, MaxSup)
-OBJECTIVES = Registry("objective", KD, LogitStdKD, DKD)
+OBJECTIVES = Registry("objective", KD, LogitStdKD, DKD, TeacherTKD)
