@@ -158,3 +158,15 @@ def test_teacher_panels_and_what_a_figure_refuses(tmp_path: Path):
         arrange([*teachers, teachers[0]])
     with pytest.raises(DataError, match="no metrics.json beside it"):
         arrange([tmp_path / "elsewhere" / "projection.npz"])
+
+
+def test_cli_figure_takes_projections_title_and_outputs(tmp_path: Path):
+    from lskd.cli.main import main
+
+    paths = _runs(tmp_path, "student", (1.0, 3.0))
+    for i, path in enumerate(paths):  # a real projection in each run directory
+        _projection(tmp_path, f"p{i}", i).rename(path)
+    png, pdf = tmp_path / "f.png", tmp_path / "f.pdf"
+    args = ["figure", *map(str, paths[::-1]), "--title", "t"]
+    assert main([*args, "--png", str(png), "--pdf", str(pdf)]) == 0
+    assert png.read_bytes()[:8] == PNG_MAGIC and pdf.read_bytes()[:5] == b"%PDF-"

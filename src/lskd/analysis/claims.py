@@ -424,7 +424,7 @@ def claims_caption(runs: Sequence[dict[str, Any]]) -> str:
         pair += f" → student {student}"
     pairs = blocks(parsed)
     regs = sorted({reg for reg, _ in pairs}, key=regularizer_order)
-    teachers = ", ".join(teacher_text(r) for r in regs) or "none"
+    teachers = ", ".join(r.label for r in regs) or "none"
     objectives = sorted({obj for _, obj in pairs}, key=objective_order)
     students = ", ".join(o.label for o in objectives) or "none"
     return (

@@ -522,8 +522,8 @@ def plot_delta(
     axes[0].set_ylabel("Δ top-1 (points)")
     fig.suptitle(
         f"{title}\nΔ(T) = student top-1 with the regularized teacher − with the "
-        f"{teacher_text(BASE)} (same objective); error bars: 95 % interval of paired "
-        "seed differences",
+        f"{teacher_text(BASE)} (same objective and T)\nerror bars: 95 % interval of "
+        "paired seed differences",
         fontsize=9,
     )
     save_png(fig, out_png)
