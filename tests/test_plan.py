@@ -151,14 +151,14 @@ def test_a_figure_also_reads_each_panels_metrics(tiny):
 def test_final_targets_of_the_test_config(tiny):
     name = "fmnist_mlp128-mlp128_n50"
     assert tiny.final_targets() == [
-        *(path.format(**PAIR) for path in DELTA_FILES),
+        *(path.format(**PAIR) for path in DELTA_FILES.values()),
         *(f"results/tables/{name}.{ext}" for ext in ("csv", "md", "tex", "html")),
         *(f"results/tables/{name}_claims.{ext}" for ext in ("csv", "md", "html")),
         f"results/figures/penultimate_{name}.png",
         "results/figures/penultimate_fmnist_mlp128-teachers.png",
         f"results/figures/diffusion_{name}.png",
     ]
-    assert DELTA_FILES[-1].format(**PAIR) == f"results/figures/delta_{name}.png"
+    assert DELTA_FILES["png"].format(**PAIR) == f"results/figures/delta_{name}.png"
     assert tiny.nmt_targets() == []  # .test/config has no NMT pairs
 
 

@@ -206,7 +206,7 @@ def test_delta_table_equals_its_runs(demo_run, snakemake_bin):
             for r in runs
             if (r["role"], r["alpha"], r["T"]) == left
         ]
-        assert row.ls_one_minus_stability == pytest.approx(statistics.mean(one_minus))
+        assert row.reg_one_minus_stability == pytest.approx(statistics.mean(one_minus))
     summary = (demo_run / f"results/tables/{PAIR}_delta_summary.md").read_text()
     first = delta.iloc[0]
     shown = f"{first.delta:+.2f} [{first.ci_low:+.2f}, {first.ci_high:+.2f}]"

@@ -85,7 +85,7 @@ class Choice:
 
     @classmethod
     def from_alpha(cls, alpha: float) -> Choice:
-        """The teacher regularizer of a label-smoothing factor: `ce` for 0, else `ls`."""
+        """The teacher regularizer of smoothing `alpha`: `ce` for 0, else `ls`."""
         if alpha == 0:
             return cls.parse("ce", "regularizer", "alpha")
         return cls.parse({"name": "ls", "alpha": alpha}, "regularizer", "alpha")

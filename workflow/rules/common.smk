@@ -64,11 +64,11 @@ def sweep_reports(kind, files):
 
 
 def delta_outputs():
-    """`lskd delta --out`: the Δ table, its summary and figure of one pair."""
-    return [
-        reported(p, "delta") if p.endswith((".html", ".png")) else p
-        for p in DELTA_FILES
-    ]
+    """`lskd delta`'s outputs by flag name: the Δ table, its summary and figure."""
+    return {
+        name: reported(p, "delta") if p.endswith((".html", ".png")) else p
+        for name, p in DELTA_FILES.items()
+    }
 
 
 def gpu_resources(kind):

@@ -59,7 +59,7 @@ rule delta:
         metrics=per_job(Grid.pair_runs, paths.METRICS),
         diffusion=per_job(Grid.delta_diffusion),
     output:
-        delta_outputs(),
+        **delta_outputs(),
     log:
         f"logs/tables/{paths.PAIR}_delta.log",
     benchmark:
@@ -67,8 +67,10 @@ rule delta:
     conda:
         "../envs/lskd.yaml"
     shell:
-        "lskd delta {input.metrics} --diffusion {input.diffusion} --out {output} "
-        "> {log} 2>&1"
+        "lskd delta {input.metrics} --diffusion {input.diffusion} --csv {output.csv} "
+        "--md {output.md} --tex {output.tex} --html {output.html} "
+        "--summary-md {output.summary_md} --summary-html {output.summary_html} "
+        "--png {output.png} > {log} 2>&1"
 
 
 rule delta_transfer:
@@ -87,4 +89,5 @@ rule delta_transfer:
     conda:
         "../envs/lskd.yaml"
     shell:
-        "lskd delta-transfer {input} --out {output} > {log} 2>&1"
+        "lskd delta-transfer {input} --csv {output.csv} --md {output.md} "
+        "--tex {output.tex} --html {output.html} --png {output.png} > {log} 2>&1"

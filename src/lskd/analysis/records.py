@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lskd.analysis.labels import format_alpha, row_label  # noqa: F401 (lskd.nmt.table)
 from lskd.errors import DataError
 from lskd.identity import BASE_REGULARIZER, Choice, RunId
 

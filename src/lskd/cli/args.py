@@ -111,31 +111,3 @@ def add_metrics_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "metrics", type=Path, nargs="+", help="metrics.json of teachers and students"
     )
-
-
-def add_delta_flags(p: argparse.ArgumentParser, summary: bool) -> None:
-    """The inputs and `--out` files of `delta` (``summary``: also --diffusion and the
-    generated summary) and `delta-transfer`."""
-    add_metrics_arg(p)
-    if summary:
-        p.add_argument(
-            "--diffusion",
-            type=Path,
-            nargs="*",
-            default=[],
-            help="diffusion.json files of some of those runs "
-            "(matched by run directory)",
-        )
-    extra = (
-        "; the summary *_summary.md and *_summary.html (an HTML fragment)"
-        if summary
-        else ""
-    )
-    p.add_argument(
-        "--out",
-        type=Path,
-        nargs="+",
-        required=True,
-        help="the output files, told apart by their endings: the table as *.csv "
-        "(numbers), *.md, *.tex, *.html; the figure *.png" + extra,
-    )

@@ -20,14 +20,8 @@ import numpy as np
 import pandas as pd
 
 from lskd.analysis.formats import write_table_files
-from lskd.analysis.records import (
-    check_same,
-    check_unique,
-    format_alpha,
-    get,
-    read_metrics,
-    row_label,
-)
+from lskd.analysis.labels import format_alpha, row_label
+from lskd.analysis.records import check_same, check_unique, get, read_metrics
 from lskd.analysis.tables import MISSING, format_values
 from lskd.errors import DataError
 from lskd.identity import METRICS

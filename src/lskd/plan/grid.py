@@ -53,13 +53,12 @@ from lskd.spelling import path_token
 
 TABLE_FORMATS = ("csv", "md", "tex", "html")
 CLAIMS_FORMATS = ("csv", "md", "html")
-# `lskd delta --out`, in this order (the command tells them apart by their endings).
-DELTA_FILES = (
-    *(f"{DELTA}.{ext}" for ext in ("csv", "md", "tex")),
-    *(f"{DELTA}_summary.{ext}" for ext in ("md", "html")),
-    f"{DELTA}.html",
-    DELTA_FIGURE,
-)
+# The outputs of `lskd delta` by its flag names (`--summary-md` is key `summary_md`).
+DELTA_FILES = {
+    **{ext: f"{DELTA}.{ext}" for ext in ("csv", "md", "tex", "html")},
+    **{f"summary_{ext}": f"{DELTA}_summary.{ext}" for ext in ("md", "html")},
+    "png": DELTA_FIGURE,
+}
 
 
 class Grid:
@@ -278,7 +277,12 @@ class Grid:
         Table 5 of the NMT study."""
         pairs = list(self.pairs())
         drawn = [w for w in pairs if self.tasks[w["task"]]["penultimate"]["enabled"]]
-        delta = [f.format(**w) for w in pairs for f in DELTA_FILES if self.has_delta()]
+        delta = [
+            f.format(**w)
+            for w in pairs
+            for f in DELTA_FILES.values()
+            if self.has_delta()
+        ]
         transfer = {
             (w["task"], w["tarch"], w["sarch"])
             for w in pairs

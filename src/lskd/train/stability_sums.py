@@ -16,7 +16,7 @@ so one pass over the split suffices: softmax and sums in float64 on the device
 (``index_add_``, no host sync per batch), and data-parallel ranks add their sums with
 one all-reduce, as ``distributed.all_sum`` does for the accuracy counts. A class with
 no image in the split has no mean and is left out of the average (K = the classes
-present). ``lskd.analysis.stability.stability`` is the same metric computed directly
+present). ``stability`` in tests/test_stability.py is the same metric computed directly
 from a matrix of probabilities.
 """
 
