@@ -51,7 +51,16 @@ class DKD(Objective):
         Param("alpha", float, 1.0, "a", "α", "weight of TCKD", low=0.0),
         Param("beta", float, 8.0, "b", "β", "weight of NCKD", low=0.0),
         Param("warmup", int, 20, "w", "warm-up", "epochs of linear KD warm-up", 0),
-        Param("hard_weight", float, 0.0, "h", "hard", "weight of the CE term", low=0.0),
+        Param(
+            "hard_weight",
+            float,
+            0.0,
+            "h",
+            "hard",
+            "weight of the CE term",
+            low=0.0,
+            quiet=True,
+        ),
     )
 
     def loss(self, student, teacher, y, T, epoch, epochs):

@@ -46,7 +46,15 @@ class KD(Objective):
     title = "KD"
     params = (
         Param(
-            "hard_weight", float, 0.0, "h", "hard", "weight of the CE term", 0.0, 1.0
+            "hard_weight",
+            float,
+            0.0,
+            "h",
+            "hard",
+            "weight of the CE term",
+            0.0,
+            1.0,
+            quiet=True,
         ),
     )
 

@@ -33,8 +33,19 @@ class LogitStdKD(Objective):
     title = "logit-std KD"
     slug = "lskd"
     params = (
-        Param("kd_weight", float, 1.0, "k", "w", "weight of the KD term", low=0.0),
-        Param("hard_weight", float, 0.0, "h", "hard", "weight of the CE term", low=0.0),
+        Param(
+            "kd_weight", float, 1.0, "k", "w", "weight of the KD term", 0.0, quiet=True
+        ),
+        Param(
+            "hard_weight",
+            float,
+            0.0,
+            "h",
+            "hard",
+            "weight of the CE term",
+            low=0.0,
+            quiet=True,
+        ),
     )
 
     def loss(self, student, teacher, y, T, epoch, epochs):

@@ -46,6 +46,7 @@ class Param:
     doc: str
     low: float | None = None  # inclusive
     high: float | None = None  # inclusive
+    quiet: bool = False  # labels leave it out at its default (a term switched off)
 
     def check(self, value: Any, where: str) -> Any:
         """`value` as this parameter's type; a bad one is a ConfigError naming
@@ -121,11 +122,14 @@ class Method:
 
     @classmethod
     def label(cls, values: dict[str, Any]) -> str:
-        """How tables name it: the title and each set parameter (`MaxSup λ = 0.1`)."""
+        """How tables name it: the title and each set parameter (`MaxSup λ = 0.1`),
+        but a quiet one at its default (`DKD α = 1, β = 8, warm-up = 5`: no hard-label
+        term)."""
         shown = [
             f"{p.symbol} = {label_text(values[p.name])}"
             for p in cls.params
             if values[p.name] is not None
+            and not (p.quiet and values[p.name] == p.default)
         ]
         return " ".join([cls.title, ", ".join(shown)]).strip()
 

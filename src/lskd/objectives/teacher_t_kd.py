@@ -20,7 +20,15 @@ class TeacherTKD(Objective):
     title = "KD, T on the teacher only"
     params = (
         Param(
-            "hard_weight", float, 0.0, "h", "hard", "weight of CE", low=0.0, high=1.0
+            "hard_weight",
+            float,
+            0.0,
+            "h",
+            "hard",
+            "weight of CE",
+            low=0.0,
+            high=1.0,
+            quiet=True,
         ),
     )
 
