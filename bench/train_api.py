@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
+from lskd.identity import Choice
 from lskd.train.device import autocast, to_device
 from lskd.train.distributed import Context
 from lskd.train.loop import Trainees, train_epoch
@@ -67,7 +68,9 @@ def sweep_pass(
     """The fused sweep's loop over `batches`: one teacher forward per batch, then
     each student's KD step at its temperature, one optimizer step for all, as a fused
     `lskd distill --T ...` job runs it."""
-    objectives = [student_step(T) for T in temperatures]
+    kd = Choice.parse("kd", "objective", "").build()
+    epochs = 1  # kd has no epoch-dependent weight
+    objectives = [student_step(kd, T, epochs) for T in temperatures]
     labels = [f"T={T:g}" for T in temperatures]
     trainees = Trainees(students, objectives, teacher, labels)
     progress = EpochProgress(1, opt.param_groups[0]["lr"])
