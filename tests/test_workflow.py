@@ -15,11 +15,24 @@ import yaml
 from scipy import stats
 
 from conftest import planned_jobs, run_snakemake
+from lskd.analysis.labels import row_label
+from lskd.identity import RunId, objective_token
+from lskd.plan.config import validate_config
+from lskd.plan.grid import Grid
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_CONFIG = REPO / ".test" / "config" / "config.yaml"
 PAIR = "fmnist_mlp128-mlp128_n50"  # the one table of .test/config (50 images per class)
 pytestmark = pytest.mark.slow
+
+
+def grid_of(path: Path) -> Grid:
+    """The grid of a config file (its regularizers, objectives, temperatures, seeds)."""
+    return Grid(validate_config(yaml.safe_load(path.read_text())))
+
+
+def identity(run: dict) -> RunId:
+    return RunId.from_metrics(run, "metrics.json")
 
 
 def separate_jobs(tmp_path: Path) -> str:
@@ -55,16 +68,17 @@ def test_dry_run_default_config_is_fast(tmp_path, snakemake_bin, fused):
 
 
 def test_one_table_builds_only_what_it_needs(tmp_path, snakemake_bin):
-    config = yaml.safe_load(TEST_CONFIG.read_text())
+    grid = grid_of(TEST_CONFIG)
     target = f"results/tables/{PAIR}.md"
     jobs = planned_jobs(
         run_snakemake(tmp_path, target, "-n", "--configfile", str(TEST_CONFIG))
     )
-    n_runs = len(config["run"]["alphas"]) * len(config["run"]["seeds"])
+    n_teachers = len(grid.regs) * len(grid.seeds)
     assert jobs == {
         "prepare_data": 1,
-        "train_teacher": n_runs,
-        "distill_students": n_runs,  # every T of one alpha and seed in one fused job
+        "train_teacher": n_teachers,
+        # every T of one teacher, seed and objective in one fused job
+        "distill_students": n_teachers * len(grid.objs),
         "make_table": 1,
     }
 
@@ -99,10 +113,15 @@ def test_bad_config_fails_before_any_job(
 
 def test_every_run_writes_metrics(demo_run, snakemake_bin):
     config = yaml.safe_load(TEST_CONFIG.read_text())
+    grid = grid_of(TEST_CONFIG)
     metrics = sorted(demo_run.glob("results/fmnist/**/metrics.json"))
-    n_alpha, n_T = len(config["run"]["alphas"]), len(config["run"]["temperatures"])
-    n_seeds = len(config["run"]["seeds"])
-    assert len(metrics) == n_alpha * (1 + n_T) * n_seeds
+    n_teachers = len(grid.regs) * len(grid.seeds)
+    assert len(metrics) == n_teachers * (1 + len(grid.objs) * len(grid.temps))
+    assert {identity(json.loads(p.read_text())).regularizer.name for p in metrics} == {
+        "ce",
+        "ls",
+        "maxsup",
+    }
     for path in metrics:
         m = json.loads(path.read_text())
         assert {"top1", "top5", "last", "best", "chosen_epoch", "wall_s"} <= set(m)
@@ -115,9 +134,10 @@ def test_every_run_writes_metrics(demo_run, snakemake_bin):
         run = path.parent.relative_to(demo_run / "results")
         if m["role"] == "teacher":
             log = demo_run / "logs" / run / "train_teacher.log"
-        else:  # the fused sweep's log: logs/<teacher>/students_<arch>_s<seed>/
+        else:  # the fused sweep's log: logs/<teacher>/students_<arch>_<obj>_s<seed>/
             assert m["fused_temperatures"] == config["run"]["temperatures"]
-            sweep = f"students_{m['arch']}_{m['transfer']['size']}_s{m['seed']}"
+            obj = objective_token(identity(m).objective)
+            sweep = f"students_{m['arch']}_{m['transfer']['size']}_{obj}_s{m['seed']}"
             log = demo_run / "logs" / run.parent / sweep / "distill_students.log"
         lines = log.read_text().splitlines()
         assert (
@@ -150,15 +170,13 @@ def _runs(demo_run: Path) -> list[dict]:
 def test_table_equals_its_runs(demo_run, snakemake_bin):
     table = pd.read_csv(demo_run / f"results/tables/{PAIR}.csv", index_col=0)
     runs = _runs(demo_run)
-    assert len(table) == 1 + len({r["T"] for r in runs if r["role"] == "student"})
+    students = {(identity(r).objective, r["T"]) for r in runs if r["role"] == "student"}
+    assert len(table) == 1 + len(students)
     cells: dict[tuple, list[dict]] = {}
     for run in runs:
-        row = (
-            "Teacher mlp128"
-            if run["role"] == "teacher"
-            else f"Student mlp128, T={run['T']:g}"
-        )
-        cells.setdefault((row, f"alpha = {run['alpha']:.1f}"), []).append(run)
+        who = identity(run)
+        row = row_label(who.role, who.arch, who.T, who.objective)
+        cells.setdefault((row, who.regularizer.label), []).append(run)
     for (row, column), group in cells.items():
         parts = []
         for key in ("top1", "top5"):
@@ -173,11 +191,19 @@ def test_table_equals_its_runs(demo_run, snakemake_bin):
         assert table.loc[row, column] == expected
 
 
+def _cell(run: dict) -> tuple:
+    """(role, regularizer label, objective label or None, T) of a run."""
+    who = identity(run)
+    objective = None if who.objective is None else who.objective.label
+    return (who.role, who.regularizer.label, objective, who.T)
+
+
 def _paired(runs: list[dict], left: tuple, right: tuple) -> tuple[float, float, int]:
-    """Mean and 95 % Student-t half-width of left - right top-1, paired by seed."""
+    """Mean and 95 % Student-t half-width of left - right top-1 (cells `_cell`),
+    paired by seed."""
     by = {}
     for r in runs:
-        by.setdefault((r["role"], r["alpha"], r["T"]), {})[r["seed"]] = r["top1"]
+        by.setdefault(_cell(r), {})[r["seed"]] = r["top1"]
     seeds = sorted(set(by[left]) & set(by[right]))
     diffs = [by[left][s] - by[right][s] for s in seeds]
     n = len(diffs)
@@ -186,26 +212,26 @@ def _paired(runs: list[dict], left: tuple, right: tuple) -> tuple[float, float, 
 
 
 def test_delta_table_equals_its_runs(demo_run, snakemake_bin):
-    config = yaml.safe_load(TEST_CONFIG.read_text())
+    grid = grid_of(TEST_CONFIG)
     delta = pd.read_csv(demo_run / f"results/tables/{PAIR}_delta.csv")
     runs = _runs(demo_run)
-    temps = sorted(float(T) for T in config["run"]["temperatures"])
-    ls = [a for a in config["run"]["alphas"] if a > 0]
-    assert [(r.alpha, r.T) for r in delta.itertuples()] == [
-        (a, T) for a in ls for T in temps
-    ]
+    temps = sorted(float(T) for T in grid.temps)
+    regs = [c.label for c in grid.regularizers.values() if not c.is_base]
+    objs = [c.label for c in grid.objectives.values()]
+    base = next(c.label for c in grid.regularizers.values() if c.is_base)
+    expected = {(r, o, T) for r in regs for o in objs for T in temps}
+    assert [(r.regularizer, r.objective, r.T) for r in delta.itertuples()] != []
+    assert {(r.regularizer, r.objective, r.T) for r in delta.itertuples()} == expected
+    assert len(delta) == len(expected)
     for row in delta.itertuples():
-        left, right = ("student", row.alpha, row.T), ("student", 0.0, row.T)
+        left = ("student", row.regularizer, row.objective, row.T)
+        right = ("student", base, row.objective, row.T)
         mean, half, n = _paired(runs, left, right)
-        assert n == row.n == len(config["run"]["seeds"])
+        assert n == row.n == len(grid.seeds)
         assert row.delta == pytest.approx(mean, abs=1e-9)
         assert row.ci_low == pytest.approx(mean - half, abs=1e-9)
         assert row.ci_high == pytest.approx(mean + half, abs=1e-9)
-        one_minus = [
-            r["one_minus_stability"]
-            for r in runs
-            if (r["role"], r["alpha"], r["T"]) == left
-        ]
+        one_minus = [r["one_minus_stability"] for r in runs if _cell(r) == left]
         assert row.reg_one_minus_stability == pytest.approx(statistics.mean(one_minus))
     summary = (demo_run / f"results/tables/{PAIR}_delta_summary.md").read_text()
     first = delta.iloc[0]
@@ -231,7 +257,7 @@ def test_figures_and_report(demo_run, snakemake_bin):
     # localeCompare, where digits come before letters, and only it starts with one.
     # The landing page opens with the generated summary.
     categories = json.loads(re.search(r"var categories = (\{.*?\});", report)[1])
-    first = "1. LS benefit Δ(T)"
+    first = "1. Teacher regularizer benefit Δ(T)"
     assert all(c[0].isalpha() for c in categories if c != first)
     assert len(categories[first]["fmnist"]) == 3  # summary, table, figure
     desc = json.loads(re.search(r"var workflow_desc = (\".*?\");\n", report, re.S)[1])
@@ -271,17 +297,34 @@ def test_paper_dry_run_lists_the_whole_grid(tmp_path, snakemake_bin, fused):
 def test_claims_and_diffusion_outputs(demo_run, snakemake_bin):
     from lskd.analysis.claims import CLAIMS, VERDICTS
 
+    grid = grid_of(TEST_CONFIG)
     claims = pd.read_csv(demo_run / f"results/tables/{PAIR}_claims.csv")
-    assert list(claims["claim_id"]) == [c.claim_id for c in CLAIMS]
-    assert set(claims["alpha"]) == {0.1}
+    blocks = claims.groupby(["regularizer", "objective"], sort=False)
+    regs = [c for c in grid.regularizers.values() if not c.is_base]
+    assert len(blocks) == len(regs) * len(grid.objs)  # one per (regularizer, objective)
+    for _, block in blocks:
+        assert list(block["claim_id"]) == [c.claim_id for c in CLAIMS]
     assert set(claims["verdict"]) <= set(VERDICTS)
     runs = _runs(demo_run)
-    c1 = claims.set_index("claim_id").loc["C1"]  # teacher 0.1 minus 0.0, by seed
-    mean, half, n = _paired(runs, ("teacher", 0.1, None), ("teacher", 0.0, None))
-    assert c1["margin"] == pytest.approx(mean) and c1["n"] == n
-    assert c1["ci_high"] == pytest.approx(mean + half)
+    base = next(c.label for c in grid.regularizers.values() if c.is_base)
+    for reg in regs:  # C1: the regularized teacher minus the ce teacher, by seed
+        c1 = claims[(claims["regularizer"] == reg.label) & (claims["claim_id"] == "C1")]
+        mean, half, n = _paired(
+            runs, ("teacher", reg.label, None, None), ("teacher", base, None, None)
+        )
+        assert c1["margin"].tolist() == pytest.approx([mean] * len(c1))
+        assert c1["ci_high"].tolist() == pytest.approx([mean + half] * len(c1))
+        assert c1["n"].tolist() == [n] * len(c1) and len(c1) == len(grid.objs)
+    paper = claims[
+        claims["regularizer"].str.startswith("LS") & (claims["objective"] == "KD")
+    ]
+    assert paper["source"].str.startswith("Chandrasegaran").all()  # the paper's own
+    maxsup = claims[claims["regularizer"].str.startswith("MaxSup")]
+    own = maxsup[maxsup["claim_id"] != "C5"]  # C5 is about the ce teacher's students
+    assert own["source"].str.startswith("lskd's generalization").all()
+    assert not own["claim"].str.contains(r"\bLS\b", regex=True).any()
     diffusion = pd.read_csv(demo_run / f"results/tables/{PAIR}_diffusion.csv")
-    cells = {(r["role"], r["alpha"], r["T"]) for r in runs}
+    cells = {_cell(r) for r in runs}
     assert len(diffusion) == len(cells)  # every cell is drawn in the figures
     assert (diffusion["n"] == n).all()
     for path in demo_run.glob("results/fmnist/**/diffusion.json"):
