@@ -33,7 +33,7 @@ def _strip(obj: Any) -> Any:
 def _tensors(path: Path) -> dict[str, Any]:
     import argparse as ap
 
-    from lskd.train import checkpoint
+    from lskd.models import checkpoint
 
     data = checkpoint.load(path, allow=[ap.Namespace])
     weights = data.get("state_dict", data.get("model"))

@@ -146,7 +146,7 @@ def checkpoint_position(path: Path) -> str | None:
     """'epoch E' or 'epoch E + S steps' of a resume checkpoint, None without one."""
     if not path.exists():
         return None
-    from lskd.train import checkpoint
+    from lskd.models import checkpoint
 
     state = checkpoint.load(path)
     partial = state.get("partial")
@@ -160,7 +160,7 @@ def fairseq_position(path: Path) -> str | None:
         return None
     import argparse
 
-    from lskd.train import checkpoint
+    from lskd.models import checkpoint
 
     state = checkpoint.load(path, allow=[argparse.Namespace])
     itr = state["extra_state"]["train_iterator"]
@@ -204,7 +204,7 @@ def differences(expected: Path, got: Path, kind: str = "lskd") -> list[str]:
 
 
 def _weights(path: Path, kind: str) -> dict:
-    from lskd.train import checkpoint
+    from lskd.models import checkpoint
 
     if kind == "fairseq":
         import argparse

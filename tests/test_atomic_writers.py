@@ -17,7 +17,7 @@ from conftest import write_metrics
 from lskd.analysis.tables import write_table
 from lskd.atomic import write_json
 from lskd.errors import OutputError
-from lskd.train import checkpoint
+from lskd.models import checkpoint
 from test_tables import _runs
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "lskd"

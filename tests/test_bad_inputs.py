@@ -28,9 +28,9 @@ import lskd.atomic
 from conftest import REPO, make_toy_npz, run_snakemake
 from lskd.cli.main import main
 from lskd.errors import ConfigError
+from lskd.models import checkpoint
 from lskd.models.registry import build_model
 from lskd.plan.config import validate_config
-from lskd.train import checkpoint
 from lskd.train.job import RunSpec, train_teacher
 from lskd.train.recipe import Recipe
 from test_folders import make_imagefolder

@@ -18,10 +18,10 @@ from lskd.data.arrays import Arrays, save_arrays
 from lskd.data.fashion_mnist import CLASS_NAMES
 from lskd.errors import ConfigError
 from lskd.identity import Choice
+from lskd.models import checkpoint
 from lskd.models.registry import build_model
 from lskd.objectives.kd import kd_loss
 from lskd.objectives.ls import ls_cross_entropy
-from lskd.train import checkpoint
 from lskd.train.job import RunSpec, distill_student, train_teacher, versions
 from lskd.train.optim import make_scheduler
 from lskd.train.recipe import Recipe

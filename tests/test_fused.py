@@ -17,9 +17,10 @@ from lskd.cli.main import main
 from lskd.data.arrays import Arrays, save_arrays
 from lskd.data.fashion_mnist import CLASS_NAMES
 from lskd.errors import CheckpointError
+from lskd.models import checkpoint
 from lskd.models.registry import MODELS
 from lskd.objectives.kd import kd_loss
-from lskd.train import checkpoint, resume
+from lskd.train import resume
 from lskd.train.job import RunSpec, distill_student, distill_students, train_teacher
 from lskd.train.recipe import Recipe
 

@@ -19,8 +19,8 @@ import pytest
 import torch
 
 from conftest import make_toy_npz, run_cli
+from lskd.models import checkpoint
 from lskd.models.registry import build_model
-from lskd.train import checkpoint
 from lskd.train.job import RunSpec, distill_student, distill_students, train_teacher
 from lskd.train.recipe import Recipe
 

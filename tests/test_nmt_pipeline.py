@@ -14,7 +14,7 @@ import pytest
 
 import lskd
 from lskd.errors import CheckpointError
-from lskd.train import checkpoint
+from lskd.models import checkpoint
 
 pytest.importorskip("fairseq")
 pytestmark = pytest.mark.slow

@@ -11,8 +11,8 @@ import torch
 from conftest import make_toy_npz
 from lskd.analysis.penultimate import extract
 from lskd.data.fashion_mnist import CLASS_NAMES
+from lskd.models import checkpoint
 from lskd.models.registry import build_model
-from lskd.train import checkpoint
 
 CLASSES = [6, 0, 7]  # not 0, 1, 2: the official script's bias rows would differ
 PER_CLASS = {"train": 5, "test": 2}

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from conftest import make_toy_npz
+from lskd.models import checkpoint
 from lskd.models.registry import build_model
-from lskd.train import checkpoint
 from lskd.train.distributed import Context
 from lskd.train.evaluation import summarise
 from lskd.train.history import record_epoch

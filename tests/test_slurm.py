@@ -24,7 +24,7 @@ import torch
 import yaml
 
 from conftest import run_snakemake
-from lskd.train.checkpoint import load_model_file
+from lskd.models.checkpoint import load_model_file
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_CONFIG = REPO / ".test" / "config" / "config.yaml"

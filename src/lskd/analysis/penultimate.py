@@ -18,8 +18,8 @@ from lskd.atomic import atomic_path
 from lskd.data.interface import DataSource
 from lskd.data.source import open_source
 from lskd.errors import DataError
+from lskd.models import checkpoint
 from lskd.models.registry import classifier
-from lskd.train import checkpoint
 from lskd.train.job import build_for
 
 
