@@ -26,7 +26,7 @@ from lskd.data.interface import DataSource
 from lskd.data.source import open_source
 from lskd.data.transfer import TransferSet
 from lskd.errors import CheckpointError, ConfigError
-from lskd.identity import DEFAULT_OBJECTIVE, Choice, RunId
+from lskd.identity import DEFAULT_OBJECTIVE, ROLLING, ROLLING_SWEEP, Choice, RunId
 from lskd.models import checkpoint
 from lskd.models.registry import build_model
 from lskd.train import preempt
@@ -181,7 +181,7 @@ def _train(
         source.eval_batches(s, r.eval_batch_size, shard=ctx.shard)
         for s in ("val", "test")
     )
-    path = spec.model_out.parent / ("last_sweep.pt" if fused else "last.pt")
+    path = spec.model_out.parent / (ROLLING_SWEEP if fused else ROLLING)
     temperatures = [who["T"] for who in identities]
     if spec.pretrained:
         results = [evaluate_imported(models[0], val, test, ctx)]
