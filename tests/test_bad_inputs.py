@@ -523,7 +523,22 @@ CONFIG_CASES = {
     "wrong type": (fmnist(teacher={"lr": "fast"}), "tasks.fmnist.teacher.lr"),
     "alpha >= 1": ({"run": {"alphas": [0.0, 1.0]}}, "run.alphas[1]"),
     "T <= 0": ({"run": {"temperatures": [0]}}, "run.temperatures[0]"),
-    "empty alphas": ({"run": {"alphas": []}}, "run.alphas"),
+    "no teacher": (
+        {"run": {"alphas": [], "regularizers": []}},
+        "run.regularizers: no teacher",
+    ),
+    "unknown regularizer": (
+        {"run": {"regularizers": [{"name": "maxsupp"}]}},
+        "run.regularizers[0].name: unknown regularizer 'maxsupp'",
+    ),
+    "unknown objective parameter": (
+        {"run": {"objectives": [{"name": "dkd", "gamma": 1}]}},
+        "run.objectives[0].gamma: unknown parameter of objective dkd",
+    ),
+    "objective parameter out of range": (
+        {"run": {"objectives": [{"name": "dkd", "warmup": -1}]}},
+        "run.objectives[0].warmup: must be >= 0",
+    ),
     "empty temperatures": ({"run": {"temperatures": []}}, "run.temperatures"),
     "unknown architecture": (
         fmnist(teacher_archs=["resnet5000"]),
@@ -555,8 +570,8 @@ CONFIG_CASES = {
     # --- references between keys -----------------------------------------------------
     "teacher_weights alpha not run": (
         MINE | fmnist(teacher_weights={"0.2": "mine"}),
-        "tasks.fmnist.teacher_weights: key '0.2' is not an alpha of run.alphas "
-        "(0, 0.1)",
+        "tasks.fmnist.teacher_weights: key '0.2' is not the alpha of a ce or ls "
+        "teacher of the run (0, 0.1)",
     ),
     "teacher_weights alpha twice": (
         MINE | fmnist(teacher_weights={"0": "mine", "0.0": "mine"}),

@@ -58,7 +58,6 @@ def check_grid(run: dict[str, Any]) -> None:
     """No two of `run.alphas` (or of `run.temperatures`) share a path token, and each
     value is exactly its token (so a run's path names the value it was trained with);
     the regularizers and objectives parse (`grid_methods`)."""
-    grid_methods(run)
     for key, prefix in (("alphas", "a"), ("temperatures", "T")):
         seen: dict[str, float] = {}
         for i, value in enumerate(run[key]):
@@ -77,6 +76,7 @@ def check_grid(run: dict[str, Any]) -> None:
                     f"significant digits; paths spell it {prefix}{token}, so write "
                     f"{token}"
                 )
+    grid_methods(run)
 
 
 def class_count(data: dict[str, Any]) -> int | None:
