@@ -22,16 +22,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from conftest import make_toy_npz  # noqa: E402
-from killharness import (  # noqa: E402
-    ExecLauncher,
-    ForkLauncher,
-    kill_chain,
-    run_baseline,
+TESTS = Path(__file__).resolve().parents[1] / "tests"
+# The jobs and harness are the tests' (tests/test_kill_resume.py): they need pytest,
+# which the demo set-up does not install.
+NEEDS = (
+    "bench/kill_resume.py: needs pytest (the test set-up): bash scripts/setup.sh "
+    "--test, or .venv/bin/pip install -c constraints.txt pytest"
 )
-from test_kill_resume import HP, image_jobs, nmt_jobs, prepare_nmt  # noqa: E402
+EPOCHS = 6  # test_kill_resume.HP["epochs"] (checked in main)
 
 
 def main() -> int:
@@ -39,7 +37,7 @@ def main() -> int:
     p.add_argument("--kills", type=int, default=15, help="kill points per job")
     p.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
     p.add_argument("--launcher", choices=["exec", "fork"], default="exec")
-    p.add_argument("--epochs", type=int, default=HP["epochs"], help="epochs per run")
+    p.add_argument("--epochs", type=int, default=EPOCHS, help="epochs per run")
     p.add_argument(
         "--jobs",
         default="teacher,student,fused",
@@ -47,6 +45,16 @@ def main() -> int:
     )
     p.add_argument("--work", type=Path, help="keep the runs here (default: temp)")
     args = p.parse_args()
+    sys.path.insert(0, str(TESTS))
+    try:
+        import pytest  # noqa: F401
+    except ImportError:
+        sys.exit(NEEDS)
+    from conftest import make_toy_npz
+    from killharness import ExecLauncher, ForkLauncher, kill_chain, run_baseline
+    from test_kill_resume import HP, image_jobs, nmt_jobs, prepare_nmt
+
+    assert HP["epochs"] == EPOCHS, "keep EPOCHS equal to test_kill_resume.HP"
     HP["epochs"] = args.epochs
     work = args.work or Path(tempfile.mkdtemp(prefix="lskd-kills-"))
     work.mkdir(parents=True, exist_ok=True)

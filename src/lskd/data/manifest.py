@@ -107,10 +107,25 @@ def _hold_out(
 def _class_dirs(path: Path) -> list[str]:
     if not path.is_dir():
         raise DataError(f"{path}: directory not found")
-    names = sorted(e.name for e in os.scandir(path) if e.is_dir())
+    names = sorted(
+        e.name for e in os.scandir(path) if e.is_dir() and not _hidden(e.name)
+    )
     if not names:
         raise DataError(f"{path}: no class folders")
     return names
+
+
+def _hidden(name: str) -> bool:
+    """Hidden files and folders (`.ipynb_checkpoints`, `._x.JPEG` of macOS) are not
+    data: never a class, never an image."""
+    return name.startswith(".")
+
+
+def _walk(top: Path):
+    """`os.walk(top)` (symlinks followed) without hidden folders."""
+    for d, dirs, files in os.walk(top, followlinks=True):
+        dirs[:] = [x for x in dirs if not _hidden(x)]
+        yield d, dirs, files
 
 
 def _list_images(root: Path, sub: str, classes: list[str]) -> list[list[Any]]:
@@ -133,9 +148,9 @@ def _list_images(root: Path, sub: str, classes: list[str]) -> list[list[Any]]:
         class_dir = root / sub / name
         found = [
             os.path.relpath(os.path.join(d, f), root).replace(os.sep, "/")
-            for d, _, files in sorted(os.walk(class_dir, followlinks=True))
+            for d, _, files in sorted(_walk(class_dir))
             for f in sorted(files)
-            if f.lower().endswith(EXTENSIONS)
+            if f.lower().endswith(EXTENSIONS) and not _hidden(f)
         ]
         if not found:
             raise DataError(f"{class_dir}: 0 images")
