@@ -1,4 +1,5 @@
-"""Model registry: small demo MLPs of our own, everything else from torchvision by name.
+"""Model registry: small demo MLPs of our own, the KD literature's CIFAR nets
+(`lskd.models.cifar`), everything else from torchvision by name.
 
 `build_model(name, num_classes, in_channels, image_size)` is the only constructor the
 rest of lskd calls. torchvision models are built with `weights=None` (pretrained inits
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from lskd.errors import ConfigError
+from lskd.models.cifar import CIFAR_MODELS
 
 
 class MLP(nn.Module):
@@ -40,6 +42,8 @@ class MLP(nn.Module):
 MODELS: dict[str, Callable[[int, int, int], nn.Module]] = {
     "mlp512": lambda k, c, side: MLP(c * side * side, (512, 256), k),
     "mlp128": lambda k, c, side: MLP(c * side * side, (128, 64), k),
+    # the CIFAR nets by the literature's names (`vgg13` is CRD's, not torchvision's)
+    **{name: (lambda k, c, side, f=f: f(k, c)) for name, f in CIFAR_MODELS.items()},
 }
 
 
