@@ -19,6 +19,7 @@ from typing import Any
 from lskd.cli.analysis import add_analysis_commands
 from lskd.cli.args import add_penultimate_flags, add_run_flags, json_arg
 from lskd.cli.nmt import add_nmt_commands
+from lskd.data import ARRAY_DATASETS
 from lskd.errors import ConfigError, LskdError
 from lskd.train import segments
 from lskd.train.preempt import REQUEUE_EXIT as REQUEUE
@@ -72,11 +73,11 @@ def _relaunched(args: argparse.Namespace) -> bool:
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:
-    if args.dataset == "fashion_mnist":
+    if args.dataset in ARRAY_DATASETS:
         from lskd.data.arrays import prepare_arrays, save_arrays
 
         if args.val_size is None:
-            raise ConfigError("prepare: --val-size is required for fashion_mnist")
+            raise ConfigError(f"prepare: --val-size is required for {args.dataset}")
         arrays = prepare_arrays(
             args.dataset,
             args.root,
@@ -84,6 +85,8 @@ def cmd_prepare(args: argparse.Namespace) -> None:
             args.split_seed,
             args.train_size,
             args.test_size,
+            args.expect_train,
+            args.expect_test,
         )
         save_arrays(arrays, args.out)
         sizes = {s: len(v) for s, v in arrays.labels.items()}
@@ -216,20 +219,20 @@ def _add_data_commands(sub: Any) -> None:
     p = sub.add_parser("prepare", help="check a raw dataset; write its splits")
     p.add_argument(
         "--dataset",
-        choices=["fashion_mnist", "imagefolder", "cub200"],
+        choices=[*ARRAY_DATASETS, "imagefolder", "cub200"],
         required=True,
-        help="fashion_mnist (IDX files -> .npz arrays), imagefolder (train/ and val/ "
-        "class folders, e.g. ImageNet) or cub200 (official CUB_200_2011 layout) -> "
-        ".json manifest",
+        help="fashion_mnist (IDX files), cifar100 / cifar10 (the archives' python "
+        "version) -> .npz arrays; imagefolder (train/ and val/ class folders, e.g. "
+        "ImageNet) or cub200 (official CUB_200_2011 layout) -> .json manifest",
     )
     p.add_argument("--root", type=Path, required=True, help="directory of the raw data")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the val hold-out")
-    p.add_argument("--val-size", type=int, help="fashion_mnist: images held out")
-    p.add_argument("--train-size", type=int, help="fashion_mnist: keep N train images")
-    p.add_argument("--test-size", type=int, help="fashion_mnist: keep N test images")
+    p.add_argument("--val-size", type=int, help="arrays: images held out")
+    p.add_argument("--train-size", type=int, help="arrays: keep N train images")
+    p.add_argument("--test-size", type=int, help="arrays: keep N test images")
     p.add_argument("--val-per-class", type=int, default=10, help="folders: held out")
     for what in ("classes", "train", "test"):
-        p.add_argument(f"--expect-{what}", type=int, help=f"folders: expected {what}")
+        p.add_argument(f"--expect-{what}", type=int, help=f"expected {what}")
     p.add_argument(
         "--check-limit", type=int, help="folders: decode only the first N per split"
     )

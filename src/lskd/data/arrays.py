@@ -3,7 +3,9 @@
 `prepare_arrays` holds out a validation split from the training set (so model selection
 never looks at the reported test split, docs/official-code.md#model-selection),
 optionally subsamples for tiny configs, computes the normalisation statistics on the
-training split, and writes everything atomically.
+training split (or takes a reader's published `MEAN` / `STD`: CIFAR), and writes
+everything atomically, with the indices of the held-out images in the raw training
+split and the seed that drew them (`held_out`, `split_seed` in the file).
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from lskd.atomic import atomic_path
-from lskd.data import fashion_mnist
+from lskd.data import cifar, fashion_mnist
 from lskd.errors import DataError
 
-READERS = {"fashion_mnist": fashion_mnist}
+READERS = {"fashion_mnist": fashion_mnist, **cifar.READERS}
 SPLITS = ("train", "val", "test")
 
 
@@ -31,6 +33,9 @@ class Arrays:
     class_names: tuple[str, ...]
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    # the validation images' indices in the raw training split, and their seed
+    held_out: np.ndarray | None = None
+    split_seed: int | None = None
 
     @property
     def num_classes(self) -> int:
@@ -62,11 +67,23 @@ def prepare_arrays(
     split_seed: int,
     train_size: int | None = None,
     test_size: int | None = None,
+    expect_train: int | None = None,
+    expect_test: int | None = None,
 ) -> Arrays:
-    """Read `dataset` from `root` and split it into train / held-out val / test."""
+    """Read `dataset` from `root` and split it into train / held-out val / test;
+    `expect_train` / `expect_test` are the raw splits' image counts to insist on."""
     reader = READERS[dataset]
     x, y = reader.load_split(root, "train")
     x_test, y_test = reader.load_split(root, "test")
+    for split, n, want in (
+        ("train", len(x), expect_train),
+        ("test", len(x_test), expect_test),
+    ):
+        if want is not None and n != want:
+            raise DataError(
+                f"{root}: {dataset} {split} split has {n} images, expected {want} "
+                "(data.expect_train / expect_test)"
+            )
     rng = np.random.default_rng(split_seed)
     perm = rng.permutation(len(x))
     if val_size >= len(x):
@@ -80,10 +97,18 @@ def prepare_arrays(
     images = {"train": x[train_idx], "val": x[val_idx], "test": x_test[test_idx]}
     labels = {"train": y[train_idx], "val": y[val_idx], "test": y_test[test_idx]}
     images = {k: v[:, None] if v.ndim == 3 else v for k, v in images.items()}
-    scaled = images["train"].astype(np.float64) / 255.0
-    mean = tuple(float(m) for m in scaled.mean(axis=(0, 2, 3)))
-    std = tuple(float(s) for s in scaled.std(axis=(0, 2, 3)))
-    return Arrays(images, labels, tuple(reader.CLASS_NAMES), mean, std)
+    if hasattr(reader, "MEAN"):  # published statistics (CIFAR)
+        mean, std = tuple(reader.MEAN), tuple(reader.STD)
+    else:
+        scaled = images["train"].astype(np.float64) / 255.0
+        mean = tuple(float(m) for m in scaled.mean(axis=(0, 2, 3)))
+        std = tuple(float(s) for s in scaled.std(axis=(0, 2, 3)))
+    names = (
+        reader.class_names(root)
+        if hasattr(reader, "class_names")
+        else reader.CLASS_NAMES
+    )
+    return Arrays(images, labels, tuple(names), mean, std, val_idx, split_seed)
 
 
 def save_arrays(arrays: Arrays, path: str | Path) -> None:
@@ -100,6 +125,11 @@ def save_arrays(arrays: Arrays, path: str | Path) -> None:
             class_names=np.array(arrays.class_names),
             mean=np.array(arrays.mean),
             std=np.array(arrays.std),
+            **(
+                {}
+                if arrays.held_out is None
+                else {"held_out": arrays.held_out, "split_seed": arrays.split_seed}
+            ),
         )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from lskd.atomic import atomic_path
+from lskd.data import ARRAY_DATASETS
 from lskd.errors import ConfigError
 from lskd.identity import Choice, objective_token
 from lskd.plan.inits import InitSpec
@@ -80,13 +81,15 @@ def check_grid(run: dict[str, Any]) -> None:
 
 
 def class_count(data: dict[str, Any]) -> int | None:
-    """Classes of a task's dataset where the config says: Fashion-MNIST's 10, or
-    `data.expect_classes` (None: not known before `prepare_data` reads the data)."""
+    """Classes of a task's dataset where the config says: Fashion-MNIST's and
+    CIFAR-10's 10, CIFAR-100's 100, or `data.expect_classes` (None: not known before
+    `prepare_data` reads the data)."""
     if data["dataset"] == "fashion_mnist":
         from lskd.data.fashion_mnist import CLASS_NAMES
 
         return len(CLASS_NAMES)
-    return data["expect_classes"]
+    fixed = {"cifar100": 100, "cifar10": 10}
+    return fixed.get(data["dataset"], data["expect_classes"])
 
 
 def check_references(config: dict[str, Any]) -> None:
@@ -118,8 +121,8 @@ def check_references(config: dict[str, Any]) -> None:
         for j, c in enumerate(pen["classes"]):
             if pen["enabled"] and count is not None and c >= count:
                 where = (
-                    "fashion_mnist has"
-                    if task["data"]["dataset"] == "fashion_mnist"
+                    f"{task['data']['dataset']} has"
+                    if task["data"]["dataset"] in ARRAY_DATASETS
                     else "data.expect_classes says"
                 )
                 raise ConfigError(

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from lskd.data import ARRAY_DATASETS
 from lskd.data.transfer import size_tokens
 from lskd.identity import Choice, objective_token
 from lskd.plan.checks import grid_methods
@@ -190,12 +191,12 @@ class Grid:
         }
 
     def dataset(self, wildcards: Mapping[str, str]) -> str:
-        """The prepared dataset of the task: in-memory arrays (.npz) for fashion_mnist,
-        a manifest of image files (.json) otherwise."""
+        """The prepared dataset of the task: in-memory arrays (.npz) for fashion_mnist
+        and CIFAR, a manifest of image files (.json) otherwise."""
         task = wildcards["task"]
         kind = self.config["tasks"][task]["data"]["dataset"]
         return DATASET.format(
-            task=task, fmt="npz" if kind == "fashion_mnist" else "json"
+            task=task, fmt="npz" if kind in ARRAY_DATASETS else "json"
         )
 
     def penultimate_data(self, wildcards: Mapping[str, str]) -> str:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from lskd.data import ARRAY_DATASETS
 from lskd.identity import DEFAULT_OBJECTIVE
 from lskd.plan.grid import Grid
 from lskd.plan.inits import init_path, pretrained_teacher
@@ -82,6 +83,8 @@ def prepare_args(grid: Grid, wildcards: Mapping[str, str]) -> str:
     args += f"--split-seed {data['split_seed']}"
     if data["dataset"] == "fashion_mnist":
         keys = ("val_size", "train_size", "test_size")
+    elif data["dataset"] in ARRAY_DATASETS:  # CIFAR: also the raw counts to insist on
+        keys = ("val_size", "train_size", "test_size", "expect_train", "expect_test")
     else:
         keys = ("val_per_class", "expect_classes", "expect_train", "expect_test")
         keys += ("check_limit",)

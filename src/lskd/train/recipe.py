@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from lskd.errors import ConfigError
 from lskd.schema import validated
 
 
@@ -14,7 +15,8 @@ class Recipe:
     """Optimisation recipe of one training job (teacher or student).
 
     The learning rate follows `schedule` per iteration after `warmup_epochs` of linear
-    warm-up; `max_steps` caps the epochs by the run's steps per epoch (`capped`).
+    warm-up (`step`: every `step_epochs` epochs, or at the epochs of `milestones`
+    when given); `max_steps` caps the epochs by the run's steps per epoch (`capped`).
     `selection` says which epoch's weights and test accuracy are reported: `last`, or
     `best_val` (the epoch with the best top-1 on the held-out validation split, among
     the validated epochs: every `val_every`-th and the last).
@@ -35,6 +37,7 @@ class Recipe:
     val_every: int
     processes: int
     max_steps: int
+    milestones: tuple[int, ...] = ()  # empty: not set (no schema default)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "recipe") -> Recipe:
@@ -42,7 +45,15 @@ class Recipe:
         or unknown key raises `ConfigError` naming `where.<key>`."""
         values = validated("recipe", d, where)
         ints = [f.name for f in dataclasses.fields(cls) if f.type == "int"]
-        return cls(**{**values, **{k: int(values[k]) for k in ints}})  # 2.0 is an int
+        values = {**values, **{k: int(values[k]) for k in ints}}  # 2.0 is an int
+        if "milestones" in values:
+            if values["schedule"] != "step":
+                raise ConfigError(
+                    f"{where}.milestones: only with schedule: step, not "
+                    f"{values['schedule']}"
+                )
+            values["milestones"] = tuple(sorted(int(m) for m in values["milestones"]))
+        return cls(**values)
 
     def capped(self, steps_per_epoch: int) -> Recipe:
         """The recipe a run with `steps_per_epoch` trains: with `max_steps`, only
@@ -53,4 +64,11 @@ class Recipe:
         return dataclasses.replace(self, epochs=min(self.epochs, epochs))
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The recipe as the schema spells it; `milestones` only when set, so the
+        records and resume checkpoints of recipes without it are unchanged."""
+        d = dataclasses.asdict(self)
+        if self.milestones:
+            d["milestones"] = list(self.milestones)
+        else:
+            del d["milestones"]
+        return d
