@@ -36,6 +36,7 @@ from lskd.analysis.records import (
     parse_run,
     read_metrics,
 )
+from lskd.analysis.reference import with_reference_rows
 from lskd.errors import DataError
 from lskd.identity import DEFAULT_OBJECTIVE
 from lskd.train.chance import CHANCE_POINTS, CHANCE_SIGMAS
@@ -177,7 +178,8 @@ def write_table(
 
     When the paper has numbers for this task and teacher -> student pair, each `ce` /
     `ls` column is followed by the paper's cell and the top-1 delta
-    (``with_paper_columns``).
+    (``with_paper_columns``); when the KD literature publishes numbers for the pair
+    (CIFAR-100), they follow as reference rows (``reference.with_reference_rows``).
     """
     paths = [Path(p) for p in metric_paths]
     metrics = [read_metrics(p) for p in paths]
@@ -186,6 +188,7 @@ def write_table(
     table = build_table(metrics, sources)
     caption = table_caption(metrics, sources)
     table, caption = with_paper_columns(table, caption, metrics, sources)
+    table, caption = with_reference_rows(table, caption, metrics, sources)
     first = next(parse_run(m, s) for m, s in zip(metrics, sources, strict=True))
     label = latex_label(first.task, first.teacher_arch, _student_arch(metrics, sources))
     write_table_files(table, caption, label, out_csv, out_md, out_tex, out_html)
