@@ -160,14 +160,26 @@ def test_file_with_degenerate_other_split_records_error(tmp_path):
         diffusion_file(projection, out, split="test")
 
 
+def test_a_collapsed_class_is_a_result_not_an_error():
+    # points on a line: spread and major as computed, no finite anisotropy
+    line = class_metrics(np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]), 1)
+    assert line["spread"] == pytest.approx(2.0) and line["major"] == pytest.approx(2.0)
+    assert line["anisotropy"] is None and "on a line" in line["degenerate"]
+    same = class_metrics(np.ones((5, 2)), 0)
+    assert same["spread"] == 0.0 and same["anisotropy"] is None
+    # both similar classes collapsed onto points: separation undefined, NaN when flat
+    points = np.array([[0.0, 0.0]] * 3 + [[1.0, 0.0]] * 3 + [[0, 1], [1, 1], [2, 3]])
+    metrics = diffusion_metrics(points, np.array([0] * 3 + [1] * 3 + [2] * 3))
+    assert metrics["separation"] is None and metrics["centroid_distance"] == 1.0
+    flat = flat_metrics(metrics)
+    assert np.isnan(flat["separation"]) and np.isnan(flat["anisotropy_0"])
+    assert flat["anisotropy_2"] == metrics["classes"]["2"]["anisotropy"]
+
+
 def test_degenerate_inputs_raise():
     ok = np.array([[0.0, 0.0], [1.0, 0.5], [0.2, 1.0]])
     with pytest.raises(DataError, match="class 3 has 1 point"):
         class_metrics(ok[:1], 3)
-    with pytest.raises(DataError, match="zero variance"):
-        class_metrics(np.ones((5, 2)), 0)
-    with pytest.raises(DataError, match="on a line"):
-        class_metrics(np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]), 1)
     with pytest.raises(DataError, match=r"no point of class \[1\]"):
         diffusion_metrics(ok, np.array([0, 0, 2]))
     with pytest.raises(DataError, match="non-finite"):

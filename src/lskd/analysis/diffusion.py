@@ -34,8 +34,11 @@ Units. Each model gets its own PCA, so ``spread``, ``major`` and ``minor`` are i
 model's feature units and compare across models only as far as feature scales do;
 ``anisotropy`` and ``separation`` are scale-free.
 
-Degenerate input (a class with fewer than 2 points, or a zero eigenvalue, so no finite
-anisotropy) raises ``DataError``.
+A class with fewer than 2 points raises ``DataError``. A collapsed class is a result,
+not an error: where its points lie on a line (smallest eigenvalue zero) its
+``anisotropy`` is undefined (``null`` in diffusion.json, NaN in the tables, which leave
+it out of their intervals) and ``degenerate`` names the collapse; where they coincide
+(spread zero) ``separation`` is undefined too when both similar classes collapsed.
 """
 
 from __future__ import annotations
@@ -95,28 +98,29 @@ def _check_inputs(points: np.ndarray, labels: np.ndarray) -> None:
         raise DataError(f"no point of class {missing} (separation needs classes 0, 1)")
 
 
-def class_metrics(points: np.ndarray, label: int) -> dict[str, float]:
-    """``n``, ``spread``, ``major``, ``minor``, ``anisotropy`` of one class's points."""
+def class_metrics(points: np.ndarray, label: int) -> dict[str, Any]:
+    """``n``, ``spread``, ``major``, ``minor``, ``anisotropy`` (None where collapsed,
+    with ``degenerate`` saying how) of one class's points."""
     n = points.shape[0]
     if n < 2:
         raise DataError(f"class {label} has {n} point(s); spread needs at least 2")
     cov = np.cov(points, rowvar=False, ddof=1)
     eig = np.linalg.eigvalsh(cov)  # ascending
     minor, major = float(eig[0]), float(eig[-1])
-    if major <= 0.0:
-        raise DataError(f"class {label} has zero variance (all points identical)")
-    if minor <= _RELATIVE_ZERO * major:
-        raise DataError(
-            f"class {label} has a zero-variance direction (points on a line): "
-            "anisotropy is infinite"
-        )
-    return {
+    values: dict[str, Any] = {
         "n": int(n),
         "spread": float(np.trace(cov)),
         "major": major,
         "minor": minor,
-        "anisotropy": major / minor,
+        "anisotropy": None,
     }
+    if major <= 0.0:
+        values["degenerate"] = "all points identical"
+    elif minor <= _RELATIVE_ZERO * major:
+        values["degenerate"] = "points on a line: no finite anisotropy"
+    else:
+        values["anisotropy"] = major / minor
+    return values
 
 
 def diffusion_metrics(points: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
@@ -139,23 +143,30 @@ def diffusion_metrics(points: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
     pooled = float(
         np.sqrt((per_class[str(a)]["spread"] + per_class[str(b)]["spread"]) / 2)
     )
+    for label, values in per_class.items():
+        if "degenerate" in values:
+            log.warning("class %s collapsed: %s", label, values["degenerate"])
     return {
         "classes": per_class,
         "centroid_distance": distance,
         "pooled_std": pooled,
-        "separation": distance / pooled,
+        "separation": distance / pooled if pooled > 0 else None,
     }
 
 
 def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     """One level: ``spread_0``, ``anisotropy_1``, ..., ``separation``."""
+
+    def number(value: Any) -> float:
+        return float("nan") if value is None else float(value)  # undefined: NaN
+
     flat = {
-        f"{name}_{label}": float(values[name])
+        f"{name}_{label}": number(values[name])
         for label, values in metrics["classes"].items()
         for name in ("spread", "major", "minor", "anisotropy")
     }
     for name in ("centroid_distance", "pooled_std", "separation"):
-        flat[name] = float(metrics[name])
+        flat[name] = number(metrics[name])
     return flat
 
 
