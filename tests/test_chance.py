@@ -9,7 +9,9 @@ import math
 
 import pytest
 
-from conftest import make_toy_npz
+from conftest import make_metrics, make_toy_npz, write_metrics
+from lskd.analysis.claims import VERDICTS, evaluate_claims
+from lskd.analysis.delta import write_delta
 from lskd.analysis.tables import CHANCE_MARK, build_table, table_caption
 from lskd.errors import DataError
 from lskd.train.chance import chance_level
@@ -95,3 +97,67 @@ def test_bad_chance_field_names_the_file(chance):
     runs = [{**_metrics(0.0, 10.1, None), "chance": chance}]
     with pytest.raises(DataError, match=r"^metrics\[0\]: key 'chance"):
         build_table(runs)
+
+
+# --- Δ(T), its summary and figure, and the claims: a run at chance is marked, and
+# what rests on it is not judged (issue 27: students at chance fed the verdicts).
+
+
+def _pair_runs(chance_T: float | None) -> list[dict]:
+    """ce and ls α = 0.1 teachers and KD students at T = 1, 64, three seeds; the
+    ls teacher's students at `chance_T` (if any) are at chance level (10.1 %)."""
+    runs = [
+        make_metrics("teacher", a, None, s, 85.0 + a, chance={"at_chance": False})
+        for a in (0.0, 0.1)
+        for s in range(3)
+    ]
+    for alpha in (0.0, 0.1):
+        for T in (1.0, 64.0):
+            for s in range(3):
+                low = alpha == 0.1 and T == chance_T
+                top1 = 10.1 if low else 70.0 + s + alpha * 10 * (T == 1.0)
+                runs.append(
+                    make_metrics(
+                        "student", alpha, T, s, top1, chance={"at_chance": low}
+                    )
+                )
+    return runs
+
+
+def test_delta_marks_a_student_at_chance_and_does_not_judge_it(tmp_path):
+    paths = write_metrics(tmp_path / "runs", _pair_runs(chance_T=64.0))
+    out = tmp_path / "out"
+    files = {ext: out / f"d.{ext}" for ext in ("csv", "md", "tex", "html", "png")}
+    table = write_delta(
+        paths,
+        *files.values(),
+        summary_md=out / "s.md",
+        summary_html_path=out / "s.html",
+    )
+    assert table.set_index("T")["at_chance"].to_dict() == {1.0: False, 64.0: True}
+    md = files["md"].read_text(encoding="utf-8")
+    assert f" {CHANCE_MARK} |" in md and md.count(CHANCE_MARK) == 2  # cell, caption
+    assert f"{CHANCE_MARK} marks a Δ with a student at chance level" in md
+    summary = (out / "s.md").read_text(encoding="utf-8")
+    assert (
+        f"T = 64: Δ = -60.90 [-63.38, -58.42] {CHANCE_MARK} (n = 3): not judged: a "
+        f"student at chance level {CHANCE_MARK}" in summary
+    )
+    assert "T = 1: Δ = +1.00 [+1.00, +1.00] (n = 3): the LS α = 0.1 teacher's " in (
+        summary
+    )
+    # C4 (the two students at the largest T) rests on them: not judged, in words
+    assert (
+        "C4 not judged: the KD students of the LS α = 0.1 teacher at T = 64 at chance"
+        in summary
+    )
+
+
+def test_claims_resting_on_a_run_at_chance_are_not_judged():
+    claims = evaluate_claims(_pair_runs(chance_T=64.0)).set_index("claim_id")
+    at_64 = "not judged: the KD students of the LS α = 0.1 teacher at T = 64 at chance"
+    assert claims.loc["C4", "verdict"] == at_64
+    assert "† a run at chance level has not learned" in claims.loc["C4", "note"]
+    assert claims.loc["C1", "verdict"] in VERDICTS  # the teachers learned
+    clean = evaluate_claims(_pair_runs(chance_T=None))
+    assert set(clean["verdict"]) <= set(VERDICTS)

@@ -82,6 +82,9 @@ COLUMNS = (
     "note",
 )
 VERDICTS = ("holds", "does not hold", "inconclusive", "not enough runs")
+# Instead of a verdict when a compared cell holds a run at chance level
+# (`Run.at_chance`): "not judged: <the cell> at chance".
+NOT_JUDGED = "not judged"
 PAPER = "Chandrasegaran et al. 2022"
 PAPER_REGULARIZER = "ls"  # the paper's claims are about LS teachers and KD students
 
@@ -92,6 +95,7 @@ class Comparison:
 
     estimate: Estimate
     what: str
+    cells: tuple[tuple, ...] = ()  # the (role, regularizer, objective, T) compared
 
 
 Check = Callable[[Cells, Choice, Choice], "Comparison | str"]
@@ -117,12 +121,21 @@ def _missing(key: tuple) -> str:
     return f"no {obj.label} student of the {teacher_text(reg)} at T = {t_text(T)}"
 
 
+def _who(key: tuple) -> str:
+    """A cell in words: `the ls α = 0.1 teacher`, `the kd students of the ce teacher
+    at T = 4`."""
+    role, reg, obj, T = key
+    if role == "teacher":
+        return f"the {teacher_text(reg)}"
+    return f"the {obj.label} students of the {teacher_text(reg)} at T = {t_text(T)}"
+
+
 def _pair(cells: Cells, left: tuple, right: tuple, what: str) -> Comparison | str:
     """Compare two cells by seed; a string names the missing one."""
     for key in (left, right):
         if key not in cells:
             return _missing(key)
-    return Comparison(paired(cells[left], cells[right]), what)
+    return Comparison(paired(cells[left], cells[right]), what, (left, right))
 
 
 def _teachers(cells: Cells, reg: Choice, obj: Choice) -> Comparison | str:
@@ -337,9 +350,14 @@ def verdict(est: Estimate, holds_if_positive: bool = True) -> str:
 
 
 def _judge(
-    claim: Claim, reg: Choice | None, obj: Choice, result: Comparison | str
+    claim: Claim,
+    reg: Choice | None,
+    obj: Choice,
+    result: Comparison | str,
+    at_chance: frozenset = frozenset(),
 ) -> dict[str, Any]:
-    """Verdict, margin, interval, n and note of one claim."""
+    """Verdict, margin, interval, n and note of one claim; a comparison of a cell in
+    `at_chance` (cells with a run at chance level) is not judged."""
     if reg is None:
         text, source = (
             claim.text.format(reg="regularized", base=BASE.label, student="student"),
@@ -376,6 +394,10 @@ def _judge(
         note += f"; one seed gives no interval (the margin alone would say: {alone})"
     elif says == "inconclusive":
         note += "; the 95 % interval contains 0"
+    chance = [_who(key) for key in result.cells if key in at_chance]
+    if chance:
+        says = f"{NOT_JUDGED}: {' and '.join(chance)} at chance"
+        note += "; † a run at chance level has not learned, so the margin says nothing"
     return row | {
         "verdict": says,
         "margin": est.mean,
@@ -395,10 +417,13 @@ def evaluate_claims(
     enough runs"."""
     parsed = _parse(runs, sources)
     cells = seed_cells(parsed)
+    at_chance = frozenset(r.key for r in parsed if r.at_chance)
     rows = []
     pairs = blocks(parsed)
     for reg, obj in pairs:
-        rows += [_judge(c, reg, obj, c.check(cells, reg, obj)) for c in CLAIMS]
+        rows += [
+            _judge(c, reg, obj, c.check(cells, reg, obj), at_chance) for c in CLAIMS
+        ]
     if not pairs:
         none = f"no teacher other than {teacher_text(BASE)}"
         rows = [_judge(c, None, DEFAULT_OBJECTIVE, none) for c in CLAIMS]
@@ -410,7 +435,8 @@ VERDICT_TEXT = (
     "holds / does not hold when the whole 95 % interval lies on one side of the "
     "claim's boundary (margin > 0, or <= 0 for C4), inconclusive when it contains 0 "
     "(other than as its upper end), not enough runs without a needed cell or with "
-    "fewer than 2 paired seeds"
+    "fewer than 2 paired seeds, not judged when a compared cell has a run at chance "
+    "level (†)"
 )
 
 

@@ -74,6 +74,7 @@ from lskd.analysis.stats import (
     paired,
     seed_cells,
 )
+from lskd.analysis.tables import CHANCE_MARK
 from lskd.atomic import atomic_path
 from lskd.errors import DataError
 from lskd.identity import DEFAULT_OBJECTIVE, Choice
@@ -205,6 +206,7 @@ class DeltaRow:
     top1_reg: float
     top1_base: float
     sides: dict[str, tuple[Estimate, Estimate]]
+    at_chance: bool = False  # a student of either side is at chance level (†)
 
     @property
     def series(self) -> tuple[Choice, Choice]:
@@ -269,6 +271,7 @@ def delta_rows(pair: PairRuns, sides: Sides | None = None) -> list[DeltaRow]:
     order, each ascending (module docstring); ``sides`` (``side_estimates``) adds
     the metrics beside Δ."""
     cells = seed_cells(pair.runs)
+    chance = {r.key for r in pair.runs if r.at_chance}
     empty = interval([])
     rows = []
     for reg, obj, temps in _series(pair):
@@ -291,6 +294,7 @@ def delta_rows(pair: PairRuns, sides: Sides | None = None) -> list[DeltaRow]:
                     float(np.mean(list(left.values()))) if left else math.nan,
                     float(np.mean(list(right.values()))) if right else math.nan,
                     {m: e for m, e in side.items() if any(x.n for x in e)},
+                    mine in chance or base in chance,
                 )
             )
     return rows
@@ -346,6 +350,7 @@ def numbers(rows: Sequence[DeltaRow]) -> pd.DataFrame:
             "unpaired_seeds": " ".join(map(str, d.unpaired)),
             "top1_reg": r.top1_reg,
             "top1_base": r.top1_base,
+            "at_chance": r.at_chance,
         }
         for metric in metrics:
             empty = interval([])
@@ -370,7 +375,10 @@ def shown(rows: Sequence[DeltaRow]) -> pd.DataFrame:
     )
     out = pd.DataFrame(index=index)
     base = teacher_text(BASE)
-    out["Δ top-1 [95 % CI]"] = [format_estimate(r.delta) for r in rows]
+    out["Δ top-1 [95 % CI]"] = [
+        format_estimate(r.delta) + (f" {CHANCE_MARK}" if r.at_chance else "")
+        for r in rows
+    ]
     out["n"] = [r.delta.n for r in rows]
     out["top-1, its student"] = [f"{r.top1_reg:.2f}" for r in rows]
     out[f"top-1, {base}'s student"] = [f"{r.top1_base:.2f}" for r in rows]
@@ -387,8 +395,10 @@ def shown(rows: Sequence[DeltaRow]) -> pd.DataFrame:
     return out
 
 
-def reading(est: Estimate, reg: Choice) -> str:
-    """What one Δ estimate says, in words."""
+def reading(est: Estimate, reg: Choice, at_chance: bool = False) -> str:
+    """What one Δ estimate says, in words (nothing when a student is at chance)."""
+    if at_chance:
+        return f"not judged: a student at chance level {CHANCE_MARK}"
     if est.n == 0:
         return "no seed has both students"
     if not est.has_interval:
@@ -415,7 +425,13 @@ def delta_caption(pair: PairRuns, rows: Sequence[DeltaRow]) -> str:
             "paper explains a falling Δ(T) by the LS teacher's students diffusing "
             "more as T rises)"
         )
-    return caption + "."
+    caption += "."
+    if any(r.at_chance for r in rows):
+        caption += (
+            f" {CHANCE_MARK} marks a Δ with a student at chance level (key chance of "
+            "its metrics.json): it has not learned, so that Δ is not judged."
+        )
+    return caption
 
 
 # ---------------------------------------------------------------- the figure
@@ -471,6 +487,20 @@ def plot_series(
     )
 
 
+def _mark_chance(ax, rows: Sequence[DeltaRow], i: int, k: int) -> None:
+    """`†` beside each point of a series whose students include a run at chance."""
+    marked = [r for r in rows if r.delta.n and r.at_chance]
+    for x, r in zip(jitter([r.T for r in marked], i, k), marked, strict=True):
+        ax.annotate(
+            f"{CHANCE_MARK} at chance",
+            (x, r.delta.mean),
+            xytext=(4, 4),
+            textcoords="offset points",
+            fontsize=8,
+            color=f"C{i}",
+        )
+
+
 def _legend(ax, first: int) -> None:
     """This run's series first, then the ``first`` reference lines drawn before."""
     handles, labels = ax.get_legend_handles_labels()
@@ -514,6 +544,7 @@ def plot_delta(
             if series:
                 label = f"this run, {versus_text(reg, BASE)}"
                 plot_series(ax, series, i, len(regs), label, lw=2, capsize=4)
+                _mark_chance(ax, series, i, len(regs))
         temps = sorted({r.T for r in mine} | {T for ref in refs for T in ref.temps})
         temperature_axis(ax, temps)
         if len(objectives) > 1:
@@ -599,8 +630,9 @@ def summary_blocks(
     for reg, obj in dict.fromkeys(r.series for r in rows):
         mine = [r for r in rows if r.series == (reg, obj)]
         items = [
-            f"T = {t_text(r.T)}: Δ = {format_estimate(r.delta)} (n = {r.delta.n}): "
-            f"{reading(r.delta, reg)}"
+            f"T = {t_text(r.T)}: Δ = {format_estimate(r.delta)}"
+            f"{f' {CHANCE_MARK}' if r.at_chance else ''} (n = {r.delta.n}): "
+            f"{reading(r.delta, reg, r.at_chance)}"
             for r in mine
         ]
         who = f", {students_text(obj)}" if several else ""
