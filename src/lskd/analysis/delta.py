@@ -504,12 +504,12 @@ def _mark_chance(ax, rows: Sequence[DeltaRow], i: int, k: int) -> None:
 def _legend(ax, first: int) -> None:
     """This run's series first, then the ``first`` reference lines drawn before."""
     handles, labels = ax.get_legend_handles_labels()
+    where = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0)} if first else {}
     ax.legend(
         handles[first:] + handles[:first],
         labels[first:] + labels[:first],
         fontsize=8,
-        loc="upper left",
-        bbox_to_anchor=(1.01, 1.0),
+        **where,  # reference lines: beside the panel; this run's series alone: inside
     )
 
 
@@ -521,8 +521,15 @@ def plot_delta(
     teacher, the paper's Δ(T) as labelled dashed reference lines."""
     objectives = sorted({r.objective for r in rows}, key=objective_order)
     regs = sorted({r.regularizer for r in rows}, key=regularizer_order)
-    fig = Figure(figsize=(8.4 * len(objectives), 4.4), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(objectives), sharey=True))
+    # Two panels a row; each its own y range (a collapsed objective must not flatten
+    # the others' differences of a few tenths).
+    ncols = min(2, len(objectives))
+    nrows = -(-len(objectives) // ncols)
+    fig = Figure(figsize=(8.4 * ncols, 4.4 * nrows), layout="constrained")
+    grid = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False).ravel())
+    axes = grid[: len(objectives)]
+    for spare in grid[len(objectives) :]:
+        spare.set_visible(False)
     references = paper_deltas() if paper else []
     for ax, obj in zip(axes, objectives, strict=True):
         mine = [r for r in rows if r.objective == obj]
@@ -550,7 +557,7 @@ def plot_delta(
         if len(objectives) > 1:
             ax.set_title(students_text(obj), fontsize=10)
         _legend(ax, len(refs))
-    axes[0].set_ylabel("Δ top-1 (points)")
+        ax.set_ylabel("Δ top-1 (points)")
     fig.suptitle(
         f"{title}\nΔ(T) = student top-1 with the regularized teacher − with the "
         f"{teacher_text(BASE)} (same objective and T)\nerror bars: 95 % interval of "
