@@ -7,6 +7,7 @@ from lskd.plan import jobs, paths
 from lskd.plan.config import check_data_roots, validate_config
 from lskd.plan.checks import check_data_sources, check_init_teachers
 from lskd.plan.checks import exit_on_config_error
+from lskd.plan.models import end_of_run, grid_models, set_aside_stale_models
 from lskd.plan.grid import DELTA_FILES, Grid
 from lskd.plan.report import report_item
 
@@ -17,13 +18,24 @@ exit_on_config_error(check_init_teachers, config)  # teachers of tasks not run
 
 
 onstart:
-    # Before any job runs, but not in a dry run (which must work without the data);
-    # then each run directory records its data source.
+    # Before any job runs, but not in a dry run (which must work without the data).
     exit_on_config_error(check_data_roots, config)
-    exit_on_config_error(check_data_sources, config, True)
+
+
+onsuccess:
+    end_of_run(config)
+
+
+onerror:
+    end_of_run(config)
 
 
 GRID = Grid(config)
+# A finished run whose model.pt is missing or damaged (not the sha256 its metrics.json
+# records: set aside as model.pt.damaged) is planned again with what depends on it:
+# rule all asks for every run's model file.
+if workflow.is_main_process:
+    set_aside_stale_models(GRID)
 RUN = config["run"]
 # Paper-scale corpora (local IWSLT/WMT files) get the paper's BLEU beside ours in Table 5.
 NMT_TABLE_FLAGS = " --paper" if config["nmt"]["corpus"]["kind"] == "files" else ""

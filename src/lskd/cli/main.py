@@ -21,6 +21,7 @@ from lskd.cli.args import add_penultimate_flags, add_run_flags, json_arg
 from lskd.cli.nmt import add_nmt_commands
 from lskd.data import ARRAY_DATASETS
 from lskd.errors import ConfigError, LskdError
+from lskd.plan.models import rebuild_hint
 from lskd.train import segments
 from lskd.train.preempt import REQUEUE_EXIT as REQUEUE
 from lskd.train.preempt import Preempted, ignore_signals, requested, watch
@@ -359,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         with watch() if fairseq else nullcontext():  # SIGTERM -> checkpoint, 75
             args.func(args)
     except LskdError as err:
-        parser.exit(2, f"lskd {args.command}: error: {err}\n")
+        parser.exit(2, f"lskd {args.command}: error: {err}{rebuild_hint(err)}\n")
     except Preempted as stop:
         log.warning("lskd %s: %s; exit %d to be requeued", args.command, stop, REQUEUE)
         return segments.after_stop(segment, stop)

@@ -10,6 +10,7 @@ source (`check_data_sources`).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +23,7 @@ from lskd.data import ARRAY_DATASETS
 from lskd.errors import ConfigError
 from lskd.identity import Choice, objective_token
 from lskd.plan.inits import InitSpec
-from lskd.plan.paths import MODEL, NMT_DIR, TASK_DIR, TEACHER
+from lskd.plan.paths import METRICS, MODEL, NMT_DIR, TASK_DIR, TEACHER
 from lskd.spelling import PATH_DIGITS, path_token
 
 
@@ -269,15 +270,22 @@ def check_config_file(path: str | Path) -> None:
         )
 
 
-# What a task's run directory was trained on, written beside its runs by the first
-# workflow run (`check_data_sources`).
+# What a task's run directory was trained on, written beside its runs once it holds one
+# (`check_data_sources`): the data was read then.
 DATA_SOURCE = "data_source.json"
+
+
+def _real(root: str | None) -> str | None:
+    """A data root as the data itself: its resolved real path (symlinks and `..`
+    resolved), so another spelling of the same folder is the same data."""
+    return None if root is None else os.path.realpath(os.path.expanduser(root))
 
 
 def data_sources(config: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
     """Run directory (an image task's `TASK_DIR`, an NMT pair's `NMT_DIR` of
     `lskd.plan.paths`) -> (its config key, the data its runs learn from): an
-    image task's dataset kind and root, an NMT pair's corpus kind and its root or files.
+    image task's dataset kind and root, an NMT pair's corpus kind and its root or files,
+    as the config spells them (`_resolved` compares them).
     Recipe and split keys are not part of it: editing them reruns the affected jobs in
     place."""
     out = {}
@@ -296,11 +304,27 @@ def data_sources(config: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]
     return out
 
 
+def _resolved(source: dict[str, Any]) -> dict[str, Any]:
+    """A data source with its root as a real path: what two records compare."""
+    return {**source, "root": _real(source.get("root"))}
+
+
+def _holds_runs(directory: Path) -> bool:
+    """Whether a run directory holds a finished run (a `metrics.json` or `model.pt`
+    anywhere below it): its data was read."""
+    return any(
+        name in (METRICS, MODEL) for _, _, files in os.walk(directory) for name in files
+    )
+
+
 def check_data_sources(config: dict[str, Any], write: bool = False) -> None:
     """Two configs whose tasks share a name but not their data never share run paths:
-    a run directory whose `data_source.json` names other data stops the workflow before
-    any job (rename the task, or move the directory away). With `write`, directories
-    without one get it (the workflow's `onstart`; dry runs only check)."""
+    a run directory whose `data_source.json` names other data (another dataset kind,
+    or a root that is another folder, whatever its spelling) stops the workflow before
+    any job (rename the task, or move the directory away). With `write` (the
+    workflow's `onsuccess` and `onerror`), a directory that holds a finished run and no
+    record gets one: a run that failed on its data leaves none, so the corrected
+    config is not refused."""
     for directory, (key, source) in data_sources(config).items():
         stamp = Path(directory) / DATA_SOURCE
         if stamp.is_file():
@@ -308,16 +332,17 @@ def check_data_sources(config: dict[str, Any], write: bool = False) -> None:
                 recorded = json.loads(stamp.read_text(encoding="utf-8"))
             except (json.JSONDecodeError, UnicodeDecodeError):
                 raise ConfigError(f"{stamp}: not valid JSON") from None
-            if recorded != source:
+            if not isinstance(recorded, dict):
+                raise ConfigError(f"{stamp}: not a JSON object")
+            if _resolved(recorded) != _resolved(source):
                 raise ConfigError(
                     f"{key}: {directory} holds runs of {_describe(recorded)}, not of "
                     f"{_describe(source)} as this config says; give the task its own "
                     f"name or move {directory} away"
                 )
-        elif write:
-            stamp.parent.mkdir(parents=True, exist_ok=True)
+        elif write and _holds_runs(Path(directory)):
             with atomic_path(stamp) as tmp:
-                tmp.write_text(json.dumps(source, sort_keys=True) + "\n")
+                tmp.write_text(json.dumps(_resolved(source), sort_keys=True) + "\n")
 
 
 def _describe(source: dict[str, Any]) -> str:

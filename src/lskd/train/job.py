@@ -238,6 +238,7 @@ def _write_run(
         **identity,
         "transfer": source.transfer,
         **metrics,
+        "model_sha256": checkpoint.sha256(spec.model_out),  # lskd.plan.models checks it
         "wall_s": time.perf_counter() - start,
         "device": str(ctx.device),
         "rng_seed": seed,
