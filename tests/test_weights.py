@@ -253,3 +253,22 @@ def test_init_model_require_head_refuses_other_class_count(imported):
     with pytest.raises(CheckpointError, match=r"10 classes, the data has 7"):
         init_model(_resnet18(num_classes=7, seed=1), path, 7, require_head=True)
     init_model(_resnet18(num_classes=10, seed=1), path, 10, require_head=True)
+
+
+@pytest.mark.parametrize(
+    ("arch", "channels", "size"),
+    [("mlp128", 1, 28), ("mlp128", 3, 28), ("resnet18", 1, 28), ("resnet18", 3, 224)],
+)
+def test_import_builds_the_model_the_weights_were_trained_at(
+    tmp_path, arch, channels, size
+):
+    """Issue 27: weights of an MLP on 28 px images failed the import, which built
+    every model at 224 px ("file (128, 2352), model (128, 150528)")."""
+    trained = build_model(arch, 10, channels, size)
+    torch.save(trained.state_dict(), tmp_path / "w.pt")
+    summary = import_weights(tmp_path / "w.pt", tmp_path / "o.pt", arch)
+    assert (summary["num_classes"], summary["in_channels"]) == (10, channels)
+    task_model = build_model(arch, 10, channels, size)  # what train_teacher builds
+    init_model(task_model, tmp_path / "o.pt", 10, require_head=True)
+    for key, value in trained.state_dict().items():
+        assert torch.equal(task_model.state_dict()[key], value), key

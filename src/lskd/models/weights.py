@@ -18,6 +18,7 @@ classifier must match; the classifier is copied only when the class counts agree
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,8 @@ from lskd.models.registry import build_model, classifier
 
 log = logging.getLogger(__name__)
 
-IMAGE_SIZE = 224  # imports are ImageNet-style nets: full-size stem
+IMAGE_SIZE = 224  # imports are ImageNet-style nets: full-size stem first
+SMALL_IMAGE = 32  # then the small-image stem (`build_model` below 64 px)
 SHOWN = 5  # offending keys an error message names
 
 
@@ -215,18 +217,36 @@ def _alpha(obj: dict[str, Any], given: float | None, src: Path) -> float | None:
 def _build_fitting(
     state: dict[str, torch.Tensor], arch: str
 ) -> tuple[nn.Module, int, int]:
-    """`arch` with the class count and input channels the weights imply."""
-    num_classes, in_channels = 1000, 3
+    """`arch` with the class count, input channels and image size the weights imply:
+    channels from the first conv (or, for an MLP, channels x side² of its first
+    layer), the image size that gives every tensor its shape (an MLP's side; 224 px,
+    else the small-image stem of `build_model`), so weights for any task's images
+    import; the training job then checks they fit its task."""
+    num_classes, in_channels, sizes = 1000, 3, [IMAGE_SIZE, SMALL_IMAGE]
     with torch.device("meta"):  # names and shapes only: no memory, no init cost
         model = build_model(arch, num_classes, in_channels, IMAGE_SIZE)
     head = state.get(f"{_module_name(model, classifier(model))}.weight")
     if head is not None and head.ndim == 2:
         num_classes = int(head.shape[0])
     conv = next((n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)), None)
-    stem = state.get(f"{conv}.weight") if conv is not None else None
+    first = next(n for n, m in model.named_modules() if isinstance(m, nn.Linear))
+    stem = state.get(f"{conv if conv is not None else first}.weight")
     if stem is not None and stem.ndim == 4:
         in_channels = int(stem.shape[1])
-    model = build_model(arch, num_classes, in_channels, IMAGE_SIZE)
+    elif conv is None and stem is not None and stem.ndim == 2:  # C * side² inputs
+        for channels in (1, 3):
+            side = math.isqrt(int(stem.shape[1]) // channels)
+            if channels * side * side == int(stem.shape[1]):
+                in_channels, sizes = channels, [side]
+    counters = {k for k in state if k.endswith(".num_batches_tracked")}
+    for size in sizes:
+        with torch.device("meta"):
+            probe = build_model(arch, num_classes, in_channels, size)
+        expected = probe.state_dict()
+        ignore = counters | {k for k in expected if k.endswith("num_batches_tracked")}
+        if not _mismatches(expected, state, ignore):
+            break
+    model = build_model(arch, num_classes, in_channels, size)
     return model, num_classes, in_channels
 
 
