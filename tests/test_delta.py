@@ -15,6 +15,7 @@ import pytest
 from conftest import make_metrics, write_metrics
 from lskd.analysis.delta import (
     delta_rows,
+    headline,
     paper_deltas,
     parse_pair,
     transfer_interaction,
@@ -235,7 +236,16 @@ def test_write_delta_files_and_summary(tmp_path):
     assert "inconclusive" in page
 
 
-DELTA_FLAGS = ("csv", "md", "tex", "html", "png", "summary-md", "summary-html")
+DELTA_FLAGS = (
+    "csv",
+    "md",
+    "tex",
+    "html",
+    "png",
+    "summary-md",
+    "summary-html",
+    "headline-html",
+)
 
 
 def test_cli_delta(tmp_path, capsys):
@@ -248,8 +258,11 @@ def test_cli_delta(tmp_path, capsys):
     assert len(pd.read_csv(files["csv"])) == 2
     assert "T = 64: Δ" in files["summary-md"].read_text(encoding="utf-8")
     assert files["png"].read_bytes()[:4] == b"\x89PNG"
+    headline = files["headline-html"].read_text(encoding="utf-8")
+    assert headline.count("<li>") == 1  # one sentence: one regularizer, one objective
+    assert "data:image/png;base64," in headline
     for bad, message in (
-        (args[:-2], "the following arguments are required: --summary-html"),
+        (args[:-2], "the following arguments are required: --headline-html"),
         ([*args[:2], str(tmp_path / "missing.json"), *args[2:]], "file not found"),
     ):
         with pytest.raises(SystemExit) as stop:
@@ -401,3 +414,25 @@ def test_write_delta_names_the_methods_and_never_says_ls_for_maxsup(tmp_path):
     write_delta(one, *(out / f"k.{e}" for e in ("csv", "md", "tex", "html", "png")))
     narrow = matplotlib.image.imread(out / "k.png").shape[1]
     assert wide > 1.8 * narrow
+
+
+def test_headline_says_what_the_intervals_say():
+    # T = 1: Δ per seed +0.5, +2.0, +0.5 -> 1.0 [-1.151, +3.151]: no clear difference;
+    # T = 64: -1, -2, -3 -> -2.0 [-4.48, +0.48]: no clear difference either
+    (sentence,) = headline(delta_rows(parse_pair(_runs())))
+    mean, low, high = _hand([0.5, 2.0, 0.5])
+    shown = f"{mean:+.2f} points, 95 % interval {low:+.2f} to {high:+.2f}"
+    assert f"made no clear difference at T = 1 ({shown})" in sentence
+    assert sentence.endswith("this run cannot tell whether the paper's advice holds.")
+    assert sentence.startswith("Against a CE teacher, the LS α = 0.1 teacher (KD ")
+    # every seed +1.0 better at T = 1 (zero-width interval above 0): the advice holds
+    better = {k: v for k, v in STUDENTS.items() if k[1] == 64.0}
+    better[(0.0, 1.0)] = (70.0, 71.0, 69.5)
+    better[(0.1, 1.0)] = (71.0, 72.0, 70.5)
+    (sentence,) = headline(delta_rows(parse_pair(_runs(students=better))))
+    assert "helped at T = 1 (+1.00 points" in sentence
+    assert sentence.endswith("the paper's advice holds on this run.")
+    worse = better | {(0.1, 1.0): (69.0, 70.0, 68.5)}  # every seed -1.0
+    (sentence,) = headline(delta_rows(parse_pair(_runs(students=worse))))
+    assert "hurt at T = 1 (-1.00 points" in sentence
+    assert sentence.endswith("the paper's advice fails on this run.")

@@ -406,10 +406,12 @@ def test_nmt_args():
 def test_report_items():
     delta = report_item("delta", "results/tables/x_delta_summary.html")
     assert delta["category"] == "1. Teacher regularizer benefit Δ(T)"
-    assert delta["labels"]["item"] == "1 summary"
+    assert delta["labels"]["item"] == "2 summary"
     assert report_item("delta", "results/tables/x_delta.html")["labels"]["item"] == (
-        "2 table"
+        "3 table"
     )
+    headline = report_item("delta", "results/tables/x_delta_headline.html")
+    assert headline["labels"]["item"] == "1 answer"
     sweep = report_item("student", "m.json", T="64")
     assert sweep["caption"] == "../report/metrics.rst"
     assert sweep["labels"] == {

@@ -241,6 +241,10 @@ def test_delta_table_equals_its_runs(demo_run, snakemake_bin):
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
+def delta_rows_of(demo_run: Path) -> pd.DataFrame:
+    return pd.read_csv(demo_run / f"results/tables/{PAIR}_delta.csv")
+
+
 def test_figures_and_report(demo_run, snakemake_bin):
     for name in (f"penultimate_{PAIR}", "penultimate_fmnist_mlp128-teachers"):
         png = demo_run / "results/figures" / f"{name}.png"
@@ -255,15 +259,24 @@ def test_figures_and_report(demo_run, snakemake_bin):
     ).exists()
     # The Δ(T) category sorts first: the report's menu orders categories by
     # localeCompare, where digits come before letters, and only it starts with one.
-    # The landing page opens with the generated summary.
+    # The landing page opens with the answers (a sentence per method above the Δ
+    # figure), the detailed summaries below them.
     categories = json.loads(re.search(r"var categories = (\{.*?\});", report)[1])
     first = "1. Teacher regularizer benefit Δ(T)"
     assert all(c[0].isalpha() for c in categories if c != first)
-    assert len(categories[first]["fmnist"]) == 3  # summary, table, figure
+    assert len(categories[first]["fmnist"]) == 4  # answer, summary, table, figure
     desc = json.loads(re.search(r"var workflow_desc = (\".*?\");\n", report, re.S)[1])
     summary = (demo_run / f"results/tables/{PAIR}_delta_summary.html").read_text()
+    answer = (demo_run / f"results/tables/{PAIR}_delta_headline.html").read_text()
+    assert desc.index('<div class="lskd-headline">') < desc.index(
+        '<div class="lskd-summary">'
+    )
     assert desc.index('<div class="lskd-summary">') < desc.index("lskd reproduces")
     assert summary.split("\n")[2] in desc  # the summary's first line, verbatim
+    assert answer.count("<li>") == len(delta_rows_of(demo_run)) // len(
+        grid_of(TEST_CONFIG).temps
+    )  # one sentence per (regularizer, objective)
+    assert "data:image/png;base64," in desc  # the Δ figure, embedded
 
 
 @pytest.mark.parametrize("fused", [True, False])

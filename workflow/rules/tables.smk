@@ -70,7 +70,7 @@ rule delta:
         "lskd delta {input.metrics} --diffusion {input.diffusion} --csv {output.csv} "
         "--md {output.md} --tex {output.tex} --html {output.html} "
         "--summary-md {output.summary_md} --summary-html {output.summary_html} "
-        "--png {output.png} > {log} 2>&1"
+        "--headline-html {output.headline_html} --png {output.png} > {log} 2>&1"
 
 
 rule delta_transfer:

@@ -35,6 +35,7 @@ T), the paired-by-seed difference Δ_size(T) - Δ_ref(T) against the whole split
 
 from __future__ import annotations
 
+import base64
 import html
 import logging
 import math
@@ -47,7 +48,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from lskd.analysis.claims import evaluate_claims
+from lskd.analysis.claims import PAPER_REGULARIZER, evaluate_claims
 from lskd.analysis.diffusion_table import STABILITY, estimates, read_runs
 from lskd.analysis.formats import write_table_files
 from lskd.analysis.labels import (
@@ -666,6 +667,71 @@ def summary_blocks(
     return blocks
 
 
+def _effect(est: Estimate, T: float) -> str:
+    """`helped at T = 1 (+0.63 points, 95 % interval +0.32 to +0.94)`."""
+    if est.n == 0:
+        return f"could not be compared at T = {t_text(T)} (no seed has both students)"
+    if not est.has_interval:
+        return f"changed top-1 by {est.mean:+.2f} points at T = {t_text(T)} (one seed)"
+    numbers = f"{est.mean:+.2f} points, 95 % interval {est.low:+.2f} to {est.high:+.2f}"
+    if est.low > 0:
+        word = "helped"
+    elif est.high < 0:
+        word = "hurt"
+    else:
+        word = "made no clear difference"
+    return f"{word} at T = {t_text(T)} ({numbers})"
+
+
+def headline(rows: Sequence[DeltaRow]) -> list[str]:
+    """One plain sentence per (regularizer, objective): what the regularized teacher
+    did to its students at the lowest and the highest T against the CE teacher, and
+    whether the paper's advice (a regularized teacher, distilled at T = 1) holds on
+    these runs (it does when the lowest T's interval lies above 0, fails when below,
+    and cannot be told otherwise)."""
+    sentences = []
+    series: dict[tuple[Choice, Choice], list[DeltaRow]] = {}
+    for r in rows:
+        series.setdefault((r.regularizer, r.objective), []).append(r)
+    order = sorted(
+        series, key=lambda k: (objective_order(k[1]), regularizer_order(k[0]))
+    )
+    for reg, obj in order:
+        ordered = sorted(series[(reg, obj)], key=lambda r: r.T)
+        low, high = ordered[0], ordered[-1]
+        text = f"Against a {teacher_text(BASE)}, the {teacher_text(reg)} "
+        text += f"({students_text(obj)}) {_effect(low.delta, low.T)}"
+        if high is not low:
+            text += f" and {_effect(high.delta, high.T)}"
+        advice = "the paper's advice"
+        if reg.name != PAPER_REGULARIZER or obj != DEFAULT_OBJECTIVE:
+            advice += " (carried over to these methods)"
+        d = low.delta
+        if any(r.at_chance for r in (low, high)):
+            verdict = f"not judged: a student is at chance level {CHANCE_MARK}"
+        elif d.has_interval and d.low > 0:
+            verdict = f"{advice} holds on this run"
+        elif d.has_interval and d.high < 0:
+            verdict = f"{advice} fails on this run"
+        else:
+            verdict = f"this run cannot tell whether {advice} holds"
+        sentences.append(f"{text}: {verdict}.")
+    return sentences
+
+
+def headline_html(pair: PairRuns, sentences: Sequence[str], png: Path) -> str:
+    """The report's first screen for one pair: its sentences above its Δ figure
+    (embedded, so the fragment stands alone)."""
+    data = base64.b64encode(Path(png).read_bytes()).decode("ascii")
+    items = "".join(f"<li>{html.escape(s)}</li>" for s in sentences)
+    return (
+        '<meta charset="utf-8">\n<div class="lskd-headline">\n'
+        f"<p><strong>{html.escape(pair.title)}</strong></p>\n<ul>{items}</ul>\n"
+        f'<img src="data:image/png;base64,{data}" style="max-width:100%" '
+        f'alt="Δ(T) of {html.escape(pair.title)}">\n</div>\n'
+    )
+
+
 def summary_markdown(blocks: Sequence[tuple[str, Any]]) -> str:
     parts = []
     for kind, content in blocks:
@@ -710,6 +776,7 @@ def write_delta(
     summary_md: Path | None = None,
     summary_html_path: Path | None = None,
     diffusion_paths: Sequence[Path] = (),
+    headline_path: Path | None = None,
 ) -> pd.DataFrame:
     """Δ(T) of one pair from its metrics.json files (and, for the side metrics, the
     diffusion.json files of some of those runs): table, figure and summary."""
@@ -732,6 +799,10 @@ def write_delta(
     blocks = summary_blocks(pair, rows, frame)
     _write_text(summary_md, summary_markdown(blocks))
     _write_text(summary_html_path, summary_html(blocks))
+    sentences = headline(rows)
+    _write_text(headline_path, headline_html(pair, sentences, Path(out_png)))
+    for sentence in sentences:
+        log.info("%s", sentence)
     log.info("wrote %s and more from %d runs", out_csv, len(paths))
     return table
 

@@ -52,6 +52,7 @@ def cmd_delta(args: argparse.Namespace) -> None:
         summary_md=args.summary_md,
         summary_html_path=args.summary_html,
         diffusion_paths=args.diffusion,
+        headline_path=args.headline_html,
     )
 
 
@@ -158,6 +159,13 @@ def add_analysis_commands(sub) -> None:
         type=Path,
         required=True,
         help="the generated summary (an HTML fragment the report embeds)",
+    )
+    p.add_argument(
+        "--headline-html",
+        type=Path,
+        required=True,
+        help="one sentence per regularizer and objective above the embedded figure "
+        "(the HTML fragment the report opens with)",
     )
     p.set_defaults(func=cmd_delta)
 

@@ -58,6 +58,7 @@ CLAIMS_FORMATS = ("csv", "md", "html")
 DELTA_FILES = {
     **{ext: f"{DELTA}.{ext}" for ext in ("csv", "md", "tex", "html")},
     **{f"summary_{ext}": f"{DELTA}_summary.{ext}" for ext in ("md", "html")},
+    "headline_html": f"{DELTA}_headline.html",
     "png": DELTA_FIGURE,
 }
 

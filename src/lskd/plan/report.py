@@ -4,8 +4,9 @@ caption (workflow/report/*.rst), category, subcategory and labels, by kind of fi
 Labels are wildcard patterns, filled in per job. The report sorts categories, and
 labelled items inside one, by name with JavaScript's localeCompare (snakemake 9.27,
 report/html_reporter/template/components/menu.js and abstract_results.js): digits sort
-before letters, so the Δ(T) category comes first, its items labelled 1 summary, 2 table,
-3 figure, and its summary also opens the landing page (workflow/report/workflow.rst).
+before letters, so the Δ(T) category comes first, its items labelled 1 answer,
+2 summary, 3 table, 4 figure; the answers (a sentence per method above the figure) open
+the landing page, the summaries follow below them (workflow/report/workflow.rst).
 """
 
 from __future__ import annotations
@@ -60,8 +61,11 @@ def _file_labels(kind: str, path: str) -> dict[str, str]:
     if kind in ("diffusion", "transfer"):
         return {"kind": "figure" if path.endswith(".png") else "table"}
     if kind == "delta":
-        item = "1 summary" if "_summary" in path else "3 figure"
-        return {"item": "2 table" if path.endswith("_delta.html") else item}
+        if "_headline" in path:
+            return {"item": "1 answer"}
+        if "_summary" in path:
+            return {"item": "2 summary"}
+        return {"item": "3 table" if path.endswith("_delta.html") else "4 figure"}
     return {}
 
 
