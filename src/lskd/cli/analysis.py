@@ -56,6 +56,12 @@ def cmd_delta(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_curves(args: argparse.Namespace) -> None:
+    from lskd.analysis.curves import plot_curves
+
+    plot_curves(args.metrics, args.png, args.title)
+
+
 def cmd_delta_transfer(args: argparse.Namespace) -> None:
     from lskd.analysis.delta import write_transfer_interaction
 
@@ -168,6 +174,15 @@ def add_analysis_commands(sub) -> None:
         "(the HTML fragment the report opens with)",
     )
     p.set_defaults(func=cmd_delta)
+
+    p = sub.add_parser(
+        "curves",
+        help="training curves of a pair's runs (loss, validation top-1 per epoch)",
+    )
+    add_metrics_arg(p)
+    p.add_argument("--png", type=Path, required=True, help="output figure (PNG)")
+    p.add_argument("--title", help="figure title (default: task and teacher arch)")
+    p.set_defaults(func=cmd_curves)
 
     p = sub.add_parser(
         "delta-transfer",

@@ -25,6 +25,7 @@ from lskd.plan.checks import grid_methods
 from lskd.plan.inits import init_path
 from lskd.plan.paths import (
     CLAIMS,
+    CURVES_FIGURE,
     DATASET,
     DELTA,
     DELTA_FIGURE,
@@ -275,8 +276,8 @@ class Grid:
     def final_targets(self) -> list[str]:
         """What `rule all` asks for: per pair its Δ(T) files (where the grid has Δ),
         its table and claims, its projection figures and diffusion figure (where the
-        task draws them); per arch pair with several transfer sets Δ across them;
-        Table 5 of the NMT study."""
+        task draws them), its training curves; per arch pair with several transfer
+        sets Δ across them; Table 5 of the NMT study."""
         pairs = list(self.pairs())
         drawn = [w for w in pairs if self.tasks[w["task"]]["penultimate"]["enabled"]]
         delta = [
@@ -304,8 +305,15 @@ class Grid:
             f"{PROJECTIONS.format(**w, panel=TEACHERS_PANEL)}.png" for w in drawn
         }
         diffusion = [DIFFUSION_FIGURE.format(**w) for w in drawn]
+        curves = [CURVES_FIGURE.format(**w) for w in pairs]
         return (
-            delta + tables + claims + sorted(figures) + diffusion + self.nmt_targets()
+            delta
+            + tables
+            + claims
+            + sorted(figures)
+            + diffusion
+            + curves
+            + self.nmt_targets()
         )
 
     def nmt_targets(self) -> list[str]:

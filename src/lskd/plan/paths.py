@@ -63,6 +63,7 @@ DIFFUSION_TABLE = f"{TABLE}_diffusion"  # .csv, .html
 DIFFUSION_FIGURE = f"{FIGURES}/diffusion_{PAIR}.png"
 DELTA = f"{TABLE}_delta"  # .csv, .md, .tex, .html, _summary.md, _summary.html
 DELTA_FIGURE = f"{FIGURES}/delta_{PAIR}.png"
+CURVES_FIGURE = f"{FIGURES}/curves_{PAIR}.png"  # training curves of a pair's runs
 TRANSFER = f"{TABLES}/{ARCH_PAIR}_transfer"  # Δ(T) across transfer sets
 TRANSFER_FIGURE = f"{FIGURES}/delta_{ARCH_PAIR}_transfer.png"
 # Projection figures: panel `teachers` or `<sarch>_<xfer>` (`panel`).

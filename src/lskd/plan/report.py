@@ -36,6 +36,7 @@ ITEMS = {
     "table": ("table", "Tables", "{task}", {"task": "{task}"} | PAIR),
     "claims": ("claims", "Claims", "{task}", {"task": "{task}"} | PAIR),
     "diffusion": ("diffusion", "Diffusion", "{task}", PAIR),
+    "curves": ("curves", "Training curves", "{task}", PAIR),
     "delta": ("delta", DELTA_CATEGORY, "{task}", PAIR),
     "transfer": (
         "transfer",
