@@ -24,6 +24,7 @@ COMMANDS = [
     "diffusion-table",
     "delta",
     "delta-transfer",
+    "curves",
     "nmt-prepare",
     "nmt-train",
     "nmt-distill",
