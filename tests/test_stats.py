@@ -6,7 +6,14 @@ import pytest
 
 from conftest import make_metrics
 from lskd.analysis.records import parse_run
-from lskd.analysis.stats import format_estimate, interval, paired, seed_cells
+from lskd.analysis.stats import (
+    format_estimate,
+    half_width,
+    interval,
+    paired,
+    seed_cells,
+    seeds_for,
+)
 from lskd.errors import DataError
 from lskd.identity import DEFAULT_OBJECTIVE, Choice
 
@@ -85,3 +92,16 @@ def test_seed_cells_and_duplicate_seed():
         DataError, match=r"d\.json: seed 1 of this cell also in b\.json"
     ):
         seed_cells([*runs, _run("student", 0.1, 1.0, 1, 72.0, "d.json")])
+
+
+def test_seeds_for_a_half_width_by_hand():
+    # sd 0.5, target 0.4: n = 8 gives 2.3646 * 0.5 / sqrt(8) = 0.418 > 0.4,
+    # n = 9 gives 2.3060 * 0.5 / 3 = 0.384 <= 0.4 (t_{0.975, 7}, t_{0.975, 8}: tables)
+    assert half_width(0.5, 8) == pytest.approx(2.3646 * 0.5 / math.sqrt(8), abs=1e-4)
+    assert half_width(0.5, 9) == pytest.approx(2.3060 * 0.5 / 3, abs=1e-4)
+    assert seeds_for(0.5, 0.4) == 9
+    # the pilot of n = 3 itself: 4.3027 * sd / sqrt(3) = 2.48 sd
+    assert half_width(1.0, 3) == pytest.approx(2.4841, abs=1e-4)
+    assert seeds_for(0.0, 0.4) == 2  # no spread: the smallest n with an interval
+    with pytest.raises(ValueError, match="n >= 2"):
+        half_width(0.5, 1)

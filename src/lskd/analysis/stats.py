@@ -120,3 +120,23 @@ def seed_cells(runs: Iterable, value: str = "top1") -> Cells:
         sources[(*key, run.seed)] = run.source
         cells.setdefault(key, {})[run.seed] = float(getattr(run, value))
     return cells
+
+
+def half_width(sd: float, n: int, level: float = LEVEL) -> float:
+    """The half-width of the Student-t interval of a mean of n paired differences of
+    standard deviation ``sd``: t_{(1+level)/2, n-1} · sd / √n."""
+    if n < 2:
+        raise ValueError(f"an interval needs n >= 2 seeds, got {n}")
+    return float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+
+
+def seeds_for(sd: float, target: float, level: float = LEVEL, most: int = 1000) -> int:
+    """The fewest paired seeds n >= 2 whose interval half-width (`half_width`) is at
+    most ``target`` for paired differences of standard deviation ``sd``: how many seeds
+    a study needs, given the spread a pilot measured (config/README.md)."""
+    if sd < 0 or target <= 0:
+        raise ValueError(f"need sd >= 0 and target > 0, got {sd}, {target}")
+    for n in range(2, most + 1):
+        if half_width(sd, n, level) <= target:
+            return n
+    raise ValueError(f"more than {most} seeds for sd {sd} and half-width {target}")
