@@ -25,6 +25,7 @@ COMMANDS = [
     "delta",
     "delta-transfer",
     "curves",
+    "power",
     "nmt-prepare",
     "nmt-train",
     "nmt-distill",

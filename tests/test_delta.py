@@ -16,8 +16,10 @@ from conftest import make_metrics, write_metrics
 from lskd.analysis.delta import (
     delta_rows,
     headline,
+    numbers,
     paper_deltas,
     parse_pair,
+    seed_power,
     transfer_interaction,
     write_delta,
     write_transfer_interaction,
@@ -436,3 +438,13 @@ def test_headline_says_what_the_intervals_say():
     (sentence,) = headline(delta_rows(parse_pair(_runs(students=worse))))
     assert "hurt at T = 1 (-1.00 points" in sentence
     assert sentence.endswith("the paper's advice fails on this run.")
+
+
+def test_seed_power_recovers_the_spread_and_the_seeds_a_study_needs():
+    # T = 1: per-seed differences +0.5, +2.0, +0.5 (sd 0.866); T = 64: -1, -2, -3 (sd 1)
+    power = seed_power(numbers(delta_rows(parse_pair(_runs()))), 0.4).set_index("T")
+    assert power.loc[1.0, "sd"] == pytest.approx(math.sqrt(0.75), abs=1e-9)
+    assert power.loc[64.0, "sd"] == pytest.approx(1.0, abs=1e-9)
+    # sd 1, target 0.4: n = 27 gives 2.0555 / sqrt(27) = 0.3956, n = 26 gives 0.4039
+    assert power.loc[64.0, "seeds_needed"] == 27
+    assert power.loc[1.0, "n"] == 3

@@ -71,9 +71,11 @@ from lskd.analysis.stats import (
     PAIRED_TEXT,
     Estimate,
     format_estimate,
+    half_width,
     interval,
     paired,
     seed_cells,
+    seeds_for,
 )
 from lskd.analysis.tables import CHANCE_MARK
 from lskd.atomic import atomic_path
@@ -1019,3 +1021,39 @@ def write_transfer_interaction(
     plot_interaction(result, Path(out_png))
     log.info("wrote %s and more from %d runs", out_csv, len(paths))
     return table
+
+
+# ---------------------------------------------------------------- power
+
+
+def seed_power(table: pd.DataFrame, target: float) -> pd.DataFrame:
+    """Per row of a Δ CSV (`numbers`): the standard deviation of its paired seed
+    differences, recovered exactly from its interval (sd = half-width · √n /
+    t_{0.975, n-1}), and the paired seeds (`stats.seeds_for`) whose 95 % half-width
+    would be at most ``target`` points: the power computation of a study from a pilot
+    (config/README.md#seeds)."""
+    rows = []
+    for r in table.itertuples():
+        n = int(r.n)
+        if n < 2 or pd.isna(r.ci_low):
+            sd, need = math.nan, None
+        else:
+            sd = (r.ci_high - r.ci_low) / 2 / half_width(1.0, n)
+            try:
+                need = seeds_for(sd, target)
+            except ValueError:  # more than any study could run
+                need = None
+        rows.append(
+            {
+                "regularizer": r.regularizer,
+                "objective": r.objective,
+                "T": r.T,
+                "n": n,
+                "sd": sd,
+                "half_width": (r.ci_high - r.ci_low) / 2,
+                "seeds_needed": need,
+            }
+        )
+    out = pd.DataFrame(rows)
+    out["seeds_needed"] = out["seeds_needed"].astype("Int64")
+    return out

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from lskd.cli.args import add_metrics_arg
+from lskd.errors import DataError
 
 
 def cmd_table(args: argparse.Namespace) -> None:
@@ -60,6 +61,23 @@ def cmd_curves(args: argparse.Namespace) -> None:
     from lskd.analysis.curves import plot_curves
 
     plot_curves(args.metrics, args.png, args.title)
+
+
+def cmd_power(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from lskd.analysis.delta import seed_power
+
+    for path in args.delta_csv:
+        try:
+            table = pd.read_csv(path)
+        except (OSError, ValueError) as err:
+            raise DataError(f"{path}: cannot read a Δ CSV ({err})") from None
+        missing = {"n", "ci_low", "ci_high", "T"} - set(table.columns)
+        if missing:
+            raise DataError(f"{path}: not a Δ CSV (no column {sorted(missing)[0]!r})")
+        print(f"{path} (95 % half-width target {args.half_width:g} points):")
+        print(seed_power(table, args.half_width).to_string(index=False))
 
 
 def cmd_delta_transfer(args: argparse.Namespace) -> None:
@@ -183,6 +201,20 @@ def add_analysis_commands(sub) -> None:
     p.add_argument("--png", type=Path, required=True, help="output figure (PNG)")
     p.add_argument("--title", help="figure title (default: task and teacher arch)")
     p.set_defaults(func=cmd_curves)
+
+    p = sub.add_parser(
+        "power",
+        help="paired seeds a study needs for a 95 %% half-width of Δ, from a pilot's "
+        "Δ CSV",
+    )
+    p.add_argument("delta_csv", type=Path, nargs="+", help="*_delta.csv of a pilot")
+    p.add_argument(
+        "--half-width",
+        type=float,
+        default=0.4,
+        help="target 95 %% half-width in top-1 points (default 0.4)",
+    )
+    p.set_defaults(func=cmd_power)
 
     p = sub.add_parser(
         "delta-transfer",
