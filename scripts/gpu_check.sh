@@ -4,7 +4,9 @@
 # KD step at 224 px on real JPEGs vs the loader alone vs the synthetic ceiling, with an fp32
 # teacher and with cuDNN's autotuner; torch.compile on and off; the fused sweep vs its ideal
 # bound vs separate jobs, with the teacher's fp32 / bf16 / CUDA graph / compiled forward;
-# loader vs training step), each within a time budget: about 8 minutes on one H200. One CSV per part, summary.csv and gpu_check.log go to
+# loader vs training step; one CIFAR-100 epoch of resnet32x4 -> resnet8x4, a fused sweep of 5 T, through
+# lskd prepare / import-weights / distill on generated archive files), each within a time budget:
+# about 8 minutes on one H200. One CSV per part, summary.csv and gpu_check.log go to
 # --out (default $OUT where it is set, else results/gpu_check). A failing part does not stop
 # the others; the exit code is 1 when any part failed, timed out or found no time left.
 #
@@ -12,7 +14,7 @@
 #   bash scripts/gpu_check.sh --dry-run          # anywhere: every part in a tiny CPU / skip mode
 #   bash scripts/gpu_check.sh --only kd,fused    # some parts (env always, data when needed)
 #
-# Parts: env data tests kd compile fused pipeline. Python is $PYTHON, else python3 (it must
+# Parts: env data tests kd compile fused cifar pipeline. Python is $PYTHON, else python3 (it must
 # hold torch and torchvision); lskd runs from src/ through PYTHONPATH, nothing is installed,
 # except wheels found under .whl/ (pip --no-index, into a temporary folder). --budget S
 # (default 540) caps the whole check: each part gets at most what is left of it.
@@ -49,7 +51,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/lskd-gpu-check.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 SUMMARY=$OUTDIR/summary.csv
 LOG=$OUTDIR/gpu_check.log
-rm -f "$LOG" "$OUTDIR"/{summary,env,tests,kd_throughput,fused_sweep,pipeline}.csv
+rm -f "$LOG" "$OUTDIR"/{summary,env,tests,kd_throughput,fused_sweep,cifar_epoch,pipeline}.csv
 echo "part,status,seconds,limit_s,csv,note" >"$SUMMARY"
 export PYTHONPATH="$REPO/src${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 TORCHINDUCTOR_CACHE_DIR=$WORK/inductor
@@ -117,8 +119,12 @@ part_commands() {
     cmd_pipeline=("$PY" bench/pipeline.py "${cuda[@]}" --manifest "$M"
         --loaders torchvision dali --steps 20 --warmup 2 --rounds 3 --seconds @SOFT@
         --csv "$OUTDIR/pipeline.csv")
+    # 20,000 generated images: the epoch's rate, scaled to the 45,000 of config/cifar100.yaml
+    cmd_cifar=("$PY" bench/cifar_epoch.py --device cuda --threads "$W" --n-train 20000
+        --n-test 2000 --work "$WORK/cifar" --csv "$OUTDIR/cifar_epoch.csv")
     # hard limit (timeout) and the benchmark's own budget, seconds
-    LIMIT=([env]=60 [data]=60 [tests]=150 [kd]=100 [compile]=150 [fused]=200 [pipeline]=80)
+    LIMIT=([env]=60 [data]=60 [tests]=150 [kd]=100 [compile]=150 [fused]=200 [cifar]=120
+        [pipeline]=80)
     SOFT=([kd]=60 [compile]=60 [fused]=150 [pipeline]=40)
 }
 dry_commands() { # the same parts, tiny and on the CPU: they parse, run and skip cleanly
@@ -137,13 +143,17 @@ dry_commands() { # the same parts, tiny and on the CPU: they parse, run and skip
         --csv "$OUTDIR/kd_throughput.csv")
     cmd_pipeline=("$PY" bench/pipeline.py "${cpu[@]}" --student resnet18 --manifest "$M"
         --loaders torchvision dali --csv "$OUTDIR/pipeline.csv")
-    LIMIT=([env]=60 [data]=60 [tests]=120 [kd]=120 [fused]=120 [compile]=120 [pipeline]=120)
+    cmd_cifar=("$PY" bench/cifar_epoch.py --device cpu --threads 1 --n-train 300 --n-test 100
+        --teacher resnet8 --student resnet8 --T 1 4 --work "$WORK/cifar"
+        --csv "$OUTDIR/cifar_epoch.csv")
+    LIMIT=([env]=60 [data]=60 [tests]=120 [kd]=120 [fused]=120 [compile]=120 [cifar]=120
+        [pipeline]=120)
     SOFT=([kd]=5 [fused]=5 [compile]=5 [pipeline]=5)
 }
 part_commands
 declare -A ON_GPU
 if ((DRY)); then
-    for part in env data tests kd compile fused pipeline; do
+    for part in env data tests kd compile fused cifar pipeline; do
         declare -n cmd="cmd_$part"
         ON_GPU[$part]="$(printf '%q ' "${cmd[@]//@SOFT@/${SOFT[$part]:-}}")"
         ON_GPU[$part]=${ON_GPU[$part]% }
@@ -214,9 +224,10 @@ run_part tests tests.csv
 run_part kd kd_throughput.csv
 run_part compile kd_throughput.csv # before fused: its compiled teacher is then cached
 run_part fused fused_sweep.csv
+run_part cifar cifar_epoch.csv
 run_part pipeline pipeline.csv
 
-"$PY" bench/gpu_check.py show "$OUTDIR"/{env,tests,kd_throughput,fused_sweep,pipeline}.csv \
+"$PY" bench/gpu_check.py show "$OUTDIR"/{env,tests,kd_throughput,fused_sweep,cifar_epoch,pipeline}.csv \
     "$SUMMARY" 2>&1 | tee -a "$LOG"
 if ((FAILED)); then
     say "gpu_check: FAILED (see summary.csv above) after $SECONDS s"

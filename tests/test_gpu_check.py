@@ -17,7 +17,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "gpu_check.sh"
-PARTS = ["env", "data", "tests", "kd", "compile", "fused", "pipeline"]
+PARTS = ["env", "data", "tests", "kd", "compile", "fused", "cifar", "pipeline"]
 
 
 def gpu_check(out: Path, *args: str, timeout: float = 600):
@@ -78,6 +78,8 @@ def test_dry_run_writes_every_csv_and_a_clean_summary(tmp_path):
     assert "teacher_compiled=" in fused["teacher_variants_s"]
     pipeline = rows(tmp_path / "pipeline.csv")
     assert pipeline and float(pipeline[0]["train_img_s"]) > 0
+    (cifar,) = rows(tmp_path / "cifar_epoch.csv")
+    assert float(cifar["train_images_per_s"]) > 0 and cifar["students"] == "2"
     log = (tmp_path / "gpu_check.log").read_text()
     assert "gpu_check: all parts ok" in log
     # what comes back from the device machine: at most 8 files, no folders
