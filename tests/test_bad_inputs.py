@@ -15,6 +15,8 @@ import gzip
 import json
 import os
 import pickle
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,7 @@ from lskd.cli.main import main
 from lskd.errors import ConfigError
 from lskd.models import checkpoint
 from lskd.models.registry import build_model
+from lskd.plan.checks import check_config_file, check_data_sources
 from lskd.plan.config import validate_config
 from lskd.train.job import RunSpec, train_teacher
 from lskd.train.recipe import Recipe
@@ -126,6 +129,15 @@ def teacher_variant(w: W, name: str, **change) -> Path:
 
 def truncated(src: Path, dest: Path) -> Path:
     return write(dest, src.read_bytes()[: src.stat().st_size // 2])
+
+
+def run_model_truncated(w: W) -> Path:
+    """A finished run's model.pt (its metrics.json beside it), truncated."""
+    write(w.tmp / "run" / "metrics.json", b"{}")
+    return truncated(w.teacher, w.tmp / "run" / "model.pt")
+
+
+REBUILD = "; rebuild it: snakemake --cores all --forcerun "
 
 
 def malicious(w: W) -> Path:
@@ -348,6 +360,10 @@ CASES: dict[str, Case] = {
         lambda w: distill(w, truncated(w.teacher, w.tmp / "cut.pt")),
         lambda w: f"{w.tmp / 'cut.pt'}: corrupt or truncated",
     ),
+    "teacher of a finished run truncated": Case(
+        lambda w: distill(w, run_model_truncated(w)),
+        lambda w: f"{w.tmp / 'run' / 'model.pt'}: corrupt or truncated checkpoint (",
+    ),
     "teacher malicious pickle": Case(
         lambda w: distill(w, malicious(w)), lambda w: "refused by weights_only"
     ),
@@ -494,6 +510,11 @@ def test_bad_input_is_refused_cleanly(name, shared, tmp_path, capsys, monkeypatc
     assert len(lines) == 1 and lines[0].startswith("lskd"), err
     assert "Traceback" not in err
     assert case.expect(w) in lines[0], lines[0]
+    if name == "teacher of a finished run truncated":  # the one command, exactly
+        model = w.tmp / "run" / "model.pt"
+        assert lines[0].endswith(f"{REBUILD}{model}"), lines[0]
+    else:
+        assert REBUILD not in lines[0], lines[0]
     assert sorted(p.name for p in w.out.iterdir()) == sorted(case.keep)
     assert not (w.tmp / MARKER).exists()
 
@@ -731,6 +752,11 @@ SNAKEMAKE_CASES = {
         "resources/raw/libreoffice as this config says; give the task its own name or "
         "move results/nmt_libreoffice_en_de away",
     },
+    "default config file with a tab": {
+        "files": {"config/config.yaml": "run:\n\tseeds: [0]\n"},
+        "expect": "config/config.yaml: line 2, column 1: not valid YAML: a tab (YAML "
+        "indents with spaces)",
+    },
     "default config file not a mapping": {
         "files": {"config/config.yaml": "- run\n- tasks\n"},
         "expect": "config/config.yaml: a config file holds a mapping of keys (run:, "
@@ -776,3 +802,99 @@ def test_configfile_not_a_mapping_is_refused_by_snakemake(tmp_path, snakemake_bi
         result.stderr
     )
     assert not work.exists() or not any(work.iterdir())
+
+
+# --- config files, data sources, image folders, bench scripts (issue 27) -------------
+
+CONFIG_FILE_CASES = {
+    "tab": ("run:\n\tseeds: [0]\n", "line 2, column 1: not valid YAML: a tab (YAML "
+            "indents with spaces)"),
+    "unclosed list": ("run: [1, 2\n", "line 2, column 1: not valid YAML: expected ',' "
+                      "or ']', but got '<stream end>'"),
+    "list at top level": ("- run\n- tasks\n", "a config file holds a mapping of keys "
+                          "(run:, tasks:, ...); this one holds a list"),
+    "empty": ("", "a config file holds a mapping of keys (run:, tasks:, ...); this one "
+              "holds nothing"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(CONFIG_FILE_CASES))
+def test_config_file_mistakes_name_the_file_and_line(name, tmp_path):
+    text, expect = CONFIG_FILE_CASES[name]
+    path = write(tmp_path / "my.yaml", text.encode())
+    with pytest.raises(ConfigError) as err:
+        check_config_file(path)
+    assert str(err.value) == f"{path}: {expect}"
+
+
+def _ran(directory: Path) -> None:
+    write(directory / "teacher_mlp512_a0_s0" / "metrics.json", b"{}")
+
+
+def test_data_source_is_recorded_only_once_a_run_exists(tmp_path, monkeypatch):
+    """A first run that failed on its data (no run finished) leaves no record, so the
+    corrected config is not refused; once a run exists the record holds the real
+    path, and the same folder by another spelling (a symlink) is the same data."""
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "fmnist-data"
+    data.mkdir()
+    (tmp_path / "link").symlink_to(data)
+    stamp = tmp_path / "results" / "fmnist" / "data_source.json"
+    bad = merged(fmnist(data={"root": str(tmp_path / "broken")}))
+    check_data_sources(bad, True)  # the run failed: no run, no record
+    assert not stamp.exists()
+    good = merged(fmnist(data={"root": str(tmp_path / "link" / ".." / "link")}))
+    check_data_sources(good)
+    _ran(stamp.parent)
+    check_data_sources(good, True)
+    assert json.loads(stamp.read_text()) == {
+        "dataset": "fashion_mnist",
+        "root": str(data),
+    }
+    check_data_sources(merged(fmnist(data={"root": str(data)})))  # same data
+    other = tmp_path / "other"
+    other.mkdir()
+    with pytest.raises(ConfigError) as err:
+        check_data_sources(merged(fmnist(data={"root": str(other)})))
+    assert str(err.value) == (
+        f"tasks.fmnist: results/fmnist holds runs of dataset fashion_mnist, root "
+        f"{data}, not of dataset fashion_mnist, root {other} as this config says; "
+        "give the task its own name or move results/fmnist away"
+    )
+
+
+def test_hidden_files_and_folders_are_not_classes_or_images(tmp_path, capsys):
+    root = make_imagefolder(tmp_path / "imgs")
+    for hidden in ("train/.ipynb_checkpoints", "val/.ipynb_checkpoints"):
+        write(root / hidden / "x-checkpoint.JPEG", b"not an image")
+    write(root / "train" / "n01" / "._n01_0.JPEG", b"macOS metadata")
+    write(root / "train" / "n01" / ".cache" / "a.JPEG", b"not an image")
+    out = tmp_path / "data.json"
+    argv = ["prepare", "--dataset", "imagefolder", "--root", str(root)]
+    assert main([*argv, "--val-per-class", "1", "--out", str(out)]) == 0
+    manifest = json.loads(out.read_text())
+    files = [f for split in manifest["splits"].values() for f, _ in split]
+    assert not [f for f in files if "/." in f or f.startswith(".")], files
+    assert ".ipynb_checkpoints" not in json.dumps(manifest)
+
+
+def test_bench_kill_resume_help_needs_no_pytest():
+    """After the demo set-up (no pytest) --help works, and a run says in one line
+    what to install."""
+    hide = "import sys, runpy; sys.modules['pytest'] = None; sys.argv = {argv!r}; "
+    hide += "runpy.run_path('bench/kill_resume.py', run_name='__main__')"
+    script = str(REPO / "bench" / "kill_resume.py")
+    help_ = subprocess.run(
+        [sys.executable, "-c", hide.format(argv=[script, "--help"])],
+        cwd=REPO, capture_output=True, text=True,
+    )  # fmt: skip
+    assert help_.returncode == 0 and "--kills" in help_.stdout, help_.stderr
+    run = subprocess.run(
+        [sys.executable, "-c", hide.format(argv=[script, "--kills", "1"])],
+        cwd=REPO, capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode == 1
+    assert run.stderr.strip() == (
+        "bench/kill_resume.py: needs pytest (the test set-up): bash scripts/setup.sh "
+        "--test, or .venv/bin/pip install -c constraints.txt pytest"
+    )

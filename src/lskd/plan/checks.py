@@ -260,14 +260,26 @@ def check_config_file(path: str | Path) -> None:
         return
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError):
-        return  # not YAML or JSON: Snakemake's own message says so
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: {_yaml_problem(err)}") from None
     if not isinstance(data, dict):
         kind = "nothing" if data is None else f"a {type(data).__name__}"
         raise ConfigError(
             f"{path}: a config file holds a mapping of keys (run:, tasks:, ...); "
             f"this one holds {kind}"
         )
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """`line 3, column 1: not valid YAML (found a tab ...)` of a YAML error."""
+    mark = getattr(err, "problem_mark", None)
+    where = "" if mark is None else f"line {mark.line + 1}, column {mark.column + 1}: "
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    if "\\t" in problem or "'\\t'" in problem:
+        problem = "a tab (YAML indents with spaces)"
+    return f"{where}not valid YAML: {problem}"
 
 
 # What a task's run directory was trained on, written beside its runs once it holds one

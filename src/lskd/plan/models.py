@@ -128,8 +128,8 @@ def set_aside_stale_models(grid: Grid) -> list[tuple[str, str]]:
     to `model.pt.damaged` (kept for inspection, never loaded). Both are then missing
     final targets (`rule all` asks for `grid_models`): the default target plans their
     jobs again, and everything downstream of them."""
-    found = stale_models(grid)
-    for model, why in found:
+    out = []
+    for model, why in stale_models(grid):
         if Path(model).is_file():
             os.replace(model, f"{model}{DAMAGED}")
             why += f" (moved to {Path(model).name}{DAMAGED})"
@@ -137,7 +137,8 @@ def set_aside_stale_models(grid: Grid) -> list[tuple[str, str]]:
             f"lskd: {model}: {why}; planned again with what depends on it",
             file=sys.stderr,
         )
-    return found
+        out.append((model, why))
+    return out
 
 
 def runs_at_chance(grid: Grid) -> list[str]:
