@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lskd.objectives.kd import ADDED_HARD_WEIGHT, with_hard_labels
 from lskd.objectives.method import Objective, Param
 
 if TYPE_CHECKING:
@@ -51,25 +52,12 @@ class DKD(Objective):
         Param("alpha", float, 1.0, "a", "α", "weight of TCKD", low=0.0),
         Param("beta", float, 8.0, "b", "β", "weight of NCKD", low=0.0),
         Param("warmup", int, 20, "w", "warm-up", "epochs of linear KD warm-up", 0),
-        Param(
-            "hard_weight",
-            float,
-            0.0,
-            "h",
-            "hard",
-            "weight of the CE term",
-            low=0.0,
-            quiet=True,
-        ),
+        ADDED_HARD_WEIGHT,
     )
 
     def loss(self, student, teacher, y, T, epoch, epochs):
-        import torch.nn.functional as F
-
         tckd, nckd = dkd_parts(student, teacher, y, T)
         p = self.p
         ramp = min(epoch / p["warmup"], 1.0) if p["warmup"] else 1.0
-        loss = ramp * (p["alpha"] * tckd + p["beta"] * nckd)
-        if p["hard_weight"]:
-            loss = loss + p["hard_weight"] * F.cross_entropy(student.float(), y)
-        return loss
+        kd = ramp * (p["alpha"] * tckd + p["beta"] * nckd)
+        return with_hard_labels(kd, student, y, p["hard_weight"], mixed=False)

@@ -27,13 +27,36 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, T: float) -> Tensor:
     return kl * (T * T)
 
 
-def with_hard_labels(kd: Tensor, student: Tensor, y: Tensor, weight: float) -> Tensor:
-    """(1 - weight) * kd + weight * CE(student, y); exactly `kd` when weight is 0."""
+# The hard-label term a KD objective may have, off by default (the paper's students
+# never see a label): mixed, (1 - w) * KD + w * CE, or added, KD + w * CE.
+MIXED_HARD_WEIGHT = Param(
+    "hard_weight",
+    float,
+    0.0,
+    "h",
+    "hard",
+    "CE weight: (1 - w) KD + w CE",
+    0.0,
+    1.0,
+    True,
+)
+ADDED_HARD_WEIGHT = Param(
+    "hard_weight", float, 0.0, "h", "hard", "CE weight: KD + w CE", 0.0, None, True
+)
+
+
+def with_hard_labels(
+    kd: Tensor, student: Tensor, y: Tensor, weight: float, mixed: bool = True
+) -> Tensor:
+    """``kd`` with a hard-label cross-entropy of ``weight``: (1 - weight) * kd + weight
+    * CE(student, y) when ``mixed``, kd + weight * CE otherwise; exactly ``kd`` when
+    weight is 0."""
     if weight == 0:
         return kd
     import torch.nn.functional as F
 
-    return (1 - weight) * kd + weight * F.cross_entropy(student.float(), y)
+    ce = F.cross_entropy(student.float(), y)
+    return (1 - weight) * kd + weight * ce if mixed else kd + weight * ce
 
 
 class KD(Objective):
@@ -44,19 +67,7 @@ class KD(Objective):
 
     name = "kd"
     title = "KD"
-    params = (
-        Param(
-            "hard_weight",
-            float,
-            0.0,
-            "h",
-            "hard",
-            "weight of the CE term",
-            0.0,
-            1.0,
-            quiet=True,
-        ),
-    )
+    params = (MIXED_HARD_WEIGHT,)
 
     @classmethod
     def token(cls, values):

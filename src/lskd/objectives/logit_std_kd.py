@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lskd.objectives.kd import kd_loss
+from lskd.objectives.kd import ADDED_HARD_WEIGHT, kd_loss, with_hard_labels
 from lskd.objectives.method import Objective, Param
 
 if TYPE_CHECKING:
@@ -36,23 +36,11 @@ class LogitStdKD(Objective):
         Param(
             "kd_weight", float, 1.0, "k", "w", "weight of the KD term", 0.0, quiet=True
         ),
-        Param(
-            "hard_weight",
-            float,
-            0.0,
-            "h",
-            "hard",
-            "weight of the CE term",
-            low=0.0,
-            quiet=True,
-        ),
+        ADDED_HARD_WEIGHT,
     )
 
     def loss(self, student, teacher, y, T, epoch, epochs):
-        import torch.nn.functional as F
-
-        kd = kd_loss(standardize(student), standardize(teacher.detach()), T)
-        loss = self.p["kd_weight"] * kd
-        if self.p["hard_weight"]:
-            loss = loss + self.p["hard_weight"] * F.cross_entropy(student.float(), y)
-        return loss
+        kd = self.p["kd_weight"] * kd_loss(
+            standardize(student), standardize(teacher.detach()), T
+        )
+        return with_hard_labels(kd, student, y, self.p["hard_weight"], mixed=False)

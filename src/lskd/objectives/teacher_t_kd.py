@@ -11,26 +11,14 @@ restore its gradient scale; `hard_weight` mixes in a hard-label CE as for `kd`.
 
 from __future__ import annotations
 
-from lskd.objectives.kd import with_hard_labels
-from lskd.objectives.method import Objective, Param
+from lskd.objectives.kd import MIXED_HARD_WEIGHT, with_hard_labels
+from lskd.objectives.method import Objective
 
 
 class TeacherTKD(Objective):
     name = "teacher_t_kd"
     title = "KD, T on the teacher only"
-    params = (
-        Param(
-            "hard_weight",
-            float,
-            0.0,
-            "h",
-            "hard",
-            "weight of CE",
-            low=0.0,
-            high=1.0,
-            quiet=True,
-        ),
-    )
+    params = (MIXED_HARD_WEIGHT,)
 
     def loss(self, student, teacher, y, T, epoch, epochs):
         import torch.nn.functional as F
