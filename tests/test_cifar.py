@@ -462,5 +462,5 @@ def test_end_to_end_on_generated_cifar100(tmp_path, snakemake_bin):
     assert "Student resnet8" in table
     data = np.load(tmp_path / "resources" / "data" / "cifar" / "dataset.npz")
     assert (
-        data["images_train"].shape == (300, 3, 32, 32) and len(data["held_out"]) == 100
+        data["images_train"].shape == (400, 3, 32, 32) and len(data["held_out"]) == 100
     )
