@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 from pathlib import Path
 
@@ -134,3 +135,50 @@ def test_prepare_teacher_student_bleu_table(tmp_path):
         f"{metrics[0]['bleu']:.2f}"
     )
     assert metrics[0]["sacrebleu_signature"] in (tmp_path / "t.md").read_text()
+
+
+def test_t64_student_loss_stays_finite_and_its_init_is_not_the_teachers(
+    tmp_path, monkeypatch
+):
+    """Regression tests of issue 25: a T = 64 student's validation losses are finite
+    and fall (recorded per validation in train.json), and a student starts from other
+    weights than its teacher (same architecture and config seed; its fairseq seed is
+    the student stream of lskd.train.job.rng_seed)."""
+    import torch
+    from fairseq.trainer import Trainer
+
+    from lskd.nmt import fairseq_run
+    from lskd.nmt import pipeline as runs
+    from lskd.train.job import rng_seed
+    from test_kill_resume import prepare_nmt
+
+    init = []
+    trainer_init = Trainer.__init__
+
+    def record(self, cfg, task, model, criterion, *args, **kwargs):
+        init.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        trainer_init(self, cfg, task, model, criterion, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "__init__", record)
+    data = prepare_nmt(tmp_path)
+    teacher = tmp_path / "teacher" / "model.pt"
+    meta = {"role": "teacher", "task": "nmt_en_de", "alpha": 0.1, "seed": 0}
+    hp = RECIPE | {"selection": "last"}
+    runs.train_run(
+        data, teacher, MODEL, hp, 0, fairseq_run.teacher_criterion(0.1), meta
+    )
+    student = teacher.parent / "student_transformer_T64_s0" / "model.pt"
+    meta = {**meta, "role": "student", "teacher": {"arch": "transformer"}}
+    hp = hp | {"max_update": 30, "validate_interval_updates": 5}
+    runs.distill(data, teacher, [64.0], [student], MODEL, hp, KD, 0, meta)
+
+    assert len(init) == 2 and init[0].keys() == init[1].keys()
+    assert not torch.equal(
+        init[0]["encoder.embed_tokens.weight"], init[1]["encoder.embed_tokens.weight"]
+    )
+    train = json.loads((student.parent / "train.json").read_text())
+    assert train["fairseq_seed"] == rng_seed("student", 0) != 0
+    losses = [h["loss"] for h in train["valid_history"]]
+    assert [h["update"] for h in train["valid_history"]][:2] == [5, 10]
+    assert len(losses) >= 6 and all(v is not None and math.isfinite(v) for v in losses)
+    assert losses[-1] < losses[0]

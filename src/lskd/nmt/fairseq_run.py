@@ -8,7 +8,9 @@ The calls run inside `fairseq_safe_globals()` instead of a subprocess for that r
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
 import shlex
 import shutil
@@ -162,7 +164,10 @@ def run_preprocess(argv: list[str]) -> None:
 
 
 def run_train(
-    argv: list[str], *checkpoints: Path, finished: Path | None = None
+    argv: list[str],
+    *checkpoints: Path,
+    finished: Path | None = None,
+    history: Path | None = None,
 ) -> dict[str, float]:
     """fairseq-train in this process; returns wall seconds, updates and tokens/s.
 
@@ -171,7 +176,8 @@ def run_train(
     ``checkpoint_last.pt``, and raises `preempt.Preempted` (see `_fairseq_hooks`).
     ``finished`` (a JSON file) receives these statistics as soon as fairseq has saved
     its final checkpoint: a rerun that finds it must not resume (fairseq would train
-    one more update past ``--max-update``)."""
+    one more update past ``--max-update``). ``history`` (a JSON file) gets one entry
+    per validation (`record_validation`)."""
     from fairseq import checkpoint_utils, distributed_utils, options
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
     from fairseq_cli import train
@@ -181,9 +187,29 @@ def run_train(
     args = options.parse_args_and_arch(options.get_training_parser(), argv)
     cfg = convert_namespace_to_omegaconf(args)
     start = time.perf_counter()
-    with fairseq_safe_globals(*checkpoints), _fairseq_hooks(start, finished):
+    hooks = _fairseq_hooks(start, finished, history)
+    with fairseq_safe_globals(*checkpoints), hooks:
         distributed_utils.call_main(cfg, train.main)
     return _stats(start)
+
+
+VALID_KEYS = ("loss", "nll_loss", "kd_loss")
+
+
+def record_validation(history: Path, stats: dict[str, Any]) -> None:
+    """Append fairseq's validation ``stats`` (update, criterion loss, NLL of the
+    references and, for students, the KD term; bits per token) to the JSON list in
+    ``history``. A loss that is not finite is written as null (a diverged run); an
+    entry at an update the file already reaches replaces the later ones (a run
+    resumed from an earlier checkpoint validates there again)."""
+    update = int(stats["num_updates"])
+    entry: dict[str, Any] = {"update": update}
+    for key in VALID_KEYS:
+        if key in stats:
+            value = float(stats[key])
+            entry[key] = value if math.isfinite(value) else None
+    old = json.loads(history.read_text()) if history.is_file() else []
+    write_json(history, [e for e in old if e["update"] < update] + [entry])
 
 
 def _stats(start: float) -> dict[str, float]:
@@ -205,8 +231,10 @@ def _stats(start: float) -> dict[str, float]:
 
 
 @contextmanager
-def _fairseq_hooks(start: float, finished: Path | None) -> Iterator[None]:
-    """Two patches of fairseq 0.12 for the duration of one in-process run.
+def _fairseq_hooks(
+    start: float, finished: Path | None, history: Path | None = None
+) -> Iterator[None]:
+    """Patches of fairseq 0.12 for the duration of one in-process run.
 
     - ``fairseq_cli.train.validate_and_save`` (called by fairseq's loop after every
       update) is wrapped: when it reports the end of training, the statistics go to
@@ -222,6 +250,8 @@ def _fairseq_hooks(start: float, finished: Path | None) -> Iterator[None]:
       names (``checkpoint_best.pt`` -> ``checkpoint_last.pt``), becomes atomic (a
       temporary file, then a rename): a kill mid-copy must not leave a truncated
       ``checkpoint_last.pt`` to resume from.
+    - ``fairseq_cli.train.get_valid_stats`` (called once per validation) is wrapped:
+      with ``history``, each validation's losses go there (`record_validation`).
     """
     from fairseq import checkpoint_utils
     from fairseq.file_io import PathManager
@@ -229,6 +259,7 @@ def _fairseq_hooks(start: float, finished: Path | None) -> Iterator[None]:
     from fairseq_cli import train
 
     original = train.validate_and_save
+    valid_stats = train.get_valid_stats
     load = checkpoint_utils.load_checkpoint
     copy = PathManager.__dict__["copy"]
 
@@ -260,6 +291,12 @@ def _fairseq_hooks(start: float, finished: Path | None) -> Iterator[None]:
             raise preempt.Preempted(signum, at)
         return losses, stop
 
+    def get_valid_stats(cfg, trainer, stats, tracking_best):
+        stats = valid_stats(cfg, trainer, stats, tracking_best)
+        if history is not None:
+            record_validation(history, stats)
+        return stats
+
     def atomic_copy(src_path: str, dst_path: str, overwrite: bool = False) -> bool:
         tmp = f"{dst_path}.tmp"
         shutil.copyfile(src_path, tmp)
@@ -267,12 +304,14 @@ def _fairseq_hooks(start: float, finished: Path | None) -> Iterator[None]:
         return True
 
     train.validate_and_save = validate_and_save
+    train.get_valid_stats = get_valid_stats
     checkpoint_utils.load_checkpoint = load_checkpoint
     PathManager.copy = staticmethod(atomic_copy)
     try:
         yield
     finally:
         train.validate_and_save = original
+        train.get_valid_stats = valid_stats
         checkpoint_utils.load_checkpoint = load
         PathManager.copy = copy
 

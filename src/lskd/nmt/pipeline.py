@@ -126,11 +126,12 @@ def train_run(
     save_dir.mkdir(parents=True, exist_ok=True)
     write_json(stamp, argv)
     finished = save_dir / "finished.json"
+    history = save_dir / "valid_history.json"
     if finished.is_file():  # killed after fairseq's final save: nothing left to train
         stats = json.loads(finished.read_text())
     else:
         ckpts = [teacher] if teacher else []
-        stats = fairseq_run.run_train(argv, *ckpts, finished=finished)
+        stats = fairseq_run.run_train(argv, *ckpts, finished=finished, history=history)
     name = (
         "checkpoint_best.pt"
         if recipe["selection"] == "best_val"
@@ -147,15 +148,19 @@ def train_run(
         "recipe": recipe,
         "selection": recipe["selection"],
         "checkpoint": name,
+        "fairseq_seed": seed,
         "num_updates": int(state["optimizer_history"][-1]["num_updates"]),
         "val_loss": extra.get("val_loss"),
+        # per validation: update, loss, nll_loss (and kd_loss for students), bits/token
+        "valid_history": json.loads(history.read_text()) if history.is_file() else [],
         **stats,
         "fairseq_train": ["fairseq-train", *argv],
         "versions": versions(),
     }
     write_json(model_out.parent / "train.json", info)
     if keep:  # what a rerun needs to rewrite both without training
-        for leftover in set(save_dir.iterdir()) - {stamp, finished, save_dir / name}:
+        kept = {stamp, finished, history, save_dir / name}
+        for leftover in set(save_dir.iterdir()) - kept:
             leftover.unlink()
     else:
         shutil.rmtree(save_dir)
@@ -174,7 +179,14 @@ def distill(
     seed: int,
     meta: dict[str, Any],
 ) -> None:
-    """The T-sweep of one teacher in one process (fairseq and the data load once)."""
+    """The T-sweep of one teacher in one process (fairseq and the data load once).
+
+    fairseq's seed (initial weights, batch order) is `lskd.train.job.rng_seed` of
+    ("student", seed), as for image students: a student never starts from its
+    teacher's initial weights (same architecture, same config seed). The students of a
+    sweep share it, hence every batch (`TEACHER_CACHE`)."""
+    from lskd.train.job import rng_seed
+
     if len(temps) != len(model_outs):
         raise DataError(f"{len(temps)} temperatures for {len(model_outs)} outputs")
     check_prepared(data)
@@ -187,7 +199,8 @@ def distill(
             "kd": kd,
             "teacher": {**meta["teacher"], "path": str(teacher)},
         }
-        train_run(data, out, model, recipe, seed, criterion, info, teacher, keep=True)
+        fseed = rng_seed("student", seed)
+        train_run(data, out, model, recipe, fseed, criterion, info, teacher, keep=True)
     for out in model_outs:  # every student is written: nothing left to resume
         shutil.rmtree(out.parent / "fairseq")
     from lskd.nmt.lskd_fairseq.word_kd import TEACHER_CACHE as cache
