@@ -199,13 +199,13 @@ def test_hypotheses_follow_sentence_ids(tmp_path):
     assert bleu.read_hypotheses(out, 3) == (["Eins", "Zwei .", ""], 1)
 
 
-def _metrics(task, role, alpha, value, T=None):
+def _metrics(task, role, alpha, value, T=None, seed=0):
     run = {
         "role": role,
         "task": task,
         "arch": "transformer",
         "alpha": alpha,
-        "seed": 0,
+        "seed": seed,
         "bleu": value,
         "sacrebleu_signature": "nrefs:1|tok:13a",
         "selection": "last",
@@ -230,16 +230,111 @@ def test_table5_layout_and_caption(tmp_path):
     assert list(table.columns) == [
         "EN→DE alpha = 0.0",
         "EN→DE alpha = 0.1",
+        "EN→DE Δ(alpha = 0.1 − 0)",  # paired by seed; one seed: no interval
         "EN→RU alpha = 0.0",
     ]
-    assert table.loc["Teacher transformer"].tolist() == ["26.46", "26.75", "16.72"]
-    assert table.loc["Student transformer, T=1"].tolist() == ["–", "25.09", "–"]
-    assert "nrefs:1|tok:13a" in out["md"].read_text()
+    teacher = ["26.46", "26.75", "+0.29", "16.72"]
+    assert table.loc["Teacher transformer"].tolist() == teacher
+    assert table.loc["Student transformer, T=1"].tolist() == ["–", "25.09", "–", "–"]
+    md = out["md"].read_text()
+    assert "nrefs:1|tok:13a" in md
+    assert "1 seed per cell" in md and "one seed gives no interval" in md
     assert r"\caption" in out["tex"].read_text()
     runs[3]["bleu"] = "high"
     paths[3].write_text(json.dumps(runs[3]))
     with pytest.raises(DataError, match=r"m3\.json: key 'bleu'"):
         write_nmt_table(paths, out["csv"], out["md"], out["tex"])
+
+
+def test_table5_delta_has_the_images_paired_interval_over_seeds(tmp_path):
+    # student T=2, seeds 0-2: alpha 0.1 - alpha 0 = 1.0, 2.0, 3.0 -> mean 2, sd 1,
+    # half-width t(0.975, 2) * 1 / sqrt(3) = 4.3027 / 1.7321 = 2.4841
+    bleu = {0.0: [10.0, 11.0, 12.0], 0.1: [11.0, 13.0, 15.0]}
+    paths = []
+    for alpha, values in bleu.items():
+        for seed, value in enumerate(values):
+            run = _metrics("nmt_en_de", "student", alpha, value, T=2, seed=seed)
+            paths.append(tmp_path / f"s{alpha}_{seed}.json")
+            paths[-1].write_text(json.dumps(run))
+    outs = [tmp_path / f"t.{e}" for e in ("csv", "md", "tex")]
+    table = write_nmt_table(paths, *outs)
+    cell = table.loc["Student transformer, T=2", "EN→DE Δ(alpha = 0.1 − 0)"]
+    assert cell == "+2.00 [-0.48, +4.48]"
+    assert table.loc["Student transformer, T=2", "EN→DE alpha = 0.1"] == (
+        "13.00 ± 2.00 (n=3)"
+    )
+    md = outs[1].read_text()
+    assert "3 seeds per cell" in md and "no interval" not in md
+
+
+def test_nmt_score_takes_the_configs_generate_mapping(config, monkeypatch):
+    """`nmt-score --gen` with the demo config's nmt.generate (no lenpen, no
+    batch_size): the schema's defaults fill them in."""
+    from lskd.cli.main import main
+    from lskd.nmt import pipeline
+
+    seen = {}
+    monkeypatch.setattr(pipeline, "score", lambda *a: seen.setdefault("gen", a[-1]))
+    gen = config["nmt"]["generate"]
+    assert "lenpen" not in gen
+    argv = ["nmt-score", "--pair", "en_de", "--data", "d", "--models", "m.pt"]
+    main([*argv, "--out", "o.json", "--gen", json.dumps(gen)])
+    assert seen["gen"] == gen | {"lenpen": 1.0, "batch_size": 128}
+    with pytest.raises(SystemExit):
+        main([*argv, "--out", "o.json", "--gen", json.dumps(gen | {"beams": 2})])
+
+
+def _history(*losses, nll=None):
+    nll = nll or [1.0] * len(losses)
+    return [
+        {"update": 100 * (i + 1), "loss": v, "nll_loss": n}
+        for i, (v, n) in enumerate(zip(losses, nll, strict=True))
+    ]
+
+
+def test_nmt_curves_from_made_up_histories(tmp_path):
+    from lskd.nmt.curves import _series, diverged, parse_curve, plot_nmt_curves
+
+    runs = {
+        "teacher": _metrics("nmt_en_de", "teacher", 0.0, 13.0),
+        "t1": _metrics("nmt_en_de", "student", 0.0, 11.0, T=1),
+        "t64": _metrics("nmt_en_de", "student", 0.0, 0.0, T=64),
+    }
+    runs["teacher"]["train"] = {"valid_history": _history(5.0, 4.0, 3.5)}
+    runs["t1"]["train"] = {"valid_history": _history(6.0, 5.0, 4.0)}
+    runs["t64"]["train"] = {"valid_history": _history(9.0, 9.5, None)}
+    paths = []
+    for name, run in runs.items():
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(run))
+    curve = parse_curve(runs["t1"], "t1")
+    x, y = _series([curve], "loss")
+    assert x.tolist() == [100, 200, 300] and y.tolist() == [[6.0, 5.0, 4.0]]
+    assert not diverged(runs["t1"]["train"]["valid_history"])
+    assert diverged(_history(1.0, 2.0))  # ended above where it started
+    assert diverged(_history(1.0, float("inf")))
+    flagged = plot_nmt_curves(paths, tmp_path / "c.png")
+    assert flagged == ["EN→DE: student T=64, alpha = 0.0 ‡ diverged"]
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+    del runs["t1"]["train"]
+    with pytest.raises(DataError, match="valid_history"):
+        parse_curve(runs["t1"], "t1.json")
+
+
+def test_validation_history_replaces_entries_after_a_resume_point(tmp_path):
+    from lskd.nmt.fairseq_run import record_validation
+
+    path = tmp_path / "h.json"
+    for update, loss in [(100, 5.0), (200, 4.0), (300, float("nan"))]:
+        record_validation(path, {"num_updates": update, "loss": loss, "nll_loss": 1})
+    record_validation(path, {"num_updates": 200, "loss": 3.0, "nll_loss": 1.0})
+    history = json.loads(path.read_text())
+    assert history == [
+        {"update": 100, "loss": 5.0, "nll_loss": 1.0},
+        {"update": 200, "loss": 3.0, "nll_loss": 1.0},
+    ]
+    record_validation(path, {"num_updates": 300, "loss": float("inf")})
+    assert json.loads(path.read_text())[-1] == {"update": 300, "loss": None}
 
 
 def test_table5_with_paper_bleu_and_deltas(tmp_path):

@@ -104,6 +104,15 @@ rule make_nmt_table:
         md=f"{paths.TABLE5}.md",
         tex=f"{paths.TABLE5}.tex",
         html=reported(f"{paths.TABLE5}.html", "nmt_table"),
+        # validation loss per update of every run (lskd.nmt.curves); a report item
+        # of its own here, so lskd.plan.report's kinds stay the image side's
+        curves=report(
+            f"{paths.FIGURES}/table5_{{ntask}}_valid_loss.png",
+            caption="../report/nmt_curves.rst",
+            category="NMT",
+            subcategory="Table 5",
+            labels={"table": "validation loss per update"},
+        ),
     log:
         "logs/tables/table5_{ntask}.log",
     benchmark:
@@ -114,4 +123,4 @@ rule make_nmt_table:
         paper=NMT_TABLE_FLAGS,  # --paper at paper scale: the paper's BLEU beside ours
     shell:
         "lskd nmt-table {input} --csv {output.csv} --md {output.md} --tex {output.tex} "
-        "--html {output.html}{params.paper} > {log} 2>&1"
+        "--html {output.html} --curves {output.curves}{params.paper} > {log} 2>&1"

@@ -75,13 +75,19 @@ def cmd_score(args: argparse.Namespace) -> None:
     from lskd.nmt.pipeline import score
 
     _threads(args.threads)
-    score(args.data, args.pair, args.models, args.out, args.gen)
+    gen = validated("nmt_generate", args.gen, "--gen")  # missing keys: the defaults
+    score(args.data, args.pair, args.models, args.out, gen)
 
 
 def cmd_table(args: argparse.Namespace) -> None:
     from lskd.nmt.table import write_nmt_table
 
     write_nmt_table(args.metrics, args.csv, args.md, args.tex, args.html, args.paper)
+    if args.curves:
+        from lskd.nmt.curves import plot_nmt_curves
+
+        for run in plot_nmt_curves(args.metrics, args.curves):
+            print(f"diverged: {run}")
 
 
 def _common(p: argparse.ArgumentParser, data: bool = True) -> None:
@@ -146,7 +152,10 @@ def add_nmt_commands(sub) -> None:
         "--out", type=Path, nargs="+", required=True, help="metrics.json per model"
     )
     p.add_argument(
-        "--gen", type=json_arg, required=True, help="config nmt.generate as JSON"
+        "--gen",
+        type=json_arg,
+        required=True,
+        help="config nmt.generate as JSON (missing keys take the schema's defaults)",
     )
     p.set_defaults(func=cmd_score)
 
@@ -158,5 +167,10 @@ def add_nmt_commands(sub) -> None:
         "--paper",
         action="store_true",
         help="add the paper's BLEU and ours - paper per cell (paper-scale corpora)",
+    )
+    p.add_argument(
+        "--curves",
+        type=Path,
+        help="also draw the runs' validation loss per update (PNG; lskd.nmt.curves)",
     )
     p.set_defaults(func=cmd_table)

@@ -3,9 +3,13 @@ students.
 
 Rows: ``Teacher transformer``, then ``Student transformer, T=<T>`` by T ascending.
 Columns: one per (pair, alpha), e.g. ``EN→DE alpha = 0.0``. A cell is sacrebleu's
-BLEU, or ``mean ± std (n=k)`` over seeds; an empty cell is ``–``. The caption names
-the sacrebleu signature(s), the split and the selected checkpoint. Rendering (LaTeX,
-HTML, alpha labels) is the image tables' code, lskd.analysis.tables.
+BLEU, or ``mean ± std (n=k)`` over seeds; an empty cell is ``–``. After each column of
+an alpha > 0 whose pair has alpha = 0 runs: ``Δ`` of that row, BLEU(alpha) −
+BLEU(alpha = 0) paired by seed with its 95 % Student-t interval over the seeds
+(`lskd.analysis.stats.paired`, the images' Δ(T) intervals; none for one seed). The
+caption names the sacrebleu signature(s), the split, the selected checkpoint and the
+number of seeds. Rendering (LaTeX, HTML, alpha labels) is the image tables' code,
+lskd.analysis.tables.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import pandas as pd
 from lskd.analysis.formats import write_table_files
 from lskd.analysis.labels import format_alpha, row_label
 from lskd.analysis.records import check_same, check_unique, get, read_metrics
+from lskd.analysis.stats import PAIRED_TEXT, format_estimate, paired
 from lskd.analysis.tables import MISSING, format_values
 from lskd.errors import DataError
 from lskd.identity import METRICS
@@ -104,22 +109,63 @@ def build_nmt_table(runs: Sequence[BleuRun]) -> pd.DataFrame:
     }
     names = [f"{pair_label(task)} {format_alpha(alpha)}" for task, alpha in columns]
     table = pd.DataFrame.from_dict(cells, orient="index", columns=names)
+    for task, alpha in reversed(columns):  # insert from the right: positions hold
+        if alpha == 0 or (task, 0.0) not in columns:
+            continue
+        deltas = [_delta(runs, task, alpha, role, t) for _, role, t in rows]
+        at = table.columns.get_loc(f"{pair_label(task)} {format_alpha(alpha)}") + 1
+        table.insert(at, delta_column(task, alpha), deltas)
     table.index.name = "model"
     return table
+
+
+def delta_column(task: str, alpha: float) -> str:
+    """``EN→DE Δ(alpha = 0.1 − 0)``: the paired difference column of `alpha`."""
+    return f"{pair_label(task)} Δ({format_alpha(alpha)} − 0)"
+
+
+def _delta(
+    runs: Sequence[BleuRun], task: str, alpha: float, role: str, T: float | None
+) -> str:
+    def by_seed(a: float) -> dict[int, float]:
+        return {
+            r.seed: r.bleu
+            for r in runs
+            if (r.task, r.alpha, r.role, r.T) == (task, a, role, T)
+        }
+
+    return format_estimate(paired(by_seed(alpha), by_seed(0.0)))
+
+
+def seed_counts(runs: Sequence[BleuRun]) -> list[int]:
+    """The distinct numbers of seeds per cell (sorted)."""
+    cells: dict[tuple, set[int]] = {}
+    for r in runs:
+        cells.setdefault((r.task, r.alpha, r.role, r.T), set()).add(r.seed)
+    return sorted({len(seeds) for seeds in cells.values()})
 
 
 def nmt_caption(runs: Sequence[BleuRun]) -> str:
     signatures = sorted({r.signature for r in runs})
     selections = " or ".join(sorted({SELECTION[r.selection] for r in runs}))
+    counts = seed_counts(runs)
+    low, high = counts[0], counts[-1]
+    seeds = str(low) if low == high else f"{low} to {high}"
+    one = low == 1
     return (
         "Table 5 (docs/results.md#blocks, block 4.6), Transformer teachers and "
         "word-level KD students: "
         f"cells are sacreBLEU on the detokenised {runs[0].eval_split} split of each "
         f"pair (signature {'; '.join(signatures)}), checkpoint at the {selections}, "
-        "mean ± sample std with the number of seeds n when there are several; alpha "
+        "mean ± sample std with the number of seeds n when there are several; "
+        f"{seeds} seed{'s' if seeds != '1' else ''} per cell. Δ: BLEU of the row "
+        f"with the column's alpha minus alpha = 0, {PAIRED_TEXT}"
+        + (": one seed gives no interval, so no Δ here is judged" if one else "")
+        + ". alpha "
         "is the teacher's label-smoothing factor, students mix T²-scaled KD at "
         "temperature T with a label-smoothed hard-label term "
-        "(docs/recipes.md#nmt-word-level-kd-loss)."
+        "(docs/recipes.md#nmt-word-level-kd-loss) and start from their own "
+        "initialisation (seed stream of students, not the teacher's)."
     )
 
 
