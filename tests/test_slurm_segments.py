@@ -1,28 +1,25 @@
 """Training jobs longer than their SLURM time limit continue in segments
 (lskd.train.segments) on the local cluster (scripts/slurm/up.sh): a teacher and a fused
-T-sweep, each given a one-minute limit, run through at least three allocations of one
-SLURM job id (`sacct` shows the requeues) and end with the outputs of an uninterrupted
-local run, bit for bit.
+T-sweep each run through exactly three allocations of one SLURM job id (`sacct` shows
+the requeues) and end with the outputs of an uninterrupted local run, bit for bit.
 
 The profile is tests/test_slurm.py's `site_profile` (profiles/slurm as a user edits it
-for this node) with the training rule's runtime set to SLURM's minimum, one minute,
-and the warning at one second: slurmctld checks time limits every 30 s and sends the
-warning at the first check within 30 s plus the lead of the limit, here 29-59 s into
-each allocation, after the job's start-up (two snakemake processes and lskd, ~15 s).
-Each job's epochs are sized from this machine's measured speed to about 120 s of
-training, so that it needs three allocations however fast the machine is.
+for this node). SLURM's warning before the time limit (`--signal=URG@<s>`: SIGURG to
+the job's step) is sent by the test itself, `scancel --signal=URG`, on events rather
+than on the clock: once the job has finished an epoch in its first allocation, and
+again in its second. So the number of segments is a count, whatever this machine's
+speed or load (issue 27: sized from a speed measured at the start, the job needed
+more one-minute allocations than the timeout allowed when the load rose); every wait
+is on an event (a checkpoint written, a log line, the job's end) with generous limits.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -40,12 +37,16 @@ TEACHER = "results/fmnist/teacher_mlp128_a0_s0"
 SWEEP = [f"{TEACHER}/student_mlp128_all_T{t}_s0" for t in (1, 3)]
 LOGS = {
     "train_teacher": "logs/fmnist/teacher_mlp128_a0_s0/train_teacher.log",
-    "distill_students": "logs/fmnist/teacher_mlp128_a0_s0/students_mlp128_all_s0/"
+    "distill_students": "logs/fmnist/teacher_mlp128_a0_s0/students_mlp128_all_T_s0/"
     "distill_students.log",
 }
-# Training per job: more than two one-minute allocations hold (at most ~50 s each after
-# the start-up), whatever this machine's speed (`epochs_for` measures it).
-TRAIN_S = 120
+# Epochs per job: the two warnings come after the first epoch end of each of the first
+# two allocations, so the third one still has epochs left to train.
+EPOCHS = 8
+SEGMENTS = 3
+CHECKPOINT = {"train_teacher": f"{TEACHER}/last.pt", "distill_students": ""}
+CHECKPOINT["distill_students"] = f"{SWEEP[0]}/last_sweep.pt"
+WAIT_S = 1800  # generous: every wait ends on an event long before on a busy machine
 
 
 def config(path: Path, rule: str, epochs: int = 2) -> Path:
@@ -63,33 +64,10 @@ def config(path: Path, rule: str, epochs: int = 2) -> Path:
     return path
 
 
-def epochs_for(work: Path, rule: str, scratch: Path) -> int:
-    """Epochs of the job of `rule` that take about TRAIN_S of training here and now,
-    from 3 epochs of the same model and batches (their `train_seconds`)."""
-    task = yaml.safe_load(TEST_CONFIG.read_text())["tasks"]["fmnist"]
-    role = "teacher" if rule == "train_teacher" else "student"
-    hp = {k: task[role][k] for k in ("batch_size", "lr", "eval_batch_size")}
-    argv = ["--task", "fmnist", "--arch", "mlp128", "--seed", "0", "--device", "cpu"]
-    argv += ["--data", str(work / "resources/data/fmnist/dataset.npz")]
-    argv += ["--hp", json.dumps({**hp, "epochs": 3})]
-    if rule == "train_teacher":
-        argv = ["train", *argv, "--alpha", "0"]
-        outs = [scratch]
-    else:
-        argv = ["distill", *argv, "--teacher", str(work / TEACHER / "model.pt")]
-        outs = [scratch / "T1", scratch / "T3"]
-        argv += ["--T", "1", "3"]
-    argv += ["--model-out", *(str(o / "model.pt") for o in outs)]
-    argv += ["--metrics-out", *(str(o / "metrics.json") for o in outs)]
-    subprocess.run([sys.executable, "-m", "lskd.cli.main", *argv], check=True)
-    seconds = json.loads((outs[0] / "metrics.json").read_text())["train_seconds"]
-    return max(10, math.ceil(TRAIN_S / (seconds / 3)))
-
-
 def segment_profile(dest: Path, rule: str) -> Path:
     profile_dir = site_profile(dest)
     profile = yaml.safe_load((profile_dir / "config.yaml").read_text())
-    profile["set-resources"][rule].update(runtime=1, slurm_extra="'--signal=URG@1'")
+    profile["set-resources"][rule].update(runtime=60)  # the test sends the warnings
     (profile_dir / "config.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
     return profile_dir
 
@@ -104,6 +82,46 @@ def allocations(job: str) -> list[tuple[str, str]]:
         check=True,
     ).stdout
     return [tuple(line.split("|")) for line in out.split()]
+
+
+def slurm_job(rule: str) -> str | None:
+    """The SLURM job id of `rule`'s job in the queue (its comment `rule_<rule>...`)."""
+    out = subprocess.run(
+        ["squeue", "--noheader", "--format=%A|%k"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for line in out.split():
+        job, comment = line.split("|", 1)
+        if comment.startswith("rule_") and rule_of(comment) == rule:
+            return job
+    return None
+
+
+class Warner:
+    """Sends SLURM's time-limit warning (SIGURG to the job's step) to `rule`'s job once
+    it has finished an epoch in each of its first SEGMENTS - 1 allocations: the log
+    names the segment, then the rolling checkpoint is written after that."""
+
+    def __init__(self, work: Path, rule: str) -> None:
+        self.work, self.rule, self.sent, self.seen = work, rule, 0, None
+
+    def poll(self) -> None:
+        if self.sent == SEGMENTS - 1:
+            return
+        log, ckpt = self.work / LOGS[self.rule], self.work / CHECKPOINT[self.rule]
+        segment = self.sent + 1
+        if self.seen is None:
+            line = f"[segment {segment}] segment {segment}: SLURM job"
+            if log.is_file() and line in log.read_text(errors="replace"):
+                self.seen = time.time_ns()  # this segment has started
+            return
+        if ckpt.is_file() and ckpt.stat().st_mtime_ns > self.seen:
+            job = slurm_job(self.rule)  # an epoch ended in this segment
+            assert job is not None, f"{self.rule}: no SLURM job in the queue"
+            subprocess.run(["scancel", "--signal=URG", job], check=True)
+            self.sent, self.seen = segment, None
 
 
 def kill_strays(root: Path) -> int:
@@ -150,7 +168,7 @@ def test_jobs_longer_than_their_time_limit_continue_in_segments(cluster, tmp_pat
     ):
         work, cfg = tmp_path / rule, config(tmp_path / f"{rule}.yaml", rule)
         run_snakemake(work, before, "--cores", "1", "--configfile", str(cfg))
-        epochs[rule] = epochs_for(work, rule, tmp_path / f"{rule}-speed")
+        epochs[rule] = EPOCHS
         config(cfg, rule, epochs[rule])
         shutil.copytree(work, tmp_path / f"{rule}-local", symlinks=True)
         runs[rule] = (work, cfg, segment_profile(tmp_path / f"{rule}-profile", rule))
@@ -171,13 +189,21 @@ def test_jobs_longer_than_their_time_limit_continue_in_segments(cluster, tmp_pat
         for rule, (_, cfg, _) in runs.items()
     }
     logs, walls = {}, {}
+    warners = [Warner(work, rule) for rule, (work, _, _) in runs.items()]
     try:
+        deadline = time.monotonic() + WAIT_S
+        while any(proc.poll() is None for proc in procs.values()):
+            assert time.monotonic() < deadline, "SLURM jobs still running"
+            for warner in warners:
+                warner.poll()
+            time.sleep(0.2)
         for rule, proc in procs.items():
-            _, logs[rule] = proc.communicate(timeout=600)
+            _, logs[rule] = proc.communicate()
             walls[rule] = time.perf_counter() - start
             assert proc.returncode == 0, logs[rule][-4000:]
+        assert [w.sent for w in warners] == [SEGMENTS - 1] * len(warners)
         for proc in twins.values():
-            _, err = proc.communicate(timeout=300)
+            _, err = proc.communicate(timeout=WAIT_S)
             assert proc.returncode == 0, err[-4000:]
     finally:
         for proc in (*procs.values(), *twins.values()):
@@ -194,7 +220,7 @@ def test_jobs_longer_than_their_time_limit_continue_in_segments(cluster, tmp_pat
         }
         states, elapsed = zip(*allocations(job), strict=True)
         n = len(states)
-        assert n >= 3 and states == ("REQUEUED",) * (n - 1) + ("COMPLETED",), states
+        assert n == SEGMENTS and states == ("REQUEUED",) * (n - 1) + ("COMPLETED",)
         # The last segment's log tells the story of the run.
         text = (work / LOGS[rule]).read_text()
         pattern = (
