@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 CACHE = Path(".snakemake") / "lskd" / "model_sha256.json"
 SHA_KEY = "model_sha256"  # the key of a run's metrics.json
 DAMAGED = ".damaged"  # suffix of a damaged model file set aside
+# How lskd.models.checkpoint words a file that does not read as a checkpoint.
+DAMAGE = ("corrupt or truncated", "not a PyTorch checkpoint")
 
 
 def rebuild_command(model: str | Path) -> str:
@@ -34,12 +36,16 @@ def rebuild_command(model: str | Path) -> str:
 
 def rebuild_hint(err: Exception) -> str:
     """For a damaged model file of a finished run (a checkpoint error naming a
-    `model.pt` beside a `metrics.json`): `; rebuild it: <the command>`; else ''."""
+    `model.pt` beside a `metrics.json` that does not read as a checkpoint):
+    `; rebuild it: <the command>`; else ''."""
     from lskd.errors import CheckpointError
 
-    path = Path(str(err).split(": ", 1)[0])
+    where, _, what = str(err).partition(": ")
+    path = Path(where)
     if not isinstance(err, CheckpointError) or path.name != MODEL:
         return ""
+    if not what.startswith(DAMAGE):
+        return ""  # a file that reads but does not fit: rebuilding changes nothing
     if not path.with_name(METRICS).is_file():
         return ""
     return f"; rebuild it: {rebuild_command(path)}"
