@@ -2,12 +2,12 @@
 figure, drawn from the ``valid_history`` that `lskd.nmt.fairseq_run.record_validation`
 writes into every run's ``train.json`` (and hence ``metrics.json``, key ``train``).
 
-One row per pair, two panels: the validation NLL of the references (bits per token:
-the one loss every run has, comparable across teachers and temperatures) and the
-validation loss of the run's own criterion (label-smoothed CE for teachers, the
-T²-scaled KD mixture for students; log scale, as it grows with T²). Teachers are black,
-students one colour per T; α = 0 solid, α > 0 dashed. With several seeds a line is
-the mean over seeds and a band their range. A run is flagged **diverged** (red × at
+One row per pair, two panels, both on log scales: the validation NLL of the references
+(bits per token: the one loss every run has, comparable across teachers and
+temperatures) and the validation loss of the run's own criterion (label-smoothed CE for
+teachers, the T²-scaled KD mixture for students, which grows with T²). Teachers are
+black, students one colour per T; α = 0 solid, α > 0 dashed. With several seeds a line
+is the mean over seeds and a band their range. A run is flagged **diverged** (red × at
 its last point, ``‡ diverged`` in the legend, the image curves' mark) when a
 validation loss of its criterion is not finite, or the last one is above the first:
 it did not fall.
@@ -31,7 +31,7 @@ from lskd.errors import DataError
 
 DIVERGED_MARK = "‡"  # as lskd.analysis.curves marks a diverged image run
 PANELS = (
-    ("nll_loss", "validation NLL of the references (bits/token)"),
+    ("nll_loss", "validation NLL of the references (bits/token, log)"),
     ("loss", "validation loss of the run's criterion (bits/token, log)"),
 )
 
@@ -158,11 +158,10 @@ def plot_nmt_curves(metric_paths: Sequence[Path], out_png: Path) -> list[str]:
                     if len(finite):
                         last = finite[-1]
                         ax.plot(x[last], mean[last], "x", color="red", ms=10, mew=2)
-        for ax, (name, title) in zip(row, PANELS, strict=True):
+        for ax, (_, title) in zip(row, PANELS, strict=True):
             ax.set_title(f"{pair_label(task)}: {title}", fontsize=9)
             ax.set_xlabel("update")
-            if name == "loss":
-                ax.set_yscale("log")
+            ax.set_yscale("log")
             ax.grid(alpha=0.3)
         row[-1].legend(fontsize=7, loc="upper right")
     save_png(fig, out_png)
