@@ -39,6 +39,10 @@ if workflow.is_main_process:
 RUN = config["run"]
 # Paper-scale corpora (local IWSLT/WMT files) get the paper's BLEU beside ours in Table 5.
 NMT_TABLE_FLAGS = " --paper" if config["nmt"]["corpus"]["kind"] == "files" else ""
+# The flags of a table's four files, from the rule's outputs of the same names.
+TABLE_FILES = (
+    "--csv {output.csv} --md {output.md} --tex {output.tex} --html {output.html}"
+)
 # Per-job needs, for any executor (profiles add site keys and may override per rule).
 TRAIN_RESOURCES = {"mem_mb": 4000, "runtime": 240}
 NMT_RESOURCES = {"gpu": 1, "mem_mb": 8000, "runtime": 1440}  # gpu ignored locally

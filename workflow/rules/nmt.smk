@@ -1,15 +1,3 @@
-def nmt_curves_report(path):
-    """The validation loss per update of every run of Table 5 (lskd.nmt.curves) as a
-    report item beside the table."""
-    return report(
-        path,
-        caption="../report/nmt_curves.rst",
-        category="NMT",
-        subcategory="Table 5",
-        labels={"table": "validation loss per update"},
-    )
-
-
 rule prepare_nmt:
     output:
         data=directory(paths.NMT_PREPARED),
@@ -116,7 +104,7 @@ rule make_nmt_table:
         md=f"{paths.TABLE5}.md",
         tex=f"{paths.TABLE5}.tex",
         html=reported(f"{paths.TABLE5}.html", "nmt_table"),
-        curves=nmt_curves_report(f"{paths.FIGURES}/table5_{{ntask}}_valid_loss.png"),
+        curves=reported(paths.TABLE5_CURVES, "nmt_curves"),
     log:
         "logs/tables/table5_{ntask}.log",
     benchmark:

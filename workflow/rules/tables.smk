@@ -67,8 +67,7 @@ rule delta:
     conda:
         "../envs/lskd.yaml"
     shell:
-        "lskd delta {input.metrics} --diffusion {input.diffusion} --csv {output.csv} "
-        "--md {output.md} --tex {output.tex} --html {output.html} "
+        f"lskd delta {{input.metrics}} --diffusion {{input.diffusion}} {TABLE_FILES} "
         "--summary-md {output.summary_md} --summary-html {output.summary_html} "
         "--headline-html {output.headline_html} --png {output.png} > {log} 2>&1"
 
@@ -89,5 +88,4 @@ rule delta_transfer:
     conda:
         "../envs/lskd.yaml"
     shell:
-        "lskd delta-transfer {input} --csv {output.csv} --md {output.md} "
-        "--tex {output.tex} --html {output.html} --png {output.png} > {log} 2>&1"
+        f"lskd delta-transfer {{input}} {TABLE_FILES} --png {{output.png}} > {{log}} 2>&1"

@@ -69,6 +69,7 @@ TRANSFER_FIGURE = f"{FIGURES}/delta_{ARCH_PAIR}_transfer.png"
 # Projection figures: panel `teachers` or `<sarch>_<xfer>` (`panel`).
 PROJECTIONS = f"{FIGURES}/penultimate_{{task}}_{{tarch}}-{{panel}}"  # .png, .pdf
 TABLE5 = f"{TABLES}/table5_{{ntask}}"  # .csv, .md, .tex, .html
+TABLE5_CURVES = f"{FIGURES}/table5_{{ntask}}_valid_loss.png"  # NMT loss per update
 
 TEACHERS_PANEL = "teachers"
 XFER_RE = r"all|n\d+|f0\.\d+"  # a transfer-set token (lskd.data.transfer)

@@ -51,6 +51,12 @@ ITEMS = {
         {"teacher": "{tarch}", "panel": "{panel}"},
     ),
     "nmt_table": ("nmt_table", "NMT", "Table 5", {"table": "Table 5"}),
+    "nmt_curves": (
+        "nmt_curves",
+        "NMT",
+        "Table 5",
+        {"table": "validation loss per update"},
+    ),
     "nmt_splits": ("nmt_splits", "NMT", "{pair}", {"pair": "{pair}", "run": "splits"}),
     "nmt_teacher": ("nmt_run", "NMT", "{pair}", NMT_RUN | {"run": "teacher"}),
     "nmt_student": ("nmt_run", "NMT", "{pair}", NMT_RUN | {"run": "student T={T}"}),
