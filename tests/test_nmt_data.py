@@ -430,3 +430,30 @@ def test_nmt_cli_errors_are_one_line(tmp_path):
         f"lskd nmt-prepare: error: {tmp_path / 'a.de'}: 1 sentences but "
         f"{tmp_path / 'a.en'} has 2 (files must be line-aligned)"
     )
+
+
+def test_table5_answer_sentence_from_paired_seeds():
+    from lskd.nmt.table import nmt_headline, parse_bleu_run
+
+    bleu = {  # (alpha, T) -> BLEU of seeds 0, 1, 2: alpha 0.1 students +1, +2, +1.5
+        (0.0, 1): (10.0, 11.0, 12.0),
+        (0.1, 1): (11.0, 13.0, 13.5),
+        (0.0, 64): (1.0, 1.0, 1.0),
+        (0.1, 64): (1.0, 1.0, 1.0),
+    }
+    runs = [
+        _metrics("nmt_en_de", "student", a, v, T=T, seed=s)
+        for (a, T), values in bleu.items()
+        for s, v in enumerate(values)
+    ] + [
+        _metrics("nmt_en_de", "teacher", a, 12.0, seed=s)
+        for a in (0.0, 0.1)
+        for s in range(3)
+    ]
+    (sentence,) = nmt_headline([parse_bleu_run(r, f"r{i}") for i, r in enumerate(runs)])
+    mean, half = 1.5, 4.3027 * 0.5 / math.sqrt(3)  # t_{0.975, 2}, sd of 1, 2, 1.5
+    assert f"helped at T = 1 (+{mean:.2f} BLEU, 95 % interval +{mean - half:.2f}" in (
+        sentence
+    )
+    assert "made no clear difference at T = 64 (+0.00 BLEU" in sentence
+    assert sentence.endswith("the paper's advice holds on this run.")

@@ -669,13 +669,17 @@ def summary_blocks(
     return blocks
 
 
-def _effect(est: Estimate, T: float) -> str:
-    """`helped at T = 1 (+0.63 points, 95 % interval +0.32 to +0.94)`."""
+def effect(est: Estimate, T: float, unit: str = "points", score: str = "top-1") -> str:
+    """`helped at T = 1 (+0.63 points, 95 % interval +0.32 to +0.94)`: what a paired
+    difference of ``score`` in ``unit`` says (the answers the report opens with)."""
     if est.n == 0:
         return f"could not be compared at T = {t_text(T)} (no seed has both students)"
     if not est.has_interval:
-        return f"changed top-1 by {est.mean:+.2f} points at T = {t_text(T)} (one seed)"
-    numbers = f"{est.mean:+.2f} points, 95 % interval {est.low:+.2f} to {est.high:+.2f}"
+        return (
+            f"changed {score} by {est.mean:+.2f} {unit} at T = {t_text(T)} (one seed, "
+            "no interval)"
+        )
+    numbers = f"{est.mean:+.2f} {unit}, 95 % interval {est.low:+.2f} to {est.high:+.2f}"
     if est.low > 0:
         word = "helped"
     elif est.high < 0:
@@ -702,9 +706,9 @@ def headline(rows: Sequence[DeltaRow]) -> list[str]:
         ordered = sorted(series[(reg, obj)], key=lambda r: r.T)
         low, high = ordered[0], ordered[-1]
         text = f"Against a {teacher_text(BASE)}, the {teacher_text(reg)} "
-        text += f"({students_text(obj)}) {_effect(low.delta, low.T)}"
+        text += f"({students_text(obj)}) {effect(low.delta, low.T)}"
         if high is not low:
-            text += f" and {_effect(high.delta, high.T)}"
+            text += f" and {effect(high.delta, high.T)}"
         advice = "the paper's advice"
         if reg.name != PAPER_REGULARIZER or obj != DEFAULT_OBJECTIVE:
             advice += " (carried over to these methods)"

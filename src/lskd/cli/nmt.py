@@ -82,7 +82,15 @@ def cmd_score(args: argparse.Namespace) -> None:
 def cmd_table(args: argparse.Namespace) -> None:
     from lskd.nmt.table import write_nmt_table
 
-    write_nmt_table(args.metrics, args.csv, args.md, args.tex, args.html, args.paper)
+    write_nmt_table(
+        args.metrics,
+        args.csv,
+        args.md,
+        args.tex,
+        args.html,
+        args.paper,
+        args.headline_html,
+    )
     if args.curves:
         from lskd.nmt.curves import plot_nmt_curves
 
@@ -167,6 +175,11 @@ def add_nmt_commands(sub) -> None:
         "--paper",
         action="store_true",
         help="add the paper's BLEU and ours - paper per cell (paper-scale corpora)",
+    )
+    p.add_argument(
+        "--headline-html",
+        type=Path,
+        help="one sentence per pair and alpha > 0 (the report's opening answer)",
     )
     p.add_argument(
         "--curves",

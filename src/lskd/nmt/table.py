@@ -14,6 +14,7 @@ lskd.analysis.tables.
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from lskd.analysis.labels import format_alpha, row_label
 from lskd.analysis.records import check_same, check_unique, get, read_metrics
 from lskd.analysis.stats import PAIRED_TEXT, format_estimate, paired
 from lskd.analysis.tables import MISSING, format_values
+from lskd.atomic import atomic_path
 from lskd.errors import DataError
 from lskd.identity import METRICS
 from lskd.nmt import ARCH
@@ -137,6 +139,49 @@ def _delta(
     return format_estimate(paired(by_seed(alpha), by_seed(0.0)))
 
 
+def _students(
+    runs: Sequence[BleuRun], task: str, alpha: float, T: float
+) -> dict[int, float]:
+    """BLEU by seed of the students of (task, alpha) at T."""
+    return {
+        r.seed: r.bleu
+        for r in runs
+        if (r.task, r.alpha, r.role, r.T) == (task, alpha, "student", T)
+    }
+
+
+def nmt_headline(runs: Sequence[BleuRun]) -> list[str]:
+    """One plain sentence per pair and alpha > 0 (the report's opening answer, as for
+    the images): what the smoothed teacher did to its students' BLEU at the lowest and
+    the highest T against the alpha = 0 teacher, paired by seed, and whether that
+    supports the paper's advice (LS teacher, T = 1)."""
+    from lskd.analysis.delta import effect
+
+    sentences = []
+    temps = sorted({r.T for r in runs if r.role == "student"})
+    for task, alpha in sorted({(r.task, r.alpha) for r in runs if r.alpha > 0}):
+        if not temps or not any(r.task == task and r.alpha == 0 for r in runs):
+            continue
+
+        low, high = (
+            paired(_students(runs, task, alpha, T), _students(runs, task, 0.0, T))
+            for T in (temps[0], temps[-1])
+        )
+        text = f"Table 5, {pair_label(task)}: against the {format_alpha(0.0)} teacher, "
+        text += f"the {format_alpha(alpha)} teacher's students "
+        text += effect(low, temps[0], "BLEU", "BLEU")
+        if temps[-1] != temps[0]:
+            text += " and " + effect(high, temps[-1], "BLEU", "BLEU")
+        if low.has_interval and low.low > 0:
+            verdict = "the paper's advice holds on this run"
+        elif low.has_interval and low.high < 0:
+            verdict = "the paper's advice fails on this run"
+        else:
+            verdict = "this run cannot tell whether the paper's advice holds"
+        sentences.append(f"{text}: {verdict}.")
+    return sentences
+
+
 def seed_counts(runs: Sequence[BleuRun]) -> list[int]:
     """The distinct numbers of seeds per cell (sorted)."""
     cells: dict[tuple, set[int]] = {}
@@ -221,6 +266,7 @@ def write_nmt_table(
     out_tex: Path,
     out_html: Path | None = None,
     paper: bool = False,
+    out_headline: Path | None = None,
 ) -> pd.DataFrame:
     """Build Table 5 from ``metric_paths``; write CSV, Markdown, LaTeX (and HTML).
     ``paper``: add the paper's BLEU and the delta per cell (paper-scale corpora)."""
@@ -232,5 +278,11 @@ def write_nmt_table(
     write_table_files(
         table, caption, "tab:table5-nmt", out_csv, out_md, out_tex, out_html
     )
+    if out_headline is not None:
+        items = "".join(f"<li>{html.escape(s)}</li>" for s in nmt_headline(runs))
+        text = '<meta charset="utf-8">\n<div class="lskd-headline">'
+        text += f"<ul>{items}</ul></div>\n"
+        with atomic_path(Path(out_headline)) as tmp:
+            tmp.write_text(text, encoding="utf-8")
     log.info("wrote %s and more from %d runs", out_csv, len(runs))
     return table

@@ -51,6 +51,7 @@ ITEMS = {
         {"teacher": "{tarch}", "panel": "{panel}"},
     ),
     "nmt_table": ("nmt_table", "NMT", "Table 5", {"table": "Table 5"}),
+    "nmt_headline": ("nmt_table", "NMT", "Table 5", {"table": "Table 5: the answer"}),
     "nmt_curves": (
         "nmt_curves",
         "NMT",
