@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from lskd.atomic import atomic_path
 from lskd.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -227,9 +228,9 @@ def write_archive(
                 "data": data.reshape(len(idx), 3072),
                 "filenames": [f"img_{i}.png" for i in idx],
             }
-            with open(base / name, "wb") as fh:
+            with atomic_path(base / name) as tmp, open(tmp, "wb") as fh:
                 pickle.dump(batch, fh, protocol=2)
     names = [f"class_{k}" for k in range(reader.classes)]
-    with open(base / reader.meta, "wb") as fh:
+    with atomic_path(base / reader.meta) as tmp, open(tmp, "wb") as fh:
         pickle.dump({reader.names_key: names}, fh, protocol=2)
     return base
