@@ -19,6 +19,8 @@ import yaml
 from snakemake.utils import update_config
 
 from conftest import REPO, planned_jobs, run_snakemake
+from lskd.plan.config import validate_config
+from lskd.plan.grid import Grid
 
 pytestmark = pytest.mark.slow
 TEST_CONFIG = REPO / ".test" / "config" / "config.yaml"
@@ -44,9 +46,10 @@ def grid(config: dict) -> dict[str, int]:
     task = config["tasks"][name]
     tarchs, sarchs = len(task["teacher_archs"]), len(task["student_archs"])
     transfer = task["student"].get("transfer", ["all"])
-    teachers = tarchs * len(config["run"]["alphas"]) * len(config["run"]["seeds"])
+    methods = Grid(validate_config(copy.deepcopy(config)))  # regularizers, objectives
+    teachers = tarchs * len(methods.regs) * len(config["run"]["seeds"])
     sets = tarchs * sarchs * len(transfer)  # one table, figure, analysis per set
-    sweeps = teachers * sarchs * len(transfer)
+    sweeps = teachers * sarchs * len(transfer) * len(methods.objs)
     return {"teachers": teachers, "sweeps": sweeps, "tarchs": tarchs, "sets": sets}
 
 
@@ -60,6 +63,7 @@ def image_jobs(config: dict, teachers: bool, students: bool, analysis: bool) -> 
     if teachers or students:
         jobs["distill_students"] = g["sweeps"]
         jobs |= {"make_table": g["sets"], "check_claims": g["sets"]}
+        jobs["plot_curves"] = g["sets"]  # the training curves of the pair's runs
     if teachers or analysis:
         jobs["analyse_teachers"] = g["tarchs"]
     jobs |= {"analyse_students": g["sets"], "delta": g["sets"]}
