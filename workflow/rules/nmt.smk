@@ -115,6 +115,5 @@ rule make_nmt_table:
     params:
         paper=NMT_TABLE_FLAGS,  # --paper at paper scale: the paper's BLEU beside ours
     shell:
-        "lskd nmt-table {input} --csv {output.csv} --md {output.md} --tex {output.tex} "
-        "--html {output.html} --curves {output.curves} --headline-html "
-        "{output.headline}{params.paper} > {log} 2>&1"
+        f"lskd nmt-table {{input}} {TABLE_FILES} --curves {{output.curves}} "
+        "--headline-html {output.headline}{params.paper} > {log} 2>&1"
