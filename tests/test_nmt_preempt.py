@@ -120,6 +120,7 @@ def test_rerun_sweep_does_not_train_its_finished_students(tmp_path, monkeypatch)
         "argv.json",
         "checkpoint_best.pt",
         "finished.json",
+        "valid_history.json",  # validation losses per update (lskd.nmt.curves)
     ]
     for name in ("model.pt", "train.json"):  # what Snakemake removes before a rerun
         (first / name).unlink()

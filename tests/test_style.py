@@ -70,8 +70,9 @@ def test_rule_sizes():
     # (median 15); we allow 17 / 16: the report() wrappers and the four table formats
     # cost two lines.
     for name, n in lengths.items():
-        # make_nmt_table: + 2 lines for its --paper flag (params), + 1 for its curves.
-        limit = 22 if name in training else 20 if name == "make_nmt_table" else 17
+        # make_nmt_table: + 2 lines for its --paper flag (params), + 1 for its curves,
+        # + 1 for the answer sentence the report opens with.
+        limit = 22 if name in training else 21 if name == "make_nmt_table" else 17
         assert n <= limit, f"rule {name} has {n} lines"
     assert median(lengths.values()) <= 16
 
