@@ -689,6 +689,17 @@ def effect(est: Estimate, T: float, unit: str = "points", score: str = "top-1") 
     return f"{word} at T = {t_text(T)} ({numbers})"
 
 
+def advice_verdict(low: Estimate, advice: str = "the paper's advice") -> str:
+    """Whether ``advice`` (a regularized teacher, distilled at the lowest T) holds on
+    a run, from the benefit ``low`` at that T: holds when its interval lies above 0,
+    fails when below, cannot be told otherwise."""
+    if low.has_interval and low.low > 0:
+        return f"{advice} holds on this run"
+    if low.has_interval and low.high < 0:
+        return f"{advice} fails on this run"
+    return f"this run cannot tell whether {advice} holds"
+
+
 def headline(rows: Sequence[DeltaRow]) -> list[str]:
     """One plain sentence per (regularizer, objective): what the regularized teacher
     did to its students at the lowest and the highest T against the CE teacher, and
@@ -712,15 +723,10 @@ def headline(rows: Sequence[DeltaRow]) -> list[str]:
         advice = "the paper's advice"
         if reg.name != PAPER_REGULARIZER or obj != DEFAULT_OBJECTIVE:
             advice += " (carried over to these methods)"
-        d = low.delta
         if any(r.at_chance for r in (low, high)):
             verdict = f"not judged: a student is at chance level {CHANCE_MARK}"
-        elif d.has_interval and d.low > 0:
-            verdict = f"{advice} holds on this run"
-        elif d.has_interval and d.high < 0:
-            verdict = f"{advice} fails on this run"
         else:
-            verdict = f"this run cannot tell whether {advice} holds"
+            verdict = advice_verdict(low.delta, advice)
         sentences.append(f"{text}: {verdict}.")
     return sentences
 

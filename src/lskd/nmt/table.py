@@ -155,7 +155,7 @@ def nmt_headline(runs: Sequence[BleuRun]) -> list[str]:
     the images): what the smoothed teacher did to its students' BLEU at the lowest and
     the highest T against the alpha = 0 teacher, paired by seed, and whether that
     supports the paper's advice (LS teacher, T = 1)."""
-    from lskd.analysis.delta import effect
+    from lskd.analysis.delta import advice_verdict, effect
 
     sentences = []
     temps = sorted({r.T for r in runs if r.role == "student"})
@@ -172,13 +172,7 @@ def nmt_headline(runs: Sequence[BleuRun]) -> list[str]:
         text += effect(low, temps[0], "BLEU", "BLEU")
         if temps[-1] != temps[0]:
             text += " and " + effect(high, temps[-1], "BLEU", "BLEU")
-        if low.has_interval and low.low > 0:
-            verdict = "the paper's advice holds on this run"
-        elif low.has_interval and low.high < 0:
-            verdict = "the paper's advice fails on this run"
-        else:
-            verdict = "this run cannot tell whether the paper's advice holds"
-        sentences.append(f"{text}: {verdict}.")
+        sentences.append(f"{text}: {advice_verdict(low)}.")
     return sentences
 
 

@@ -217,6 +217,7 @@ def check_init_teachers(config: dict[str, Any]) -> None:
     teachers trained earlier: each must exist at its run path (`lskd.plan.paths`,
     relative to the working directory) before any job starts."""
     run = config["run"]
+    regularizers = grid_methods(run)[0]
     for name in run["tasks"]:
         task = config["tasks"][name]
         spec = InitSpec.parse(task["teacher_init"])
@@ -224,7 +225,7 @@ def check_init_teachers(config: dict[str, Any]) -> None:
             continue
         ref = spec.name
         for arch in task["teacher_archs"]:
-            for reg in grid_methods(run)[0]:
+            for reg in regularizers:
                 alpha = None if reg.alpha is None else path_token(reg.alpha)
                 if alpha in task["teacher_weights"]:
                     continue  # an imported teacher, not started from ref's
