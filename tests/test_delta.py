@@ -305,6 +305,10 @@ def test_transfer_interaction_by_hand(tmp_path):
     assert table.loc[0, "minus_ref"] == pytest.approx(sum(diffs) / 3)
     assert "Δ − Δ(all)" in files[1].read_text(encoding="utf-8")
     assert files[4].read_bytes()[:4] == b"\x89PNG"
+    # the power of each size's Δ(T): the whole split's T = 1 Δ per seed 0.2, 0.4, 0.3
+    power = seed_power(table, 0.4).set_index(["transfer", "T"])
+    assert power.loc[("all", 1.0), "sd"] == pytest.approx(0.1, abs=1e-9)
+    assert power.loc[("n30", 1.0), "sd"] == pytest.approx(math.sqrt(0.75), abs=1e-9)
     # without "all" the largest size is the reference; a student needs its record
     no_all = _runs(("n100", 1000), students=whole) + small
     assert transfer_interaction(no_all).reference.size == "n100"

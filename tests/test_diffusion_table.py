@@ -16,6 +16,7 @@ from lskd.analysis.diffusion_table import (
     shown,
     write_diffusion_table,
 )
+from lskd.analysis.tables import CHANCE_MARK, CHANCE_NOTE
 from lskd.errors import DataError
 
 T975_1 = 12.7062  # Student's t_{0.975, 1}
@@ -177,3 +178,18 @@ def test_maxsup_and_dkd_cells_are_their_own_rows(tmp_path):
     write_diffusion_table(paths, [], out / "d.csv", out / "d.html", out / "d.png")
     page = (out / "d.html").read_text(encoding="utf-8")
     assert "MaxSup λ = 0.1" in page and "LS" not in page
+
+
+def test_a_cell_with_a_run_at_chance_is_marked(tmp_path):
+    metrics, diffusion = _write(tmp_path)
+    m = json.loads(metrics[3].read_text())  # the LS student of T = 1, seed 1
+    metrics[3].write_text(json.dumps(m | {"chance": {"at_chance": True}}))
+    frame = read_runs(metrics, diffusion)
+    table = build_table(frame)
+    assert list(table["at_chance"]) == [False, False, True]
+    cells = shown(frame)
+    assert ("student", "LS α = 0.1", "KD", f"1 {CHANCE_MARK}") in cells.index
+    assert ("student", "CE", "KD", "1") in cells.index
+    out = [tmp_path / f"d.{ext}" for ext in ("csv", "html", "png")]
+    write_diffusion_table(metrics, diffusion, *out)
+    assert CHANCE_NOTE.strip() in out[1].read_text(encoding="utf-8")

@@ -9,9 +9,15 @@ import pytest
 from matplotlib.colors import to_rgb
 
 from conftest import make_metrics
-from lskd.analysis.figures import COLOURS, plot_projection_grid
+from lskd.analysis.figures import (
+    COLOURS,
+    _build_figure,
+    _load_grid,
+    plot_projection_grid,
+)
 from lskd.analysis.panels import arrange
 from lskd.analysis.projection import project_file
+from lskd.analysis.tables import CHANCE_MARK
 from lskd.errors import DataError
 from lskd.identity import Choice
 
@@ -170,3 +176,22 @@ def test_cli_figure_takes_projections_title_and_outputs(tmp_path: Path):
     args = ["figure", *map(str, paths[::-1]), "--title", "t"]
     assert main([*args, "--png", str(png), "--pdf", str(pdf)]) == 0
     assert png.read_bytes()[:8] == PNG_MAGIC and pdf.read_bytes()[:5] == b"%PDF-"
+
+
+def test_a_model_at_chance_is_marked_on_its_panels(tmp_path: Path):
+    at_chance = {"at_chance": True}
+    students = _runs(tmp_path, "student", (1.0,), alphas=(0.0,))
+    students += _runs(tmp_path, "student", (1.0,), alphas=(0.1,), chance=at_chance)
+    layout = arrange(students[::-1])
+    assert layout.chance == [[False, True]]  # columns CE, LS α = 0.1
+    grid = _load_grid(_grid(tmp_path, 1, 2), 1, 2)
+    fig = _build_figure(grid, layout.rows, layout.columns, "t", layout.chance)
+    marked = [
+        i
+        for i, ax in enumerate(fig.axes)
+        if any("at chance" in t.get_text() for t in ax.texts)
+    ]
+    assert marked == [1, 3]  # the LS column's train and test panels
+    assert f"{CHANCE_MARK}: a model at chance level" in fig.get_suptitle()
+    plain = _build_figure(grid, layout.rows, layout.columns, "t", [[False, False]])
+    assert not any(ax.texts for ax in plain.axes) and plain.get_suptitle() == "t"

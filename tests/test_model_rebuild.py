@@ -19,6 +19,7 @@ from lskd.plan.models import (
     CACHE,
     end_of_run,
     grid_models,
+    is_dry_run,
     set_aside_stale_models,
     sha256,
 )
@@ -52,7 +53,7 @@ def test_missing_and_damaged_models_are_named_and_set_aside(
     cut.write_bytes(b"weig")  # truncated
     old.parent.mkdir(parents=True)  # written before lskd recorded the digest
     old.write_bytes(b"x"), old.with_name("metrics.json").write_text("{}")
-    assert set_aside_stale_models(grid) == [
+    assert set_aside_stale_models(grid, dry_run=False) == [
         (str(gone), "missing (its metrics.json is there)"),
         (
             str(cut),
@@ -69,6 +70,24 @@ def test_missing_and_damaged_models_are_named_and_set_aside(
     assert cut.with_name("model.pt.damaged").read_bytes() == b"weig"
     assert not cut.exists() and intact.is_file()
     assert CACHE.is_file()  # hashed once; then only when size or mtime change
+
+
+def test_a_dry_run_moves_no_damaged_model(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    grid = Grid(_config())
+    cut = Path(grid_models(grid)[0])
+    _finished(cut, b"weights")
+    cut.write_bytes(b"weig")
+    assert is_dry_run(["--cores", "all", "-n"]) and is_dry_run(["-np"])
+    assert not is_dry_run(["--cores", "all"]) and not is_dry_run(["-c1"])
+    why = "damaged: its sha256 is not the one metrics.json records"
+    assert set_aside_stale_models(grid, dry_run=True) == [(str(cut), why)]
+    assert capsys.readouterr().err.splitlines() == [
+        f"lskd: {cut}: {why}; a run without -n moves it to model.pt.damaged and "
+        "plans it again with what depends on it (this dry run changes nothing)"
+    ]
+    assert cut.read_bytes() == b"weig"
+    assert not cut.with_name("model.pt.damaged").exists()
 
 
 def test_end_of_run_names_the_runs_at_chance(tmp_path, monkeypatch, capsys):
@@ -92,9 +111,10 @@ def test_end_of_run_names_the_runs_at_chance(tmp_path, monkeypatch, capsys):
 def test_deleted_and_truncated_teacher_are_planned_again(
     demo_run, tmp_path, snakemake_bin
 ):
-    """On a copy of the CI DAG's finished workdir: `snakemake -n` (the default
-    target) plans the teacher again with its students and everything downstream,
-    after `rm` and after truncating its model.pt."""
+    """On a copy of the CI DAG's finished workdir: after `rm` of a teacher's
+    model.pt, `snakemake -n` (the default target) plans the teacher again with its
+    students and everything downstream; after truncating it, the dry run names the
+    damage and a run sets the file aside and rebuilds it, bit-identical."""
     work = tmp_path / "work"
     shutil.copytree(demo_run, work, symlinks=True)
     args = ("-n", "--configfile", str(TEST_CONFIG))
@@ -119,10 +139,21 @@ def test_deleted_and_truncated_teacher_are_planned_again(
     (tmp_path / "kept.pt").rename(model)
     assert planned_jobs(run_snakemake(work, *args)) == {}
     model.write_bytes(model.read_bytes()[:1000])
+    # a dry run names the damage and changes nothing
     result = run_snakemake(work, *args)
-    assert planned(result) == again
+    assert planned_jobs(result) == {}
+    assert (
+        f"lskd: {TEACHER}: damaged: its sha256 is not the one metrics.json records; "
+        "a run without -n moves it to model.pt.damaged"
+    ) in result.stderr
+    assert model.stat().st_size == 1000
+    # a run sets it aside and trains it again: deterministic on CPU, so the rebuilt
+    # teacher has the sha256 its students' runs were made from
+    run_args = ("--cores", "2", "--configfile", str(TEST_CONFIG))
+    result = run_snakemake(work, *run_args, "--until", "train_teacher")
     assert (
         f"lskd: {TEACHER}: damaged: its sha256 is not the one metrics.json records "
         "(moved to model.pt.damaged); planned again with what depends on it"
     ) in result.stderr
     assert model.with_name("model.pt.damaged").stat().st_size == 1000
+    assert sha256(model) == recorded["model_sha256"]

@@ -208,6 +208,15 @@ VIEW = """(label => {
   return Boolean(row);
 })(%s)"""
 
+# Whether the first element matching `selector` starts inside the window as opened
+# (not scrolled): "visible", or where it is.
+FIRST_SCREEN = """(selector => {
+  const el = document.querySelector(selector);
+  if (!el) return "missing";
+  const top = el.getBoundingClientRect().top;
+  return top >= 0 && top < window.innerHeight ? "visible" : `top at ${top} px`;
+})(%s)"""
+
 # Click the menu entry (a link) whose text is exactly `label`.
 MENU = """(label => {
   const a = [...document.querySelectorAll('a')].find(a => a.innerText.trim() === label);
@@ -229,6 +238,9 @@ def test_report_in_chromium(demo_run, tmp_path):
         browser.wait_for("document.body.innerText.includes('Tables')")
         landing = demo_run / "results" / "report-screenshot.png"
         browser.screenshot(landing)
+        # the answers are on the first screen: the page starts at its top, not
+        # centred in Snakemake's scrolling box with its top cut off
+        answer = browser.evaluate(FIRST_SCREEN % json.dumps(".lskd-headline"))
         assert browser.evaluate(MENU % json.dumps("Tables")), "no 'Tables' menu entry"
         browser.wait_for("document.querySelector('a[iconname=\"eye\"]') !== null")
         assert browser.evaluate(VIEW % json.dumps("mlp128 → mlp128")), "no table row"
@@ -240,6 +252,7 @@ def test_report_in_chromium(demo_run, tmp_path):
     elapsed = time.perf_counter() - start
     print(f"report opened, table shown and screenshots taken in {elapsed:.1f} s")
     assert errors == [], "browser console errors:\n" + "\n".join(errors)
+    assert answer == "visible", f"the answers are not on the first screen: {answer}"
     # Every row label and every cell of the table CSV is on the rendered page.
     for row, cells in table.iterrows():
         assert row in shown

@@ -1041,8 +1041,10 @@ def seed_power(table: pd.DataFrame, target: float) -> pd.DataFrame:
     differences, recovered exactly from its interval (sd = half-width · √n /
     t_{0.975, n-1}), and the paired seeds (`stats.seeds_for`) whose 95 % half-width
     would be at most ``target`` points: the power computation of a study from a pilot
-    (config/README.md#seeds)."""
+    (config/README.md#seeds). A transfer-set CSV (`interaction_numbers`) keeps its
+    ``transfer`` column."""
     rows = []
+    sizes = "transfer" in table.columns
     for r in table.itertuples():
         n = int(r.n)
         if n < 2 or pd.isna(r.ci_low):
@@ -1057,6 +1059,7 @@ def seed_power(table: pd.DataFrame, target: float) -> pd.DataFrame:
             {
                 "regularizer": r.regularizer,
                 "objective": r.objective,
+                **({"transfer": r.transfer} if sizes else {}),
                 "T": r.T,
                 "n": n,
                 "sd": sd,

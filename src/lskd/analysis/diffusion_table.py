@@ -15,7 +15,9 @@ al. 2021, Eq. (2), computed at evaluation time over all classes and every test i
 ``1 − S``, as their Table 1 does.
 
 Per cell (``RunId.method_key``: role, regularizer, objective, T) and metric: the mean
-over seeds and its 95 % Student-t interval (``lskd.analysis.stats.interval``).
+over seeds and its 95 % Student-t interval (``lskd.analysis.stats.interval``). A cell
+with a run at chance level (``chance.at_chance`` of its metrics.json) carries the
+tables' mark (`lskd.analysis.tables`), in the table and beside its point in the figure.
 """
 
 from __future__ import annotations
@@ -41,12 +43,23 @@ from lskd.analysis.labels import (
 from lskd.analysis.plots import errorbars, jitter, save_png, temperature_axis
 from lskd.analysis.records import check_same, check_unique, parse_run, read_metrics
 from lskd.analysis.stats import INTERVAL_TEXT, Estimate, format_estimate, interval
+from lskd.analysis.tables import CHANCE_MARK, CHANCE_NOTE
 from lskd.atomic import atomic_path
 from lskd.errors import DataError
 
 log = logging.getLogger(__name__)
-# Per run: its cell (`RunId.method_key`), readable columns of it, and its seed.
-IDENTITY = ("key", "role", "regularizer", "alpha", "objective", "T", "seed")
+# Per run: its cell (`RunId.method_key`), readable columns of it, its seed and
+# whether it is at chance level.
+IDENTITY = (
+    "key",
+    "role",
+    "regularizer",
+    "alpha",
+    "objective",
+    "T",
+    "seed",
+    "at_chance",
+)
 DIFFUSION = ("separation", "anisotropy_0", "anisotropy_1", "spread_0", "spread_1")
 STABILITY = "one_minus_stability"  # 1 - S on the test split, from metrics.json
 COLUMNS = (*DIFFUSION, STABILITY)
@@ -106,6 +119,7 @@ def read_runs(
             "objective": None if run.objective is None else run.objective.label,
             "T": run.T,
             "seed": run.seed,
+            "at_chance": run.at_chance,
         }
         row[STABILITY] = one_minus_stability(m, str(mpath))
         rows[mpath.parent.resolve()] = row | dict.fromkeys(DIFFUSION, math.nan)
@@ -157,11 +171,18 @@ def _ordered(ests: dict[tuple, dict[str, Estimate]]) -> list[tuple]:
     return sorted(ests, key=cell_order)
 
 
+def chance_cells(frame: pd.DataFrame) -> set[tuple]:
+    """The cells (``RunId.method_key``) with a run at chance level."""
+    return set(frame["key"][frame["at_chance"].astype(bool)])
+
+
 def build_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Per cell (role, regularizer, objective, T; ``alpha`` for `ce`/`ls` teachers):
     for each metric its mean, ``_low`` and ``_high`` (the Student-t interval over
-    seeds), and ``n`` seeds; teachers first, then T."""
+    seeds), ``n`` seeds and ``at_chance`` (a run of the cell is at chance level);
+    teachers first, then T."""
     ests = estimates(frame)
+    chance = chance_cells(frame)
     rows = []
     for key in _ordered(ests):
         role, reg, objective, T = key
@@ -176,24 +197,32 @@ def build_table(frame: pd.DataFrame) -> pd.DataFrame:
             row |= {column: est.mean, f"{column}_low": est.low}
             row[f"{column}_high"] = est.high
         row["n"] = max(e.n for e in ests[key].values())
+        row["at_chance"] = key in chance
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def shown(frame: pd.DataFrame) -> pd.DataFrame:
     """The table for reading: index (role, teacher, students, T) by label, one
-    ``mean [low, high]`` cell per metric, and n seeds."""
+    ``mean [low, high]`` cell per metric, and n seeds; a cell with a run at chance
+    has the mark after its T (teachers: after their label)."""
     ests = estimates(frame)
     keys = _ordered(ests)
+    chance = chance_cells(frame)
+
+    def marked(text: str, key: tuple) -> str:
+        return f"{text} {CHANCE_MARK}" if key in chance else text
+
     index = pd.MultiIndex.from_tuples(
         [
             (
                 role,
-                reg.label,
+                marked(reg.label, key) if T is None else reg.label,
                 "–" if obj is None else obj.label,
-                "–" if T is None else t_text(T),
+                "–" if T is None else marked(t_text(T), key),
             )
-            for role, reg, obj, T in keys
+            for key in keys
+            for role, reg, obj, T in [key]
         ],
         names=["role", "teacher", "students", "T"],
     )
@@ -210,6 +239,7 @@ def plot(frame: pd.DataFrame, title: str, out_png: Path) -> None:
     regularizer, objective) with error bars (95 % interval over seeds), teachers as
     dashed levels with a shaded interval, in their regularizer's colour."""
     ests = estimates(frame, list(PLOTTED))
+    chance = chance_cells(frame)
     regs = sorted({k[1] for k in ests}, key=regularizer_order)
     objectives = sorted({k[2] for k in ests if k[0] == "student"}, key=objective_order)
     series = [(r, o) for r in regs for o in objectives]
@@ -227,7 +257,18 @@ def plot(frame: pd.DataFrame, title: str, out_png: Path) -> None:
                 label += f", {students_text(obj)}"
             fmt = f"{markers[objectives.index(obj) % len(markers)]}-"
             if xs:
-                errorbars(ax, jitter(xs, i, len(series)), cells, colour, label, fmt=fmt)
+                at = jitter(xs, i, len(series))
+                errorbars(ax, at, cells, colour, label, fmt=fmt)
+                for x, T, cell in zip(at, xs, cells, strict=True):
+                    if ("student", reg, obj, T) in chance and cell.n:
+                        ax.annotate(
+                            CHANCE_MARK,
+                            (x, cell.mean),
+                            xytext=(4, 4),
+                            textcoords="offset points",
+                            fontsize=9,
+                            color=colour,
+                        )
         for j, reg in enumerate(regs):
             teacher = ests.get(("teacher", reg, None, None), {}).get(name)
             if teacher is not None and teacher.n:
@@ -240,7 +281,8 @@ def plot(frame: pd.DataFrame, title: str, out_png: Path) -> None:
             temperature_axis(ax, temps, zero_line=False)
         ax.set_title(PLOTTED[name], fontsize=10)
     axes[0].legend(title="students; teacher dashed", fontsize=8)
-    fig.suptitle(f"{title} (error bars: 95 % interval over seeds)", fontsize=10)
+    note = f"; {CHANCE_MARK}: a run at chance level" if chance else ""
+    fig.suptitle(f"{title} (error bars: 95 % interval over seeds{note})", fontsize=10)
     save_png(fig, out_png)
 
 
@@ -271,7 +313,7 @@ def write_diffusion_table(
         "projected training features (not the paper's). 1 − S: Shen et al. 2021, "
         "Eq. (2), over every class and every test image (lower = more of the "
         "intra-class variation erased)."
-    )
+    ) + (CHANCE_NOTE if bool(frame["at_chance"].any()) else "")
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False)
     with atomic_path(out_html) as tmp:

@@ -7,7 +7,8 @@ reg_0, train reg_1, ..., test reg_0, test reg_1, ...]`` for the teachers' regula
 Each panel shows one model's 2-D projection (``projection.project_file`` output):
 points coloured by class and the class centroids as large black-edged stars. The
 train and test panels of one model share their axis limits, since one PCA maps both;
-panels of different models use different PCAs and are not comparable.
+panels of different models use different PCAs and are not comparable. A model at
+chance level has its panels marked with the tables' † (`lskd.analysis.tables`).
 
 Drawn with ``lskd.analysis.plots`` (no pyplot; PNG by Agg).
 """
@@ -25,6 +26,7 @@ from matplotlib.lines import Line2D
 
 from lskd.analysis.plots import save_pdf, save_png
 from lskd.analysis.projection import OUTPUT_KEYS, load_npz
+from lskd.analysis.tables import CHANCE_MARK
 from lskd.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -97,8 +99,10 @@ def _build_figure(
     row_labels: Sequence[str],
     columns: Sequence[str],
     title: str,
+    chance: Sequence[Sequence[bool]],
 ) -> Figure:
-    """Lay out the panels, column titles, row labels, legend and title."""
+    """Lay out the panels, column titles, row labels, legend and title; the panels
+    of a model at chance level (``chance[r][c]``) carry the mark in a corner."""
     n_rows, n_cols = len(row_labels), 2 * len(columns)
     fig = Figure(
         figsize=(PANEL_INCHES * n_cols + 0.6, PANEL_INCHES * n_rows + 0.9),
@@ -110,6 +114,17 @@ def _build_figure(
             for c, column in enumerate(columns):
                 ax = axes[r, s * len(columns) + c]
                 _draw_panel(ax, grid[r][c], split)
+                if chance[r][c]:
+                    ax.text(
+                        0.03,
+                        0.97,
+                        f"{CHANCE_MARK} at chance",
+                        transform=ax.transAxes,
+                        ha="left",
+                        va="top",
+                        fontsize=8,
+                        color="black",
+                    )
                 if r == 0:
                     ax.set_title(f"{split}, {column}", fontsize=9)
         axes[r, 0].set_ylabel(row_label, fontsize=9)
@@ -121,6 +136,8 @@ def _build_figure(
     centroid.set_label("class centroid")
     handles.append(centroid)
     fig.legend(handles=handles, loc="outside lower center", ncols=4, fontsize=8)
+    if any(any(row) for row in chance):
+        title += f" ({CHANCE_MARK}: a model at chance level, it did not learn)"
     fig.suptitle(title, fontsize=10)
     return fig
 
@@ -132,11 +149,14 @@ def plot_projection_grid(
     title: str,
     out_png: Path,
     out_pdf: Path,
+    chance: Sequence[Sequence[bool]] | None = None,
 ) -> None:
     """Draw ``projections[r][c]`` (row r, column c: a teacher regularizer's label)
-    as train and test panels."""
+    as train and test panels; ``chance[r][c]`` marks a model at chance level."""
     grid = _load_grid(projections, len(row_labels), len(columns))
-    fig = _build_figure(grid, row_labels, columns, title)
+    if chance is None:
+        chance = [[False] * len(columns) for _ in row_labels]
+    fig = _build_figure(grid, row_labels, columns, title, chance)
     save_png(fig, out_png)
     save_pdf(fig, out_pdf)
     log.info("wrote %s and %s", out_png, out_pdf)

@@ -8,7 +8,8 @@ are the teachers (``teacher``) and the students by objective and T (``T = <T>``,
 the objective's label before T when the figure has students of several objectives).
 Rows and columns are those of the runs given, in whatever order the files are given;
 every cell needs exactly one projection, and all runs of one figure share task,
-architectures and seed.
+architectures and seed. A run at chance level (``chance.at_chance`` of its
+metrics.json) is flagged in ``Layout.chance`` so its panels carry the tables' mark.
 """
 
 from __future__ import annotations
@@ -31,17 +32,19 @@ from lskd.identity import METRICS
 @dataclass(frozen=True)
 class Layout:
     """``grid[r][c]``: the projection of row ``rows[r]`` and column ``columns[c]``
-    (labels)."""
+    (labels); ``chance[r][c]``: that run is at chance level."""
 
     rows: list[str]
     columns: list[str]
     grid: list[list[Path]]
+    chance: list[list[bool]]
 
 
 def arrange(projections: Sequence[Path]) -> Layout:
     """The figure's rows, columns and projections, from the ``metrics.json`` beside
     each projection (module docstring)."""
     cells: dict[tuple, Path] = {}
+    chance: dict[tuple, bool] = {}
     runs = []
     for path in map(Path, projections):
         metrics = path.parent / METRICS
@@ -58,6 +61,7 @@ def arrange(projections: Sequence[Path]) -> Layout:
                 f"{cells[key]})"
             )
         cells[key] = path
+        chance[key] = run.at_chance
         runs.append(run)
     if not runs:
         raise DataError("figure: no projection given")
@@ -78,4 +82,5 @@ def arrange(projections: Sequence[Path]) -> Layout:
     if missing:
         raise DataError(f"figure: no projection of {'; '.join(missing)}")
     grid = [[cells[(*row, reg)] for reg in columns] for row in rows]
-    return Layout(labels, [column_label(reg) for reg in columns], grid)
+    at_chance = [[chance[(*row, reg)] for reg in columns] for row in rows]
+    return Layout(labels, [column_label(reg) for reg in columns], grid, at_chance)

@@ -24,7 +24,13 @@ def cmd_figure(args: argparse.Namespace) -> None:
 
     layout = arrange(args.projections)
     plot_projection_grid(
-        layout.grid, layout.rows, layout.columns, args.title, args.png, args.pdf
+        layout.grid,
+        layout.rows,
+        layout.columns,
+        args.title,
+        args.png,
+        args.pdf,
+        layout.chance,
     )
 
 

@@ -129,14 +129,28 @@ def _write_cache(cache: Path, digests: dict[str, list]) -> None:
         pass
 
 
-def set_aside_stale_models(grid: Grid) -> list[tuple[str, str]]:
+def set_aside_stale_models(
+    grid: Grid, dry_run: bool | None = None
+) -> list[tuple[str, str]]:
     """Name each stale model file (`stale_models`) in one line; a damaged one is moved
     to `model.pt.damaged` (kept for inspection, never loaded). Both are then missing
     final targets (`rule all` asks for `grid_models`): the default target plans their
-    jobs again, and everything downstream of them."""
+    jobs again, and everything downstream of them. A dry run (`dry_run`; None: read
+    from the command line, `is_dry_run`) moves nothing and says what a run will do."""
     out = []
     for model, why in stale_models(grid):
         if Path(model).is_file():
+            if dry_run is None:
+                dry_run = is_dry_run()
+            if dry_run:
+                print(
+                    f"lskd: {model}: {why}; a run without -n moves it to "
+                    f"{Path(model).name}{DAMAGED} and plans it again with what "
+                    "depends on it (this dry run changes nothing)",
+                    file=sys.stderr,
+                )
+                out.append((model, why))
+                continue
             os.replace(model, f"{model}{DAMAGED}")
             why += f" (moved to {Path(model).name}{DAMAGED})"
         print(
@@ -145,6 +159,21 @@ def set_aside_stale_models(grid: Grid) -> list[tuple[str, str]]:
         )
         out.append((model, why))
     return out
+
+
+def is_dry_run(argv: list[str] | None = None) -> bool:
+    """Whether this Snakemake command line (default: `sys.argv`) is a dry run (`-n`),
+    read with Snakemake's own argument parser: the workflow object does not know yet
+    while the Snakefile is parsed."""
+    try:
+        from snakemake.cli import get_argument_parser
+
+        args, _ = get_argument_parser().parse_known_args(
+            sys.argv[1:] if argv is None else argv
+        )
+    except (Exception, SystemExit):  # not Snakemake's command line
+        return False
+    return bool(getattr(args, "dryrun", False))
 
 
 def runs_at_chance(grid: Grid) -> list[str]:
