@@ -29,11 +29,17 @@ from snakemake.utils import update_config
 import lskd.atomic
 from conftest import REPO, make_toy_npz, run_snakemake
 from lskd.cli.main import main
-from lskd.errors import ConfigError
+from lskd.errors import ConfigError, OutputError
 from lskd.models import checkpoint
 from lskd.models.registry import build_model
-from lskd.plan.checks import check_config_file, check_data_sources
+from lskd.plan.checks import (
+    check_config_file,
+    check_data_sources,
+    check_writable,
+    exit_on_error,
+)
 from lskd.plan.config import validate_config
+from lskd.plan.paths import OUTPUT_DIRS
 from lskd.train.job import RunSpec, train_teacher
 from lskd.train.recipe import Recipe
 from test_folders import make_imagefolder
@@ -898,3 +904,31 @@ def test_bench_kill_resume_help_needs_no_pytest():
         "bench/kill_resume.py: needs pytest (the test set-up): bash scripts/setup.sh "
         "--test, or .venv/bin/pip install -c constraints.txt pytest"
     )
+
+
+def test_output_directories_must_be_writable(tmp_path, monkeypatch):
+    """A read-only results/ (or a file in its place) stops a run at its start with
+    one line, before any job; a directory not made yet is judged by its parent. The
+    tests run as root, which may write anywhere, so the permission is simulated."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results").mkdir()
+    check_writable(OUTPUT_DIRS)  # writable; logs/ etc. not there yet: the parent is
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode: Path(p).name != "results" and real_access(p, mode)
+    )
+    with pytest.raises(OutputError) as err:
+        check_writable(OUTPUT_DIRS)
+    assert str(err.value) == (
+        "results: not writable by this user; the workflow writes results/ (make it "
+        "writable, or run in another directory with --directory)"
+    )
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results").rmdir()
+    write(tmp_path / "logs", b"a file where a directory belongs")
+    with pytest.raises(OutputError, match=r"^logs: not a directory; the workflow "):
+        check_writable(OUTPUT_DIRS)
+    with pytest.raises(SystemExit) as stop:  # how the workflow's onstart says it
+        exit_on_error(check_writable, OUTPUT_DIRS)
+    assert str(stop.value) == "lskd: logs: not a directory; the workflow writes logs/"

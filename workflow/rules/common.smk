@@ -6,20 +6,21 @@
 from lskd.plan import jobs, paths
 from lskd.plan.config import check_data_roots, validate_config
 from lskd.plan.checks import check_data_sources, check_init_teachers
-from lskd.plan.checks import exit_on_config_error
+from lskd.plan.checks import check_writable, exit_on_error
 from lskd.plan.models import end_of_run, grid_models, set_aside_stale_models
 from lskd.plan.grid import DELTA_FILES, Grid
 from lskd.plan.report import report_item
 
-exit_on_config_error(validate_config, config)  # the schema: lskd/config.schema.yaml
+exit_on_error(validate_config, config)  # the schema: lskd/config.schema.yaml
 # No run directory may hold runs of other data (its data_source.json says which).
-exit_on_config_error(check_data_sources, config)
-exit_on_config_error(check_init_teachers, config)  # teachers of tasks not run
+exit_on_error(check_data_sources, config)
+exit_on_error(check_init_teachers, config)  # teachers of tasks not run
 
 
 onstart:
     # Before any job runs, but not in a dry run (which must work without the data).
-    exit_on_config_error(check_data_roots, config)
+    exit_on_error(check_data_roots, config)
+    exit_on_error(check_writable, paths.OUTPUT_DIRS)  # a read-only results/
 
 
 onsuccess:

@@ -4,7 +4,8 @@ Snakemake before any job with one line naming the key: the regularizers and obje
 and the path spelling of alphas and temperatures (`check_grid`), references between keys
 (`check_references`, `check_init_teachers`), the default config file's shape
 (`check_config_file`) and that a task's run directory never holds runs of another data
-source (`check_data_sources`).
+source (`check_data_sources`); when a real run starts, that its output directories are
+writable (`check_writable`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import yaml
 
 from lskd.atomic import atomic_path
 from lskd.data import ARRAY_DATASETS
-from lskd.errors import ConfigError
+from lskd.errors import ConfigError, LskdError, OutputError
 from lskd.identity import Choice, objective_token
 from lskd.plan.inits import InitSpec
 from lskd.plan.paths import METRICS, MODEL, NMT_DIR, TASK_DIR, TEACHER
@@ -240,13 +241,34 @@ def check_init_teachers(config: dict[str, Any]) -> None:
                         )
 
 
-def exit_on_config_error(check: Callable[..., Any], *args: Any) -> Any:
-    """`check(*args)`, for the workflow's parse-time checks: a `ConfigError` stops
-    Snakemake with its one line `lskd: config error: ...` (no traceback)."""
+def exit_on_error(check: Callable[..., Any], *args: Any) -> Any:
+    """`check(*args)`, for the workflow's parse-time and start checks: a `ConfigError`
+    stops Snakemake with its one line `lskd: config error: ...`, another `LskdError`
+    with `lskd: ...` (no traceback)."""
     try:
         return check(*args)
     except ConfigError as err:
         sys.exit(f"lskd: config error: {err}")
+    except LskdError as err:
+        sys.exit(f"lskd: {err}")
+
+
+def check_writable(dirs: Sequence[str | Path]) -> None:
+    """Each directory the workflow writes (`lskd.plan.paths.OUTPUT_DIRS`), or the
+    nearest existing folder above it, must be a directory this user may write:
+    checked when a real run starts, so that a read-only `results/` stops Snakemake
+    with one line before any job rather than failing its first one."""
+    for out in map(Path, dirs):
+        probe = out
+        while not probe.exists() and probe.parent != probe:
+            probe = probe.parent
+        if not probe.is_dir():
+            raise OutputError(f"{probe}: not a directory; the workflow writes {out}/")
+        if not os.access(probe, os.W_OK | os.X_OK):
+            raise OutputError(
+                f"{probe}: not writable by this user; the workflow writes {out}/ "
+                "(make it writable, or run in another directory with --directory)"
+            )
 
 
 def check_config_file(path: str | Path) -> None:

@@ -28,6 +28,9 @@ RESULTS = "results"
 TABLES = f"{RESULTS}/tables"
 FIGURES = f"{RESULTS}/figures"
 DATA = "resources/data"
+# Every directory the workflow writes below its working directory (the rules' log:
+# and benchmark: files go to logs/ and benchmarks/).
+OUTPUT_DIRS = (RESULTS, "resources", "logs", "benchmarks")
 
 # Image runs: the task's directory, a teacher in it, a student in its teacher's.
 TASK_DIR = f"{RESULTS}/{{task}}"
