@@ -346,3 +346,39 @@ def test_claims_and_diffusion_outputs(demo_run, snakemake_bin):
         assert separation > 0
     png = demo_run / f"results/figures/diffusion_{PAIR}.png"
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_landing_page_order(tmp_path):
+    """workflow/report/workflow.rst rendered as Snakemake's report renders it (Jinja
+    with its options, then docutils): the style that keeps the page's top in view,
+    then each pair's Δ answer, then Table 5's, then the detailed summaries, then the
+    text; the config's method lists as names."""
+    from docutils.core import publish_parts
+    from jinja2 import Environment
+
+    parts = {
+        "fmnist_mlp512-mlp512_n30_delta_headline.html": "ANSWER-IMAGES",
+        "table5_libreoffice_headline.html": "ANSWER-TABLE5",
+        "fmnist_mlp512-mlp512_n30_delta_summary.html": "SUMMARY",
+        "fmnist_mlp512-mlp512_n30_delta.html": "DELTA-TABLE",
+    }
+    files = []
+    for name, text in parts.items():
+        (tmp_path / name).write_text(f"<p>{text}</p>", encoding="utf-8")
+        files.append(type("Res", (), {"target": f"results/tables/{name}"}))
+        files[-1].path = str(tmp_path / name)
+
+    class Snakemake:
+        config = validate_config(yaml.safe_load(TEST_CONFIG.read_text()))
+
+    template = (REPO / "workflow" / "report" / "workflow.rst").read_text()
+    rst = Environment(trim_blocks=True, lstrip_blocks=True).from_string(template)
+    html = publish_parts(
+        rst.render(snakemake=Snakemake, files=files[::-1]), writer_name="html"
+    )["html_body"]
+    order = ["align-items: flex-start", "ANSWER-IMAGES", "ANSWER-TABLE5", "SUMMARY"]
+    assert [html.index(k) for k in order] == sorted(html.index(k) for k in order)
+    assert html.index("SUMMARY") < html.index("lskd reproduces")
+    assert "DELTA-TABLE" not in html  # tables are report items, not on this page
+    assert "with the regularizers\n<tt class=\"docutils literal\">maxsup</tt>" in html
+    assert "maxsup" in html and "{'name'" not in html and "[0.0" not in html
