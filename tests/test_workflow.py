@@ -380,5 +380,5 @@ def test_landing_page_order(tmp_path):
     assert [html.index(k) for k in order] == sorted(html.index(k) for k in order)
     assert html.index("SUMMARY") < html.index("lskd reproduces")
     assert "DELTA-TABLE" not in html  # tables are report items, not on this page
-    assert "with the regularizers\n<tt class=\"docutils literal\">maxsup</tt>" in html
+    assert 'with the regularizers\n<tt class="docutils literal">maxsup</tt>' in html
     assert "maxsup" in html and "{'name'" not in html and "[0.0" not in html
