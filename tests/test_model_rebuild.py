@@ -90,6 +90,21 @@ def test_a_dry_run_moves_no_damaged_model(tmp_path, monkeypatch, capsys):
     assert not cut.with_name("model.pt.damaged").exists()
 
 
+def test_nmt_models_are_final_targets_too():
+    """Table 5's teachers and students are checked as the image runs are."""
+    config = validate_config(
+        yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    )
+    grid = Grid(config)
+    nmt = [m for m in grid_models(grid) if "/nmt_" in m]
+    pairs, temps = grid.nmt_pairs, grid.temps
+    assert len(nmt) == len(pairs) * len(grid.nmt_alphas) * (1 + len(temps))
+    assert (
+        "results/nmt_libreoffice_en_de/teacher_transformer_a0.1_s0/"
+        "student_transformer_T64_s0/model.pt"
+    ) in nmt
+
+
 def test_end_of_run_names_the_runs_at_chance(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     config = _config()

@@ -128,6 +128,7 @@ def test_prepare_teacher_student_bleu_table(tmp_path):
         assert run["train"]["tokens_per_s"] > 0
         assert run["untranslated"] == 0 and len(hyps) == len(refs) == 40
         assert run["versions"]["lskd"] == lskd.__version__  # provenance of the run
+        assert run["model_sha256"] == checkpoint.sha256(out.with_name("model.pt"))
     assert metrics[1]["T"] == 2.0 and metrics[1]["train"]["kd"] == KD
 
     table = write_nmt_table(outs, *(tmp_path / f"t.{e}" for e in ("csv", "md", "tex")))

@@ -262,6 +262,7 @@ def score(
             generate=gen,
             fairseq_generate=["fairseq-generate", *argv],
             train=train,
+            model_sha256=checkpoint.sha256(model),  # lskd.plan.models checks it
         )
         write_json(dest, metrics)
         log.info("%s: BLEU %.2f (%s)", model, score["bleu"], score["signature"])

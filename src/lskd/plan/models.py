@@ -1,7 +1,8 @@
-"""The model files of finished runs, checked at parse time: a run whose `metrics.json`
-exists but whose `model.pt` is missing, or no longer has the sha256 its metrics.json
-records (`model_sha256`; the damaged file is set aside), is planned again with
-everything that depends on it: every run's model file is a final target (`rule all`).
+"""The model files of finished runs (image and NMT), checked at parse time: a run
+whose `metrics.json` exists but whose `model.pt` is missing, or no longer has the
+sha256 its metrics.json records (`model_sha256`; the damaged file is set aside), is
+planned again with everything that depends on it: every run's model file is a final
+target (`rule all`).
 
 Digests are cached by (size, mtime) in `.snakemake/lskd/model_sha256.json`, so a
 model file is hashed once, and again only when it is rewritten or truncated.
@@ -52,9 +53,11 @@ def rebuild_hint(err: Exception) -> str:
 
 
 def grid_models(grid: Grid) -> list[str]:
-    """The model.pt of every teacher and student run of the grid's image tasks."""
+    """The model.pt of every teacher and student run of the grid: its image tasks'
+    and Table 5's (an NMT run's metrics.json, written when it is scored, records the
+    digest of the model it scored)."""
     runs = {path for w in grid.pairs() for path in grid.pair_runs(w, MODEL)}
-    return sorted(runs)
+    return sorted(runs | set(grid.nmt_runs(MODEL)))
 
 
 def stale_models(grid: Grid, cache: Path = CACHE) -> list[tuple[str, str]]:
