@@ -457,3 +457,9 @@ def test_table5_answer_sentence_from_paired_seeds():
     )
     assert "made no clear difference at T = 64 (+0.00 BLEU" in sentence
     assert sentence.endswith("the paper's advice holds on this run.")
+    one_seed = [r for r in runs if r["seed"] == 0]  # the demo's case: no interval
+    (sentence,) = nmt_headline(
+        [parse_bleu_run(r, f"r{i}") for i, r in enumerate(one_seed)]
+    )
+    assert "changed BLEU by +1.00 at T = 1 (one seed, no interval)" in sentence
+    assert sentence.endswith("this run cannot tell whether the paper's advice holds.")

@@ -675,10 +675,8 @@ def effect(est: Estimate, T: float, unit: str = "points", score: str = "top-1") 
     if est.n == 0:
         return f"could not be compared at T = {t_text(T)} (no seed has both students)"
     if not est.has_interval:
-        return (
-            f"changed {score} by {est.mean:+.2f} {unit} at T = {t_text(T)} (one seed, "
-            "no interval)"
-        )
+        amount = f"{est.mean:+.2f}" + ("" if unit == score else f" {unit}")
+        return f"changed {score} by {amount} at T = {t_text(T)} (one seed, no interval)"
     numbers = f"{est.mean:+.2f} {unit}, 95 % interval {est.low:+.2f} to {est.high:+.2f}"
     if est.low > 0:
         word = "helped"
