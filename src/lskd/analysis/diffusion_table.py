@@ -280,7 +280,15 @@ def plot(frame: pd.DataFrame, title: str, out_png: Path) -> None:
         if temps:
             temperature_axis(ax, temps, zero_line=False)
         ax.set_title(PLOTTED[name], fontsize=10)
-    axes[0].legend(title="students; teacher dashed", fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(  # below the panels: with several objectives it would cover one
+        handles,
+        labels,
+        title="students; teacher dashed",
+        loc="outside lower center",
+        ncols=min(3, max(1, len(labels))),
+        fontsize=8,
+    )
     note = f"; {CHANCE_MARK}: a run at chance level" if chance else ""
     fig.suptitle(f"{title} (error bars: 95 % interval over seeds{note})", fontsize=10)
     save_png(fig, out_png)
