@@ -729,17 +729,25 @@ def headline(rows: Sequence[DeltaRow]) -> list[str]:
     return sentences
 
 
-def headline_html(pair: PairRuns, sentences: Sequence[str], png: Path) -> str:
-    """The report's first screen for one pair: its sentences above its Δ figure
-    (embedded, so the fragment stands alone)."""
-    data = base64.b64encode(Path(png).read_bytes()).decode("ascii")
+def headline_html(
+    sentences: Sequence[str], title: str | None = None, png: Path | None = None
+) -> str:
+    """A fragment of the report's first screen: a title, the sentences and a figure
+    (embedded, so the fragment stands alone); the Δ answers of a pair
+    (`write_delta`) and Table 5's (`lskd.nmt.table`)."""
     items = "".join(f"<li>{html.escape(s)}</li>" for s in sentences)
-    return (
-        '<meta charset="utf-8">\n<div class="lskd-headline">\n'
-        f"<p><strong>{html.escape(pair.title)}</strong></p>\n<ul>{items}</ul>\n"
-        f'<img src="data:image/png;base64,{data}" style="max-width:100%" '
-        f'alt="Δ(T) of {html.escape(pair.title)}">\n</div>\n'
-    )
+    text = '<meta charset="utf-8">\n<div class="lskd-headline">\n'
+    if title is not None:
+        text += f"<p><strong>{html.escape(title)}</strong></p>\n"
+    text += f"<ul>{items}</ul>\n"
+    if png is not None:
+        data = base64.b64encode(Path(png).read_bytes()).decode("ascii")
+        alt = f"Δ(T) of {title}" if title else "figure"
+        text += (
+            f'<img src="data:image/png;base64,{data}" style="max-width:100%" '
+            f'alt="{html.escape(alt)}">\n'
+        )
+    return text + "</div>\n"
 
 
 def summary_markdown(blocks: Sequence[tuple[str, Any]]) -> str:
@@ -810,7 +818,7 @@ def write_delta(
     _write_text(summary_md, summary_markdown(blocks))
     _write_text(summary_html_path, summary_html(blocks))
     sentences = headline(rows)
-    _write_text(headline_path, headline_html(pair, sentences, Path(out_png)))
+    _write_text(headline_path, headline_html(sentences, pair.title, Path(out_png)))
     for sentence in sentences:
         log.info("%s", sentence)
     log.info("wrote %s and more from %d runs", out_csv, len(paths))

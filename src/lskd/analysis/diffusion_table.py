@@ -210,20 +210,16 @@ def shown(frame: pd.DataFrame) -> pd.DataFrame:
     keys = _ordered(ests)
     chance = chance_cells(frame)
 
-    def marked(text: str, key: tuple) -> str:
-        return f"{text} {CHANCE_MARK}" if key in chance else text
+    def index_of(key: tuple) -> tuple[str, str, str, str]:
+        role, reg, obj, T = key
+        mark = f" {CHANCE_MARK}" if key in chance else ""
+        students = "–" if obj is None else obj.label
+        if T is None:  # a teacher: the mark after its label
+            return (role, reg.label + mark, students, "–")
+        return (role, reg.label, students, t_text(T) + mark)
 
     index = pd.MultiIndex.from_tuples(
-        [
-            (
-                role,
-                marked(reg.label, key) if T is None else reg.label,
-                "–" if obj is None else obj.label,
-                "–" if T is None else marked(t_text(T), key),
-            )
-            for key in keys
-            for role, reg, obj, T in [key]
-        ],
+        [index_of(key) for key in keys],
         names=["role", "teacher", "students", "T"],
     )
     out = pd.DataFrame(index=index)

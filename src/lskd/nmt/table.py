@@ -14,7 +14,6 @@ lskd.analysis.tables.
 
 from __future__ import annotations
 
-import html
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -273,10 +272,9 @@ def write_nmt_table(
         table, caption, "tab:table5-nmt", out_csv, out_md, out_tex, out_html
     )
     if out_headline is not None:
-        items = "".join(f"<li>{html.escape(s)}</li>" for s in nmt_headline(runs))
-        text = '<meta charset="utf-8">\n<div class="lskd-headline">'
-        text += f"<ul>{items}</ul></div>\n"
+        from lskd.analysis.delta import headline_html
+
         with atomic_path(Path(out_headline)) as tmp:
-            tmp.write_text(text, encoding="utf-8")
+            tmp.write_text(headline_html(nmt_headline(runs)), encoding="utf-8")
     log.info("wrote %s and more from %d runs", out_csv, len(runs))
     return table
